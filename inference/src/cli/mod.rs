@@ -1,0 +1,39 @@
+//! Command-line front end. Each subcommand lives in its own module.
+
+mod generate;
+mod model_args;
+mod perplexity;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "gemma3", version, about = "Run and score Gemma 3 models on Candle")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Continue a prompt.
+    Generate(generate::Args),
+    /// Score a text: per-token log-probabilities and perplexity.
+    Perplexity(perplexity::Args),
+}
+
+pub fn run() -> Result<()> {
+    match Cli::parse().command {
+        Command::Generate(args) => generate::run(args),
+        Command::Perplexity(args) => perplexity::run(args),
+    }
+}
+
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GEMMA3_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,102 @@
+//! Device and dtype selection from user-facing names.
+
+use std::str::FromStr;
+
+use candle_core::{DType, Device};
+
+use crate::error::{Error, Result};
+
+/// A backend request: `auto`, `cpu`, `cuda[:N]` or `metal[:N]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceChoice {
+    Auto,
+    Cpu,
+    Cuda(usize),
+    Metal(usize),
+}
+
+impl FromStr for DeviceChoice {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let (name, ordinal) = match s.split_once(':') {
+            Some((n, i)) => {
+                let i = i.parse().map_err(|_| {
+                    Error::Invalid(format!("device `{s}`: `{i}` is not a device number"))
+                })?;
+                (n, Some(i))
+            }
+            None => (s, None),
+        };
+        match (name, ordinal) {
+            ("auto", None) => Ok(Self::Auto),
+            ("cpu", None) => Ok(Self::Cpu),
+            ("cuda", i) => Ok(Self::Cuda(i.unwrap_or(0))),
+            ("metal", i) => Ok(Self::Metal(i.unwrap_or(0))),
+            _ => Err(Error::Invalid(format!(
+                "unknown device `{s}`; use auto, cpu, cuda, cuda:N, metal or metal:N"
+            ))),
+        }
+    }
+}
+
+impl DeviceChoice {
+    /// Opens the device. `Auto` takes the first of CUDA, Metal and CPU that opens.
+    pub fn open(self) -> Result<Device> {
+        match self {
+            Self::Cpu => Ok(Device::Cpu),
+            Self::Cuda(i) => Device::new_cuda(i).map_err(|e| unavailable("cuda", i, "cuda", e)),
+            Self::Metal(i) => Device::new_metal(i).map_err(|e| unavailable("metal", i, "metal", e)),
+            Self::Auto => Ok(Self::Cuda(0)
+                .open()
+                .or_else(|_| Self::Metal(0).open())
+                .unwrap_or(Device::Cpu)),
+        }
+    }
+}
+
+fn unavailable(name: &str, i: usize, feature: &str, e: candle_core::Error) -> Error {
+    let compiled = match name {
+        "cuda" => cfg!(feature = "cuda"),
+        _ => cfg!(feature = "metal"),
+    };
+    if compiled {
+        Error::Invalid(format!("cannot open {name}:{i}: {e}"))
+    } else {
+        Error::Invalid(format!(
+            "this binary was built without {name}; rebuild with `--features {feature}` (it enables {name} on candle-core and candle-nn together)"
+        ))
+    }
+}
+
+/// A dtype request: `auto` or a float dtype name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DTypeChoice {
+    Auto,
+    Exact(DType),
+}
+
+impl FromStr for DTypeChoice {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "f32" => Ok(Self::Exact(DType::F32)),
+            "bf16" => Ok(Self::Exact(DType::BF16)),
+            "f16" => Ok(Self::Exact(DType::F16)),
+            _ => Err(Error::Invalid(format!("unknown dtype `{s}`; use auto, f32, bf16 or f16"))),
+        }
+    }
+}
+
+impl DTypeChoice {
+    /// `Auto` is f32 on the CPU and bf16 on accelerators.
+    pub fn resolve(self, device: &Device) -> DType {
+        match self {
+            Self::Exact(d) => d,
+            Self::Auto if device.is_cpu() => DType::F32,
+            Self::Auto => DType::BF16,
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! The library's error type. Every variant says what went wrong and, where it can, what to do.
+
+use std::path::PathBuf;
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{} is not valid JSON: {source}", path.display())]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    #[error("config.json: field `{field}` {problem}")]
+    ConfigField { field: String, problem: String },
+
+    #[error(
+        "config.json: unsupported model_type `{found}`; this engine runs Gemma 3 (`gemma3_text` or `gemma3`)"
+    )]
+    UnknownModelType { found: String },
+
+    #[error("{}: not a valid safetensors file ({reason}); re-download it or regenerate the checkpoint", path.display())]
+    CorruptWeights { path: PathBuf, reason: String },
+
+    #[error("weights: tensor `{name}` is missing from the checkpoint (looked in {})", files.join(", "))]
+    MissingTensor { name: String, files: Vec<String> },
+
+    #[error("weights: tensor `{name}` has shape {found:?}, but config.json implies {expected:?}")]
+    TensorShape {
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+
+    #[error("tokenizer {}: {message}", path.display())]
+    Tokenizer { path: PathBuf, message: String },
+
+    #[error(
+        "the sequence needs {needed} positions but the model's context holds {max} (max_position_embeddings); shorten the input"
+    )]
+    ContextOverflow { needed: usize, max: usize },
+
+    #[error("{0}")]
+    Invalid(String),
+
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn field(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self::ConfigField {
+            field: field.into(),
+            problem: problem.into(),
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! Gemma 3 on Candle, written on a traced op vocabulary.
+//!
+//! - [`config`] reads every Hub spelling of Gemma 3's `config.json`.
+//! - [`weights`] memory-maps safetensors checkpoints.
+//! - [`ops`] is the op vocabulary: the only code that launches Candle kernels.
+//! - [`model`] is the forward pass, following transformers' Gemma 3.
+//! - [`checkpoint`] finds and loads a checkpoint directory with its tokenizer.
+//! - [`scoring`] and [`generation`] turn logits into log-probs and tokens.
+
+pub mod checkpoint;
+pub mod config;
+pub mod device;
+pub mod error;
+pub mod generation;
+pub mod model;
+pub mod ops;
+pub mod scoring;
+pub mod tokenizer;
+pub mod weights;
+
+pub use error::{Error, Result};

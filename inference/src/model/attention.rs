@@ -1,0 +1,94 @@
+//! Grouped-query self-attention with q/k norms, RoPE and a KV cache.
+
+use candle_core::{DType, Tensor};
+
+use super::linear::Linear;
+use super::norm::RmsNorm;
+use crate::config::TextConfig;
+use crate::error::Result;
+use crate::model::kv_cache::KvCache;
+use crate::ops;
+use crate::weights::Weights;
+
+pub struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
+    q_norm: RmsNorm,
+    k_norm: RmsNorm,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    scale: f64,
+}
+
+/// Per-call inputs shared by every layer of one kind.
+pub struct AttentionInputs<'a> {
+    pub cos: &'a Tensor,
+    pub sin: &'a Tensor,
+    pub mask: Option<&'a Tensor>,
+}
+
+impl Attention {
+    pub fn load(weights: &Weights, prefix: &str, cfg: &TextConfig) -> Result<Self> {
+        let (h, d) = (cfg.hidden_size, cfg.head_dim);
+        let (nq, nkv) = (cfg.num_attention_heads, cfg.num_key_value_heads);
+        let name = |s: &str| format!("{prefix}.{s}");
+        Ok(Self {
+            q_proj: Linear::load(weights, &name("q_proj.weight"), nq * d, h)?,
+            k_proj: Linear::load(weights, &name("k_proj.weight"), nkv * d, h)?,
+            v_proj: Linear::load(weights, &name("v_proj.weight"), nkv * d, h)?,
+            o_proj: Linear::load(weights, &name("o_proj.weight"), h, nq * d)?,
+            q_norm: RmsNorm::load(weights, &name("q_norm.weight"), d, cfg.rms_norm_eps)?,
+            k_norm: RmsNorm::load(weights, &name("k_norm.weight"), d, cfg.rms_norm_eps)?,
+            heads: nq,
+            kv_heads: nkv,
+            head_dim: d,
+            scale: cfg.query_pre_attn_scalar.powf(-0.5),
+        })
+    }
+
+    /// `(b, t, heads * d)` projections to normalised, rotated `(b, heads, t, d)`.
+    fn heads_of(&self, x: &Tensor, heads: usize, norm: Option<&RmsNorm>) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let mut y = x.reshape((b, t, heads, self.head_dim))?;
+        if let Some(norm) = norm {
+            y = norm.forward(&y)?;
+        }
+        ops::contiguous(&y.transpose(1, 2)?)
+    }
+
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        layer: usize,
+        cache: &mut KvCache,
+        inputs: &AttentionInputs,
+    ) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let q = self.heads_of(&self.q_proj.forward(x)?, self.heads, Some(&self.q_norm))?;
+        let k = self.heads_of(&self.k_proj.forward(x)?, self.kv_heads, Some(&self.k_norm))?;
+        let v = self.heads_of(&self.v_proj.forward(x)?, self.kv_heads, None)?;
+        let q = ops::rope(&q, inputs.cos, inputs.sin)?;
+        let k = ops::rope(&k, inputs.cos, inputs.sin)?;
+        let kv = cache.append(layer, k, v)?;
+        let tk = kv.k.dim(2)?;
+
+        // Grouped queries share their kv head: fold the group into the row dim of one matmul
+        // instead of copying keys and values per query head.
+        let groups = self.heads / self.kv_heads;
+        let q = ops::affine(&q, self.scale, 0.0)?.reshape((b, self.kv_heads, groups * t, self.head_dim))?;
+        let scores = ops::matmul(&q, &kv.k.t()?)?.reshape((b, self.heads, t, tk))?;
+        let scores = match inputs.mask {
+            Some(mask) => ops::broadcast_add(&scores, mask)?,
+            None => scores,
+        };
+        let dtype = scores.dtype();
+        let probs = ops::cast(&ops::softmax_last_dim(&ops::cast(&scores, DType::F32)?)?, dtype)?;
+        let probs = probs.reshape((b, self.kv_heads, groups * t, tk))?;
+        let out = ops::matmul(&probs, &kv.v)?.reshape((b, self.heads, t, self.head_dim))?;
+        let out = ops::contiguous(&out.transpose(1, 2)?)?.reshape((b, t, self.heads * self.head_dim))?;
+        self.o_proj.forward(&out)
+    }
+}

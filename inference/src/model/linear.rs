@@ -1,0 +1,32 @@
+//! A bias-free linear layer on the op vocabulary.
+
+use candle_core::Tensor;
+
+use crate::error::Result;
+use crate::ops;
+use crate::weights::Weights;
+
+pub struct Linear {
+    /// `(out, in)`, as stored in the checkpoint.
+    weight: Tensor,
+}
+
+impl Linear {
+    pub fn load(weights: &Weights, name: &str, out_dim: usize, in_dim: usize) -> Result<Self> {
+        Ok(Self::new(weights.get(name, &[out_dim, in_dim])?))
+    }
+
+    pub fn new(weight: Tensor) -> Self {
+        Self { weight }
+    }
+
+    /// `x @ W^T` for contiguous `x` of shape `(..., in)`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut dims = x.dims().to_vec();
+        let in_dim = dims.pop().unwrap_or(1);
+        let rows: usize = dims.iter().product();
+        let y = ops::matmul(&x.reshape((rows, in_dim))?, &self.weight.t()?)?;
+        dims.push(self.weight.dim(0)?);
+        Ok(y.reshape(dims)?)
+    }
+}

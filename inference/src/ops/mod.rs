@@ -1,0 +1,214 @@
+//! The op vocabulary: every kernel-launching tensor operation of the model goes through here.
+//!
+//! Candle keeps a tensor's producing op private, so nothing outside Candle can walk its graph.
+//! Routing each kernel launch through [`Op::call`] makes the model's op set visible: while a
+//! [`trace`] is active each call is recorded with its real inputs, and the op-matrix replays
+//! the very same [`Op::apply`] on every backend. View operations (reshape, transpose, narrow,
+//! broadcast) launch no kernel and are not ops. `inference/clippy.toml` forbids the rest of
+//! the crate from calling Candle's kernel methods directly.
+#![allow(clippy::disallowed_methods)]
+
+mod dtype_name;
+pub mod trace;
+
+use std::fmt;
+
+use candle_core::{DType, Tensor, D};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// One kernel-launching operation and its parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// `a @ b`, batched over leading dims.
+    Matmul,
+    /// Element-wise `a + b` of equal shapes.
+    Add,
+    /// Element-wise `a * b` of equal shapes.
+    Mul,
+    /// `a + b` with `b` broadcast to `a`'s shape.
+    BroadcastAdd,
+    /// `x * mul + add`.
+    Affine { mul: f64, add: f64 },
+    /// GELU, tanh approximation (`gelu_pytorch_tanh`).
+    GeluTanh,
+    Tanh,
+    /// Dtype conversion.
+    Cast {
+        #[serde(with = "dtype_name")]
+        to: DType,
+    },
+    /// Copy a strided view into a fresh contiguous buffer.
+    Contiguous,
+    /// Concatenate all inputs along `dim`.
+    Cat { dim: usize },
+    /// Gather rows of the first input at the u32 indices of the second.
+    IndexSelect { dim: usize },
+    /// candle-nn custom op `rms-norm`: `x / sqrt(mean(x^2) + eps) * alpha` over the last dim.
+    RmsNorm { eps: f32 },
+    /// candle-nn custom op `rotary-emb`: rotate-half RoPE of `(b, h, t, d)` by `(t, d/2)` tables.
+    Rope,
+    /// candle-nn custom op `softmax-last-dim`.
+    SoftmaxLastDim,
+}
+
+impl Op {
+    /// How many tensor inputs the op takes; `None` for variadic ops.
+    pub fn arity(&self) -> Option<usize> {
+        match self {
+            Op::Affine { .. } | Op::GeluTanh | Op::Tanh | Op::Cast { .. } => Some(1),
+            Op::Contiguous | Op::SoftmaxLastDim => Some(1),
+            Op::Matmul | Op::Add | Op::Mul | Op::BroadcastAdd => Some(2),
+            Op::IndexSelect { .. } | Op::RmsNorm { .. } => Some(2),
+            Op::Rope => Some(3),
+            Op::Cat { .. } => None,
+        }
+    }
+
+    /// The op's name as a stable identifier (reports, expected-failure lists).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Matmul => "matmul",
+            Op::Add => "add",
+            Op::Mul => "mul",
+            Op::BroadcastAdd => "broadcast_add",
+            Op::Affine { .. } => "affine",
+            Op::GeluTanh => "gelu_tanh",
+            Op::Tanh => "tanh",
+            Op::Cast { .. } => "cast",
+            Op::Contiguous => "contiguous",
+            Op::Cat { .. } => "cat",
+            Op::IndexSelect { .. } => "index_select",
+            Op::RmsNorm { .. } => "rms_norm",
+            Op::Rope => "rope",
+            Op::SoftmaxLastDim => "softmax_last_dim",
+        }
+    }
+
+    /// Runs the op. This is the only place in the crate that launches Candle kernels.
+    pub fn apply(&self, xs: &[&Tensor]) -> Result<Tensor> {
+        if let Some(n) = self.arity() {
+            if xs.len() != n {
+                return Err(Error::Invalid(format!(
+                    "op {self} takes {n} inputs, got {}",
+                    xs.len()
+                )));
+            }
+        } else if xs.is_empty() {
+            return Err(Error::Invalid(format!("op {self} takes at least one input")));
+        }
+        let out = match self {
+            Op::Matmul => xs[0].matmul(xs[1]),
+            Op::Add => xs[0].add(xs[1]),
+            Op::Mul => xs[0].mul(xs[1]),
+            Op::BroadcastAdd => xs[0].broadcast_add(xs[1]),
+            Op::Affine { mul, add } => xs[0].affine(*mul, *add),
+            Op::GeluTanh => xs[0].gelu(),
+            Op::Tanh => xs[0].tanh(),
+            Op::Cast { to } => xs[0].to_dtype(*to),
+            Op::Contiguous => xs[0].force_contiguous(),
+            Op::Cat { dim } => Tensor::cat(xs, *dim),
+            Op::IndexSelect { dim } => xs[0].index_select(xs[1], *dim),
+            Op::RmsNorm { eps } => candle_nn::ops::rms_norm(xs[0], xs[1], *eps),
+            Op::Rope => candle_nn::rotary_emb::rope(xs[0], xs[1], xs[2]),
+            Op::SoftmaxLastDim => candle_nn::ops::softmax_last_dim(xs[0]),
+        }?;
+        Ok(out)
+    }
+
+    /// Runs the op and records it when a trace is active. Calls that would launch no kernel
+    /// (a cast to the same dtype, `contiguous` of a contiguous tensor) return the input as is.
+    pub fn call(&self, xs: &[&Tensor]) -> Result<Tensor> {
+        if self.is_noop(xs) {
+            return Ok(xs[0].clone());
+        }
+        let out = self.apply(xs)?;
+        trace::record(self, xs, &out);
+        Ok(out)
+    }
+
+    fn is_noop(&self, xs: &[&Tensor]) -> bool {
+        match self {
+            Op::Cast { to } => xs.len() == 1 && xs[0].dtype() == *to,
+            Op::Contiguous => xs.len() == 1 && xs[0].is_contiguous(),
+            Op::Cat { .. } => xs.len() == 1,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Op::Affine { mul, add } => write!(f, "affine(mul={mul},add={add})"),
+            Op::Cast { to } => write!(f, "cast(to={})", to.as_str()),
+            Op::Cat { dim } => write!(f, "cat(dim={dim})"),
+            Op::IndexSelect { dim } => write!(f, "index_select(dim={dim})"),
+            Op::RmsNorm { eps } => write!(f, "rms_norm(eps={eps})"),
+            op => f.write_str(op.name()),
+        }
+    }
+}
+
+pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    Op::Matmul.call(&[a, b])
+}
+
+pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    Op::Add.call(&[a, b])
+}
+
+pub fn mul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    Op::Mul.call(&[a, b])
+}
+
+pub fn broadcast_add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    Op::BroadcastAdd.call(&[a, b])
+}
+
+pub fn affine(x: &Tensor, mul: f64, add: f64) -> Result<Tensor> {
+    Op::Affine { mul, add }.call(&[x])
+}
+
+pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
+    Op::GeluTanh.call(&[x])
+}
+
+pub fn tanh(x: &Tensor) -> Result<Tensor> {
+    Op::Tanh.call(&[x])
+}
+
+pub fn cast(x: &Tensor, to: DType) -> Result<Tensor> {
+    Op::Cast { to }.call(&[x])
+}
+
+pub fn contiguous(x: &Tensor) -> Result<Tensor> {
+    Op::Contiguous.call(&[x])
+}
+
+pub fn cat(xs: &[&Tensor], dim: usize) -> Result<Tensor> {
+    Op::Cat { dim }.call(xs)
+}
+
+pub fn index_select(x: &Tensor, ids: &Tensor, dim: usize) -> Result<Tensor> {
+    Op::IndexSelect { dim }.call(&[x, ids])
+}
+
+pub fn rms_norm(x: &Tensor, alpha: &Tensor, eps: f32) -> Result<Tensor> {
+    Op::RmsNorm { eps }.call(&[x, alpha])
+}
+
+pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    Op::Rope.call(&[x, cos, sin])
+}
+
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    Op::SoftmaxLastDim.call(&[x])
+}
+
+/// The last-dim index, for callers that need it without importing Candle's `D`.
+pub fn last_dim(x: &Tensor) -> Result<usize> {
+    Ok(x.dim(D::Minus1)?)
+}

@@ -1,0 +1,50 @@
+//! Log-probabilities and perplexity of a token sequence.
+
+use candle_core::Tensor;
+
+use crate::error::{Error, Result};
+use crate::model::{Gemma3, Logits};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scores {
+    /// Natural-log probability of each token after the first, given the ones before it.
+    pub logprobs: Vec<f64>,
+    pub perplexity: f64,
+}
+
+/// Scores `tokens` in one forward pass.
+pub fn score(model: &Gemma3, tokens: &[u32]) -> Result<Scores> {
+    if tokens.len() < 2 {
+        return Err(Error::Invalid(
+            "scoring needs at least two tokens (one to condition on, one to predict)".into(),
+        ));
+    }
+    let mut cache = model.new_cache();
+    let logits = model.forward(tokens, &mut cache, Logits::All)?;
+    let logprobs = logprobs_of_next(&logits, tokens)?;
+    Ok(Scores {
+        perplexity: perplexity(&logprobs),
+        logprobs,
+    })
+}
+
+/// For row i of `logits` (positions, vocab), the log-probability of `tokens[i + 1]`, in f64.
+pub fn logprobs_of_next(logits: &Tensor, tokens: &[u32]) -> Result<Vec<f64>> {
+    let rows = logits.to_vec2::<f32>()?;
+    Ok(rows
+        .iter()
+        .zip(&tokens[1..])
+        .map(|(row, &next)| log_softmax_at(row, next as usize))
+        .collect())
+}
+
+pub fn log_softmax_at(row: &[f32], index: usize) -> f64 {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let sum: f64 = row.iter().map(|&x| (x as f64 - max).exp()).sum();
+    row[index] as f64 - max - sum.ln()
+}
+
+pub fn perplexity(logprobs: &[f64]) -> f64 {
+    let mean = logprobs.iter().sum::<f64>() / logprobs.len() as f64;
+    (-mean).exp()
+}
