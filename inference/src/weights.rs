@@ -89,7 +89,7 @@ impl Weights {
                 found: view.shape().to_vec(),
             });
         }
-        let tensor = self.st.load(full, &self.device)?;
+        let tensor = ops::source(self.st.load(full, &self.device)?);
         ops::cast(&tensor, self.dtype)
     }
 

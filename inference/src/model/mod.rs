@@ -108,7 +108,7 @@ impl Gemma3 {
                 self.cfg.vocab_size
             )));
         }
-        let ids = Tensor::new(tokens, &self.device)?;
+        let ids = ops::source(Tensor::new(tokens, &self.device)?);
         let x = ops::index_select(&self.embed, &ids, 0)?;
         let mut x = ops::affine(&x, self.embed_scale, 0.0)?.unsqueeze(0)?;
 
@@ -155,10 +155,8 @@ impl Gemma3 {
         let mask = mask::attention_mask(
             kind,
             self.cfg.sliding_window,
-            start,
-            t,
-            k_start,
-            start + t - k_start,
+            start..start + t,
+            k_start..start + t,
             &self.device,
             self.dtype,
         )?;
@@ -191,3 +189,4 @@ fn round_to(dtype: DType, x: f64) -> f64 {
         _ => x,
     }
 }
+

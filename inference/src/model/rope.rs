@@ -36,7 +36,7 @@ impl RopeTables {
             }
         }
         let to = |v: Vec<f32>| -> Result<Tensor> {
-            let t = Tensor::from_vec(v, (len, half), &Device::Cpu)?.to_device(device)?;
+            let t = ops::source(Tensor::from_vec(v, (len, half), &Device::Cpu)?.to_device(device)?);
             ops::cast(&t, dtype)
         };
         Ok((to(cos)?, to(sin)?))

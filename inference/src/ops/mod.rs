@@ -152,6 +152,13 @@ impl fmt::Display for Op {
     }
 }
 
+/// Marks a tensor that enters the graph from the host (weights, token ids, tables, masks), so
+/// that a trace can tell it from the output of a kernel launched outside the vocabulary.
+pub fn source(t: Tensor) -> Tensor {
+    trace::record_source(&t);
+    t
+}
+
 pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     Op::Matmul.call(&[a, b])
 }
