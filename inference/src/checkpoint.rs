@@ -39,7 +39,12 @@ impl Checkpoint {
     }
 
     pub fn weights(&self, device: &Device, dtype: DType) -> Result<Weights> {
-        Weights::open(&self.weight_files, &self.config.weight_prefix, device, dtype)
+        Weights::open(
+            &self.weight_files,
+            &self.config.weight_prefix,
+            device,
+            dtype,
+        )
     }
 
     pub fn load_model(&self, device: &Device, dtype: DType) -> Result<Gemma3> {

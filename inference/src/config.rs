@@ -65,9 +65,9 @@ pub struct ModelConfig {
 impl ModelConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let value: Value = serde_json::from_str(&text).map_err(|source| Error::Json {
+        let value: Value = serde_json::from_str(&text).map_err(|cause| Error::Json {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         Self::from_json(&value)
     }
@@ -79,7 +79,12 @@ impl ModelConfig {
         let model_type = root
             .get("model_type")
             .and_then(Value::as_str)
-            .ok_or_else(|| Error::field("model_type", "is missing; expected `gemma3_text` or `gemma3`"))?;
+            .ok_or_else(|| {
+                Error::field(
+                    "model_type",
+                    "is missing; expected `gemma3_text` or `gemma3`",
+                )
+            })?;
         match model_type {
             "gemma3_text" => Ok(Self {
                 text: TextConfig::from_map(root, "")?,
@@ -92,7 +97,10 @@ impl ModelConfig {
                     .get("text_config")
                     .and_then(Value::as_object)
                     .ok_or_else(|| {
-                        Error::field("text_config", "is missing; a `gemma3` config nests the language model there")
+                        Error::field(
+                            "text_config",
+                            "is missing; a `gemma3` config nests the language model there",
+                        )
                     })?;
                 Ok(Self {
                     text: TextConfig::from_map(text, "text_config.")?,
@@ -130,7 +138,12 @@ impl Fields<'_> {
                 .as_u64()
                 .and_then(|n| usize::try_from(n).ok())
                 .filter(|&n| n > 0)
-                .ok_or_else(|| Error::field(self.name(key), format!("must be a positive integer, found {v}"))),
+                .ok_or_else(|| {
+                    Error::field(
+                        self.name(key),
+                        format!("must be a positive integer, found {v}"),
+                    )
+                }),
         }
     }
 
@@ -140,7 +153,12 @@ impl Fields<'_> {
             Some(v) => v
                 .as_f64()
                 .filter(|x| x.is_finite() && *x > 0.0)
-                .ok_or_else(|| Error::field(self.name(key), format!("must be a positive number, found {v}"))),
+                .ok_or_else(|| {
+                    Error::field(
+                        self.name(key),
+                        format!("must be a positive number, found {v}"),
+                    )
+                }),
         }
     }
 
@@ -151,18 +169,25 @@ impl Fields<'_> {
     fn bool_or(&self, key: &str, default: bool) -> Result<bool> {
         match self.present(key) {
             None => Ok(default),
-            Some(v) => v
-                .as_bool()
-                .ok_or_else(|| Error::field(self.name(key), format!("must be true or false, found {v}"))),
+            Some(v) => v.as_bool().ok_or_else(|| {
+                Error::field(self.name(key), format!("must be true or false, found {v}"))
+            }),
         }
     }
 
     fn token_ids(&self, key: &str, default: &[u32]) -> Result<Vec<u32>> {
-        let bad = |v: &Value| Error::field(self.name(key), format!("must be a token id or a list of them, found {v}"));
+        let bad = |v: &Value| {
+            Error::field(
+                self.name(key),
+                format!("must be a token id or a list of them, found {v}"),
+            )
+        };
         let one = |v: &Value| v.as_u64().and_then(|n| u32::try_from(n).ok());
         match self.present(key) {
             None => Ok(default.to_vec()),
-            Some(Value::Array(items)) => items.iter().map(|v| one(v).ok_or_else(|| bad(v))).collect(),
+            Some(Value::Array(items)) => {
+                items.iter().map(|v| one(v).ok_or_else(|| bad(v))).collect()
+            }
             Some(v) => one(v).map(|id| vec![id]).ok_or_else(|| bad(v)),
         }
     }
@@ -193,7 +218,10 @@ impl TextConfig {
         }
         let head_dim = f.usize_or("head_dim", Some(256))?;
         if head_dim % 2 != 0 {
-            return Err(Error::field(f.name("head_dim"), format!("({head_dim}) must be even for RoPE")));
+            return Err(Error::field(
+                f.name("head_dim"),
+                format!("({head_dim}) must be even for RoPE"),
+            ));
         }
         let (rope_full, rope_sliding) = parse_rope(&f)?;
         if f.present("attn_logit_softcapping").is_some() {
@@ -237,7 +265,10 @@ fn parse_layer_kinds(f: &Fields, num_layers: usize) -> Result<Vec<LayerKind>> {
         if items.len() != num_layers {
             return Err(Error::field(
                 f.name("layer_types"),
-                format!("has {} entries but num_hidden_layers is {num_layers}", items.len()),
+                format!(
+                    "has {} entries but num_hidden_layers is {num_layers}",
+                    items.len()
+                ),
             ));
         }
         return items
@@ -254,7 +285,13 @@ fn parse_layer_kinds(f: &Fields, num_layers: usize) -> Result<Vec<LayerKind>> {
     }
     let pattern = f.usize_or("sliding_window_pattern", Some(6))?;
     Ok((0..num_layers)
-        .map(|i| if (i + 1) % pattern == 0 { LayerKind::Full } else { LayerKind::Sliding })
+        .map(|i| {
+            if (i + 1) % pattern == 0 {
+                LayerKind::Full
+            } else {
+                LayerKind::Sliding
+            }
+        })
         .collect())
 }
 
@@ -275,18 +312,32 @@ fn parse_rope(f: &Fields) -> Result<(Rope, Rope)> {
         let kind = |key: &str, default_theta: f64| -> Result<Rope> {
             let name = f.name(&format!("rope_parameters.{key}"));
             match obj.get(key).filter(|v| !v.is_null()) {
-                None => Ok(Rope { theta: default_theta, linear_factor: 1.0 }),
+                None => Ok(Rope {
+                    theta: default_theta,
+                    linear_factor: 1.0,
+                }),
                 Some(Value::Object(m)) => rope_from(m, &name, default_theta),
                 Some(_) => Err(Error::field(name, "must be an object")),
             }
         };
-        return Ok((kind("full_attention", 1e6)?, kind("sliding_attention", 1e4)?));
+        return Ok((
+            kind("full_attention", 1e6)?,
+            kind("sliding_attention", 1e4)?,
+        ));
     }
     let theta = f.f64_or("rope_theta", 1e6)?;
     let full = match f.present("rope_scaling") {
-        None => Rope { theta, linear_factor: 1.0 },
+        None => Rope {
+            theta,
+            linear_factor: 1.0,
+        },
         Some(Value::Object(m)) => rope_from(m, &f.name("rope_scaling"), theta)?,
-        Some(_) => return Err(Error::field(f.name("rope_scaling"), "must be an object or null")),
+        Some(_) => {
+            return Err(Error::field(
+                f.name("rope_scaling"),
+                "must be an object or null",
+            ))
+        }
     };
     let sliding = Rope {
         theta: f.f64_or("rope_local_base_freq", 1e4)?,
@@ -311,7 +362,12 @@ fn rope_from(m: &Map<String, Value>, name: &str, default_theta: f64) -> Result<R
             .f64_or("factor", f64::NAN)
             .ok()
             .filter(|x| x.is_finite())
-            .ok_or_else(|| Error::field(format!("{name}.factor"), "must be a positive number for linear RoPE"))?,
+            .ok_or_else(|| {
+                Error::field(
+                    format!("{name}.factor"),
+                    "must be a positive number for linear RoPE",
+                )
+            })?,
         other => {
             return Err(Error::field(
                 format!("{name}.rope_type"),
@@ -319,5 +375,8 @@ fn rope_from(m: &Map<String, Value>, name: &str, default_theta: f64) -> Result<R
             ))
         }
     };
-    Ok(Rope { theta, linear_factor })
+    Ok(Rope {
+        theta,
+        linear_factor,
+    })
 }

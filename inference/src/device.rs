@@ -85,7 +85,9 @@ impl FromStr for DTypeChoice {
             "f32" => Ok(Self::Exact(DType::F32)),
             "bf16" => Ok(Self::Exact(DType::BF16)),
             "f16" => Ok(Self::Exact(DType::F16)),
-            _ => Err(Error::Invalid(format!("unknown dtype `{s}`; use auto, f32, bf16 or f16"))),
+            _ => Err(Error::Invalid(format!(
+                "unknown dtype `{s}`; use auto, f32, bf16 or f16"
+            ))),
         }
     }
 }

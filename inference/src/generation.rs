@@ -17,19 +17,50 @@ pub fn argmax(logits: &Tensor) -> Result<u32> {
     Ok(best as u32)
 }
 
-/// Greedy continuation of `prompt`: up to `max_tokens` new tokens, stopping after any of `stop`.
-pub fn greedy(model: &Gemma3, prompt: &[u32], max_tokens: usize, stop: &[u32]) -> Result<Vec<u32>> {
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    MaxTokens,
+    /// A stop token (EOS or `<end_of_turn>`) was generated; it is the last token.
+    StopToken,
+    /// The context is full: the model has no position left for another token.
+    ContextFull,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generation {
+    pub tokens: Vec<u32>,
+    pub stop: StopReason,
+}
+
+/// Greedy continuation of `prompt`: up to `max_tokens` new tokens, stopping after any of `stop`
+/// or when the context is full. A prompt that does not fit is an error.
+pub fn greedy(
+    model: &Gemma3,
+    prompt: &[u32],
+    max_tokens: usize,
+    stop: &[u32],
+) -> Result<Generation> {
     let mut cache: KvCache = model.new_cache();
-    let mut out = Vec::with_capacity(max_tokens);
-    if max_tokens == 0 {
-        return Ok(out);
-    }
-    let mut next = argmax(&model.forward(prompt, &mut cache, Logits::Last)?)?;
-    loop {
-        out.push(next);
-        if out.len() == max_tokens || stop.contains(&next) {
-            return Ok(out);
+    let mut tokens = Vec::with_capacity(max_tokens);
+    let context = model.config().max_position_embeddings;
+    let mut logits = model.forward(prompt, &mut cache, Logits::Last)?;
+    let reason = loop {
+        if tokens.len() == max_tokens {
+            break StopReason::MaxTokens;
         }
-        next = argmax(&model.forward(&[next], &mut cache, Logits::Last)?)?;
-    }
+        let next = argmax(&logits)?;
+        tokens.push(next);
+        if stop.contains(&next) {
+            break StopReason::StopToken;
+        }
+        if tokens.len() < max_tokens && cache.position() == context {
+            break StopReason::ContextFull;
+        }
+        logits = model.forward(&[next], &mut cache, Logits::Last)?;
+    };
+    Ok(Generation {
+        tokens,
+        stop: reason,
+    })
 }

@@ -17,17 +17,22 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let index = dir.join(INDEX_FILE);
     if index.exists() {
         let text = std::fs::read_to_string(&index).map_err(|e| Error::io(&index, e))?;
-        let json: serde_json::Value = serde_json::from_str(&text).map_err(|source| Error::Json {
+        let json: serde_json::Value = serde_json::from_str(&text).map_err(|cause| Error::Json {
             path: index.clone(),
-            source,
+            cause,
         })?;
         let map = json
             .get("weight_map")
             .and_then(|m| m.as_object())
-            .ok_or_else(|| Error::Invalid(format!("{}: has no `weight_map` object", index.display())))?;
+            .ok_or_else(|| {
+                Error::Invalid(format!("{}: has no `weight_map` object", index.display()))
+            })?;
         let shards: BTreeSet<&str> = map.values().filter_map(|v| v.as_str()).collect();
         if shards.is_empty() {
-            return Err(Error::Invalid(format!("{}: `weight_map` lists no files", index.display())));
+            return Err(Error::Invalid(format!(
+                "{}: `weight_map` lists no files",
+                index.display()
+            )));
         }
         return Ok(shards.into_iter().map(|s| dir.join(s)).collect());
     }

@@ -26,7 +26,9 @@ fn fed_in_calls(model: &Gemma3, ids: &[u32], sizes: &[usize]) -> Vec<Vec<f32>> {
     let mut out = Vec::new();
     let mut at = 0;
     for &n in sizes {
-        let logits = model.forward(&ids[at..at + n], &mut cache, Logits::All).unwrap();
+        let logits = model
+            .forward(&ids[at..at + n], &mut cache, Logits::All)
+            .unwrap();
         out.extend(rows(&logits));
         at += n;
     }
@@ -39,14 +41,20 @@ fn check(model: &Gemma3, ids: &[u32], sizes: &[usize], what: &str) {
     let whole = fed_in_calls(model, ids, &[ids.len()]);
     let split = fed_in_calls(model, ids, sizes);
     let diff = max_abs_diff(&whole, &split);
-    assert!(diff <= TOL, "{what}: calls {sizes:?} differ from one pass by {diff:e}");
+    assert!(
+        diff <= TOL,
+        "{what}: calls {sizes:?} differ from one pass by {diff:e}"
+    );
 }
 
 #[test]
 fn the_sequence_is_longer_than_every_window() {
     for preset in PRESETS {
         let model = load(preset, DType::F32);
-        assert!(tokens(preset).len() > 2 * model.config().sliding_window, "{preset}");
+        assert!(
+            tokens(preset).len() > 2 * model.config().sliding_window,
+            "{preset}"
+        );
     }
 }
 
@@ -88,8 +96,16 @@ fn last_position_logits_equal_the_last_row_of_all() {
     for preset in PRESETS {
         let model = load(preset, DType::F32);
         let ids = tokens(preset);
-        let all = rows(&model.forward(&ids, &mut model.new_cache(), Logits::All).unwrap());
-        let last = rows(&model.forward(&ids, &mut model.new_cache(), Logits::Last).unwrap());
+        let all = rows(
+            &model
+                .forward(&ids, &mut model.new_cache(), Logits::All)
+                .unwrap(),
+        );
+        let last = rows(
+            &model
+                .forward(&ids, &mut model.new_cache(), Logits::Last)
+                .unwrap(),
+        );
         assert_eq!(last.len(), 1);
         let diff = max_abs_diff(&all[all.len() - 1..], &last);
         assert!(diff <= TOL, "{preset}: {diff:e}");

@@ -1,7 +1,7 @@
 //! `gemma3 generate`: continue a prompt.
 
 use anyhow::{bail, Result};
-use inference::generation;
+use inference::generation::{self, StopReason};
 use serde_json::json;
 
 use super::model_args::ModelArgs;
@@ -30,10 +30,21 @@ pub fn run(args: Args) -> Result<()> {
     let loaded = args.model.load()?;
     let prompt = loaded.tokenizer.encode(&args.prompt)?;
     let stop = &loaded.model.config().eos_token_ids;
-    let ids = generation::greedy(&loaded.model, &prompt, args.max_tokens, stop)?;
+    let generation = generation::greedy(&loaded.model, &prompt, args.max_tokens, stop)?;
+    if generation.stop == StopReason::ContextFull {
+        eprintln!(
+            "note: stopped after {} tokens: the context of {} positions is full",
+            generation.tokens.len(),
+            loaded.model.config().max_position_embeddings
+        );
+    }
+    let ids = generation.tokens;
     let text = loaded.tokenizer.decode(&ids, true)?;
     if args.json {
-        println!("{}", json!({"prompt_tokens": prompt.len(), "token_ids": ids, "text": text}));
+        println!(
+            "{}",
+            json!({"prompt_tokens": prompt.len(), "token_ids": ids, "text": text})
+        );
     } else {
         println!("{text}");
     }

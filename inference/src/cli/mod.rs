@@ -8,7 +8,11 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "gemma3", version, about = "Run and score Gemma 3 models on Candle")]
+#[command(
+    name = "gemma3",
+    version,
+    about = "Run and score Gemma 3 models on Candle"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

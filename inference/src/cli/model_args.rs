@@ -13,7 +13,7 @@ pub struct ModelArgs {
     /// Checkpoint directory: config.json, *.safetensors, tokenizer.json.
     #[arg(long)]
     pub model_dir: PathBuf,
-    /// auto, cpu, cuda[:N] or metal[:N].
+    /// `auto`, `cpu`, `cuda[:N]` or `metal[:N]`.
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
     pub device: DeviceChoice,
     /// auto, f32, bf16 or f16.
@@ -37,14 +37,13 @@ pub struct Loaded {
 impl ModelArgs {
     pub fn load(&self) -> Result<Loaded> {
         let dir = &self.model_dir;
-        let checkpoint =
-            Checkpoint::open(dir).with_context(|| format!("opening checkpoint {}", dir.display()))?;
+        let checkpoint = Checkpoint::open(dir).context("opening the checkpoint")?;
         let tokenizer = checkpoint.tokenizer()?;
         let device = self.device.open()?;
         let dtype = self.dtype.resolve(&device);
         let model = checkpoint
             .load_model(&device, dtype)
-            .with_context(|| format!("loading weights from {}", dir.display()))?;
+            .context("loading the weights")?;
         Ok(Loaded { model, tokenizer })
     }
 }

@@ -26,8 +26,9 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let text = match (&args.text, &args.file) {
         (Some(t), _) => t.clone(),
-        (None, Some(path)) => std::fs::read_to_string(path)
-            .with_context(|| format!("reading {}", path.display()))?,
+        (None, Some(path)) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+        }
         (None, None) => unreachable!("clap requires --text or --file"),
     };
     let loaded = args.model.load()?;
@@ -42,7 +43,11 @@ pub fn run(args: Args) -> Result<()> {
         });
         println!("{doc}");
     } else {
-        println!("perplexity {:.4} over {} tokens", scores.perplexity, ids.len());
+        println!(
+            "perplexity {:.4} over {} tokens",
+            scores.perplexity,
+            ids.len()
+        );
     }
     Ok(())
 }

@@ -78,17 +78,26 @@ impl Attention {
         // Grouped queries share their kv head: fold the group into the row dim of one matmul
         // instead of copying keys and values per query head.
         let groups = self.heads / self.kv_heads;
-        let q = ops::affine(&q, self.scale, 0.0)?.reshape((b, self.kv_heads, groups * t, self.head_dim))?;
+        let q = ops::affine(&q, self.scale, 0.0)?.reshape((
+            b,
+            self.kv_heads,
+            groups * t,
+            self.head_dim,
+        ))?;
         let scores = ops::matmul(&q, &kv.k.t()?)?.reshape((b, self.heads, t, tk))?;
         let scores = match inputs.mask {
             Some(mask) => ops::broadcast_add(&scores, mask)?,
             None => scores,
         };
         let dtype = scores.dtype();
-        let probs = ops::cast(&ops::softmax_last_dim(&ops::cast(&scores, DType::F32)?)?, dtype)?;
+        let probs = ops::cast(
+            &ops::softmax_last_dim(&ops::cast(&scores, DType::F32)?)?,
+            dtype,
+        )?;
         let probs = probs.reshape((b, self.kv_heads, groups * t, tk))?;
         let out = ops::matmul(&probs, &kv.v)?.reshape((b, self.heads, t, self.head_dim))?;
-        let out = ops::contiguous(&out.transpose(1, 2)?)?.reshape((b, t, self.heads * self.head_dim))?;
+        let out =
+            ops::contiguous(&out.transpose(1, 2)?)?.reshape((b, t, self.heads * self.head_dim))?;
         self.o_proj.forward(&out)
     }
 }

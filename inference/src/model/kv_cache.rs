@@ -52,7 +52,9 @@ impl KvCache {
     }
 
     pub fn reset(&mut self) {
-        self.layers.iter_mut().for_each(|l| *l = LayerCache::default());
+        self.layers
+            .iter_mut()
+            .for_each(|l| *l = LayerCache::default());
         self.position = 0;
     }
 
@@ -66,7 +68,11 @@ impl KvCache {
         let cache = &mut self.layers[layer];
         let (k, v, start) = match cache.kv.take() {
             None => (k, v, self.position),
-            Some((ck, cv)) => (ops::cat(&[&ck, &k], 2)?, ops::cat(&[&cv, &v], 2)?, cache.start),
+            Some((ck, cv)) => (
+                ops::cat(&[&ck, &k], 2)?,
+                ops::cat(&[&cv, &v], 2)?,
+                cache.start,
+            ),
         };
         let len = k.dim(2)?;
         let kept = self.keep[layer].map_or(len, |keep| keep.min(len));

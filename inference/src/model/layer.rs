@@ -24,7 +24,14 @@ pub struct DecoderLayer {
 impl DecoderLayer {
     pub fn load(weights: &Weights, index: usize, cfg: &TextConfig) -> Result<Self> {
         let p = format!("layers.{index}");
-        let norm = |n: &str| RmsNorm::load(weights, &format!("{p}.{n}.weight"), cfg.hidden_size, cfg.rms_norm_eps);
+        let norm = |n: &str| {
+            RmsNorm::load(
+                weights,
+                &format!("{p}.{n}.weight"),
+                cfg.hidden_size,
+                cfg.rms_norm_eps,
+            )
+        };
         Ok(Self {
             kind: cfg.layer_kinds[index],
             input_norm: norm("input_layernorm")?,
@@ -43,7 +50,9 @@ impl DecoderLayer {
         cache: &mut KvCache,
         inputs: &AttentionInputs,
     ) -> Result<Tensor> {
-        let attn = self.attention.forward(&self.input_norm.forward(x)?, index, cache, inputs)?;
+        let attn = self
+            .attention
+            .forward(&self.input_norm.forward(x)?, index, cache, inputs)?;
         let x = ops::add(x, &self.post_attention_norm.forward(&attn)?)?;
         let mlp = self.mlp.forward(&self.pre_feedforward_norm.forward(&x)?)?;
         ops::add(&x, &self.post_feedforward_norm.forward(&mlp)?)

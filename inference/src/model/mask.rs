@@ -33,6 +33,7 @@ pub fn attention_mask(
     if all_visible {
         return Ok(None);
     }
-    let mask = ops::source(Tensor::from_vec(data, (q_len, k_len), &Device::Cpu)?.to_device(device)?);
+    let mask =
+        ops::source(Tensor::from_vec(data, (q_len, k_len), &Device::Cpu)?.to_device(device)?);
     Ok(Some(ops::cast(&mask, dtype)?))
 }

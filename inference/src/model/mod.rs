@@ -102,7 +102,10 @@ impl Gemma3 {
                 max: self.cfg.max_position_embeddings,
             });
         }
-        if let Some(&bad) = tokens.iter().find(|&&id| id as usize >= self.cfg.vocab_size) {
+        if let Some(&bad) = tokens
+            .iter()
+            .find(|&&id| id as usize >= self.cfg.vocab_size)
+        {
             return Err(Error::Invalid(format!(
                 "token id {bad} is outside the vocabulary of {} entries",
                 self.cfg.vocab_size
@@ -189,4 +192,3 @@ fn round_to(dtype: DType, x: f64) -> f64 {
         _ => x,
     }
 }
-

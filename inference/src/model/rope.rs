@@ -24,7 +24,13 @@ impl RopeTables {
     }
 
     /// `(cos, sin)` of shape `(len, head_dim / 2)` for positions `start..start + len`.
-    pub fn at(&self, start: usize, len: usize, device: &Device, dtype: DType) -> Result<(Tensor, Tensor)> {
+    pub fn at(
+        &self,
+        start: usize,
+        len: usize,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<(Tensor, Tensor)> {
         let half = self.inv_freq.len();
         let mut cos = Vec::with_capacity(len * half);
         let mut sin = Vec::with_capacity(len * half);

@@ -31,7 +31,10 @@ pub enum Op {
     /// `a + b` with `b` broadcast to `a`'s shape.
     BroadcastAdd,
     /// `x * mul + add`.
-    Affine { mul: f64, add: f64 },
+    Affine {
+        mul: f64,
+        add: f64,
+    },
     /// GELU, tanh approximation (`gelu_pytorch_tanh`).
     GeluTanh,
     Tanh,
@@ -43,11 +46,17 @@ pub enum Op {
     /// Copy a strided view into a fresh contiguous buffer.
     Contiguous,
     /// Concatenate all inputs along `dim`.
-    Cat { dim: usize },
+    Cat {
+        dim: usize,
+    },
     /// Gather rows of the first input at the u32 indices of the second.
-    IndexSelect { dim: usize },
+    IndexSelect {
+        dim: usize,
+    },
     /// candle-nn custom op `rms-norm`: `x / sqrt(mean(x^2) + eps) * alpha` over the last dim.
-    RmsNorm { eps: f32 },
+    RmsNorm {
+        eps: f32,
+    },
     /// candle-nn custom op `rotary-emb`: rotate-half RoPE of `(b, h, t, d)` by `(t, d/2)` tables.
     Rope,
     /// candle-nn custom op `softmax-last-dim`.
@@ -97,7 +106,9 @@ impl Op {
                 )));
             }
         } else if xs.is_empty() {
-            return Err(Error::Invalid(format!("op {self} takes at least one input")));
+            return Err(Error::Invalid(format!(
+                "op {self} takes at least one input"
+            )));
         }
         let out = match self {
             Op::Matmul => xs[0].matmul(xs[1]),

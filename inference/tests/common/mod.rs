@@ -26,12 +26,19 @@ pub fn load(preset: &str, dtype: DType) -> Gemma3 {
 }
 
 pub fn reference(preset: &str) -> Value {
-    let path = repo_root().join("golden/reference").join(preset).join("reference.json");
-    serde_json::from_str(&std::fs::read_to_string(&path).expect("reference.json")).expect("valid JSON")
+    let path = repo_root()
+        .join("golden/reference")
+        .join(preset)
+        .join("reference.json");
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("reference.json"))
+        .expect("valid JSON")
 }
 
 pub fn reference_logits(preset: &str) -> Vec<Vec<f32>> {
-    let path = repo_root().join("golden/reference").join(preset).join("logits.safetensors");
+    let path = repo_root()
+        .join("golden/reference")
+        .join(preset)
+        .join("logits.safetensors");
     let tensors = candle_core::safetensors::load(path, &Device::Cpu).expect("logits.safetensors");
     tensors["prompt_logits"].to_vec2().expect("2-D f32 logits")
 }

@@ -61,7 +61,10 @@ impl Preset {
     }
 
     fn config(self, s: &Shape) -> Value {
-        let eos = json!([tokenizer::special_id("<eos>"), tokenizer::special_id("<end_of_turn>")]);
+        let eos = json!([
+            tokenizer::special_id("<eos>"),
+            tokenizer::special_id("<end_of_turn>")
+        ]);
         match self {
             Preset::Text => json!({
                 "architectures": ["Gemma3ForCausalLM"],
@@ -140,9 +143,18 @@ pub fn write(dir: &Path, preset: Preset, seed: u64) -> Result<()> {
         std::fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))
     };
     put("config.json", pretty(&preset.config(&shape))?.as_bytes())?;
-    put("generation_config.json", pretty(&generation_config())?.as_bytes())?;
-    put("tokenizer.json", tokenizer::tokenizer_json(shape.vocab)?.as_bytes())?;
-    put("tokenizer_config.json", pretty(&tokenizer_config())?.as_bytes())?;
+    put(
+        "generation_config.json",
+        pretty(&generation_config())?.as_bytes(),
+    )?;
+    put(
+        "tokenizer.json",
+        tokenizer::tokenizer_json(shape.vocab)?.as_bytes(),
+    )?;
+    put(
+        "tokenizer_config.json",
+        pretty(&tokenizer_config())?.as_bytes(),
+    )?;
     let vision = matches!(preset, Preset::Multimodal);
     put(
         "model.safetensors",

@@ -102,7 +102,9 @@ pub fn tokenizer_json(vocab_size: usize) -> Result<String> {
     if enc.get_ids().first() != Some(&bos) {
         bail!("generated tokenizer does not start with <bos>");
     }
-    let back = tok.decode(enc.get_ids(), true).map_err(anyhow::Error::msg)?;
+    let back = tok
+        .decode(enc.get_ids(), true)
+        .map_err(anyhow::Error::msg)?;
     if back != sample {
         bail!("generated tokenizer does not round-trip: {back:?}");
     }
@@ -122,15 +124,25 @@ fn train(size: usize) -> Result<(Vec<String>, Value)> {
             Ok(line
                 .split(' ')
                 .enumerate()
-                .map(|(i, w)| if i == 0 { w.to_string() } else { format!("\u{2581}{w}") })
+                .map(|(i, w)| {
+                    if i == 0 {
+                        w.to_string()
+                    } else {
+                        format!("\u{2581}{w}")
+                    }
+                })
                 .collect())
         })
         .map_err(anyhow::Error::msg)?;
     let mut model = BPE::default();
     trainer.train(&mut model).map_err(anyhow::Error::msg)?;
     let value = serde_json::to_value(&model)?;
-    let vocab: HashMap<String, u64> = serde_json::from_value(value["vocab"].clone()).context("trained vocab")?;
+    let vocab: HashMap<String, u64> =
+        serde_json::from_value(value["vocab"].clone()).context("trained vocab")?;
     let mut learned: Vec<(String, u64)> = vocab.into_iter().collect();
     learned.sort_by_key(|(_, id)| *id);
-    Ok((learned.into_iter().map(|(t, _)| t).collect(), value["merges"].clone()))
+    Ok((
+        learned.into_iter().map(|(t, _)| t).collect(),
+        value["merges"].clone(),
+    ))
 }

@@ -35,25 +35,95 @@ type Spec = (String, Vec<usize>, f32, f32);
 /// attention so that outputs depend on context rather than on the current token alone.
 fn text_tensors(s: &Shape) -> Vec<Spec> {
     let proj = |n_in: usize| 1.0 / (n_in as f32).sqrt();
-    let mut out = vec![("embed_tokens.weight".to_string(), vec![s.vocab, s.hidden], 0.0, 0.2)];
+    let mut out = vec![(
+        "embed_tokens.weight".to_string(),
+        vec![s.vocab, s.hidden],
+        0.0,
+        0.2,
+    )];
     for i in 0..s.layers {
         let p = format!("layers.{i}");
         let q = s.heads * s.head_dim;
         let kv = s.kv_heads * s.head_dim;
         out.extend([
-            (format!("{p}.self_attn.q_proj.weight"), vec![q, s.hidden], 0.0, proj(s.hidden)),
-            (format!("{p}.self_attn.k_proj.weight"), vec![kv, s.hidden], 0.0, proj(s.hidden)),
-            (format!("{p}.self_attn.v_proj.weight"), vec![kv, s.hidden], 0.0, proj(s.hidden)),
-            (format!("{p}.self_attn.o_proj.weight"), vec![s.hidden, q], 0.0, proj(q)),
-            (format!("{p}.self_attn.q_norm.weight"), vec![s.head_dim], 2.0, 0.2),
-            (format!("{p}.self_attn.k_norm.weight"), vec![s.head_dim], 2.0, 0.2),
-            (format!("{p}.mlp.gate_proj.weight"), vec![s.intermediate, s.hidden], 0.0, proj(s.hidden)),
-            (format!("{p}.mlp.up_proj.weight"), vec![s.intermediate, s.hidden], 0.0, proj(s.hidden)),
-            (format!("{p}.mlp.down_proj.weight"), vec![s.hidden, s.intermediate], 0.0, proj(s.intermediate)),
-            (format!("{p}.input_layernorm.weight"), vec![s.hidden], 0.0, 0.2),
-            (format!("{p}.post_attention_layernorm.weight"), vec![s.hidden], 0.0, 0.2),
-            (format!("{p}.pre_feedforward_layernorm.weight"), vec![s.hidden], 0.0, 0.2),
-            (format!("{p}.post_feedforward_layernorm.weight"), vec![s.hidden], 0.0, 0.2),
+            (
+                format!("{p}.self_attn.q_proj.weight"),
+                vec![q, s.hidden],
+                0.0,
+                proj(s.hidden),
+            ),
+            (
+                format!("{p}.self_attn.k_proj.weight"),
+                vec![kv, s.hidden],
+                0.0,
+                proj(s.hidden),
+            ),
+            (
+                format!("{p}.self_attn.v_proj.weight"),
+                vec![kv, s.hidden],
+                0.0,
+                proj(s.hidden),
+            ),
+            (
+                format!("{p}.self_attn.o_proj.weight"),
+                vec![s.hidden, q],
+                0.0,
+                proj(q),
+            ),
+            (
+                format!("{p}.self_attn.q_norm.weight"),
+                vec![s.head_dim],
+                2.0,
+                0.2,
+            ),
+            (
+                format!("{p}.self_attn.k_norm.weight"),
+                vec![s.head_dim],
+                2.0,
+                0.2,
+            ),
+            (
+                format!("{p}.mlp.gate_proj.weight"),
+                vec![s.intermediate, s.hidden],
+                0.0,
+                proj(s.hidden),
+            ),
+            (
+                format!("{p}.mlp.up_proj.weight"),
+                vec![s.intermediate, s.hidden],
+                0.0,
+                proj(s.hidden),
+            ),
+            (
+                format!("{p}.mlp.down_proj.weight"),
+                vec![s.hidden, s.intermediate],
+                0.0,
+                proj(s.intermediate),
+            ),
+            (
+                format!("{p}.input_layernorm.weight"),
+                vec![s.hidden],
+                0.0,
+                0.2,
+            ),
+            (
+                format!("{p}.post_attention_layernorm.weight"),
+                vec![s.hidden],
+                0.0,
+                0.2,
+            ),
+            (
+                format!("{p}.pre_feedforward_layernorm.weight"),
+                vec![s.hidden],
+                0.0,
+                0.2,
+            ),
+            (
+                format!("{p}.post_feedforward_layernorm.weight"),
+                vec![s.hidden],
+                0.0,
+                0.2,
+            ),
         ]);
     }
     out.push(("norm.weight".to_string(), vec![s.hidden], 0.0, 0.2));
@@ -65,10 +135,30 @@ fn vision_tensors(s: &Shape) -> Vec<Spec> {
     let v = VISION_CONFIG["hidden_size"].as_u64().unwrap_or(32) as usize;
     let patch = VISION_CONFIG["patch_size"].as_u64().unwrap_or(8) as usize;
     vec![
-        ("vision_tower.vision_model.embeddings.patch_embedding.weight".into(), vec![v, 3, patch, patch], 0.0, 0.02),
-        ("vision_tower.vision_model.embeddings.patch_embedding.bias".into(), vec![v], 0.0, 0.02),
-        ("multi_modal_projector.mm_input_projection_weight".into(), vec![v, s.hidden], 0.0, 0.02),
-        ("multi_modal_projector.mm_soft_emb_norm.weight".into(), vec![v], 0.0, 0.02),
+        (
+            "vision_tower.vision_model.embeddings.patch_embedding.weight".into(),
+            vec![v, 3, patch, patch],
+            0.0,
+            0.02,
+        ),
+        (
+            "vision_tower.vision_model.embeddings.patch_embedding.bias".into(),
+            vec![v],
+            0.0,
+            0.02,
+        ),
+        (
+            "multi_modal_projector.mm_input_projection_weight".into(),
+            vec![v, s.hidden],
+            0.0,
+            0.02,
+        ),
+        (
+            "multi_modal_projector.mm_soft_emb_norm.weight".into(),
+            vec![v],
+            0.0,
+            0.02,
+        ),
     ]
 }
 
@@ -94,7 +184,12 @@ pub fn safetensors(s: &Shape, prefix: &str, vision: bool, seed: u64) -> Result<V
         .collect();
     let views = data
         .iter()
-        .map(|(name, shape, bytes)| Ok((name.as_str(), TensorView::new(Dtype::F32, shape.clone(), bytes)?)))
+        .map(|(name, shape, bytes)| {
+            Ok((
+                name.as_str(),
+                TensorView::new(Dtype::F32, shape.clone(), bytes)?,
+            ))
+        })
         .collect::<Result<Vec<_>>>()?;
     let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
     Ok(safetensors::serialize(views, Some(metadata))?)

@@ -1,0 +1,154 @@
+//! Bad input of every kind gives one clear line on stderr and a non-zero exit, never a panic.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::checkpoint_dir;
+use serde_json::Value;
+
+/// A writable copy of the tiny text checkpoint.
+fn copy_checkpoint() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(checkpoint_dir("tiny-text")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    dir
+}
+
+fn edit_config(dir: &Path, edit: impl FnOnce(&mut serde_json::Map<String, Value>)) {
+    let path = dir.join("config.json");
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    edit(v.as_object_mut().unwrap());
+    std::fs::write(path, serde_json::to_string(&v).unwrap()).unwrap();
+}
+
+/// Runs `gemma3 ARGS` and returns stderr, asserting a clean one-line failure.
+fn fails(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_gemma3"))
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "expected failure for {args:?}");
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "{args:?}: not one line: {stderr}"
+    );
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    stderr
+}
+
+fn perplexity(dir: &Path, text: &str) -> String {
+    fails(&[
+        "perplexity",
+        "--model-dir",
+        dir.to_str().unwrap(),
+        "--text",
+        text,
+    ])
+}
+
+#[test]
+fn missing_checkpoint_directory() {
+    let err = perplexity(&PathBuf::from("no/such/checkpoint"), "hello there");
+    assert!(err.contains("no/such/checkpoint"), "{err}");
+}
+
+#[test]
+fn missing_weight_file() {
+    let dir = copy_checkpoint();
+    std::fs::remove_file(dir.path().join("model.safetensors")).unwrap();
+    let err = perplexity(dir.path(), "hello there");
+    assert!(err.contains("model.safetensors"), "{err}");
+}
+
+#[test]
+fn missing_text_file() {
+    let dir = copy_checkpoint();
+    let err = fails(&[
+        "perplexity",
+        "--model-dir",
+        dir.path().to_str().unwrap(),
+        "--file",
+        "no-such.txt",
+    ]);
+    assert!(err.contains("no-such.txt"), "{err}");
+}
+
+#[test]
+fn truncated_safetensors() {
+    let dir = copy_checkpoint();
+    let path = dir.path().join("model.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let err = perplexity(dir.path(), "hello there");
+    assert!(err.contains("not a valid safetensors file"), "{err}");
+}
+
+#[test]
+fn wrong_tensor_shape() {
+    let dir = copy_checkpoint();
+    edit_config(dir.path(), |m| {
+        m.insert("intermediate_size".into(), 96.into());
+    });
+    let err = perplexity(dir.path(), "hello there");
+    assert!(err.contains("model.layers.0.mlp.gate_proj.weight"), "{err}");
+    assert!(
+        err.contains("[128, 64]") && err.contains("[96, 64]"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_model_type() {
+    let dir = copy_checkpoint();
+    edit_config(dir.path(), |m| {
+        m.insert("model_type".into(), "mistral".into());
+    });
+    let err = perplexity(dir.path(), "hello there");
+    assert!(err.contains("unsupported model_type `mistral`"), "{err}");
+}
+
+#[test]
+fn prompt_longer_than_the_context() {
+    let dir = copy_checkpoint();
+    edit_config(dir.path(), |m| {
+        m.insert("max_position_embeddings".into(), 16.into());
+    });
+    let long = "The river town wakes before the sun and the bakers light their ovens.";
+    let err = perplexity(dir.path(), long);
+    assert!(err.contains("max_position_embeddings"), "{err}");
+    let err = fails(&[
+        "generate",
+        "--model-dir",
+        dir.path().to_str().unwrap(),
+        "--prompt",
+        long,
+    ]);
+    assert!(err.contains("max_position_embeddings"), "{err}");
+}
+
+#[test]
+fn unknown_device_and_dtype() {
+    let dir = checkpoint_dir("tiny-text");
+    let out = Command::new(env!("CARGO_BIN_EXE_gemma3"))
+        .args([
+            "perplexity",
+            "--model-dir",
+            dir.to_str().unwrap(),
+            "--text",
+            "hi",
+            "--device",
+            "tpu",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown device `tpu`"));
+}

@@ -1,0 +1,111 @@
+//! Signatures: what makes two op calls the same case for a backend. Candle's kernels differ
+//! by (op, params, dtype, layout), so a signature keys on all of them.
+
+use std::fmt;
+
+use candle_core::Tensor;
+use inference::ops::trace::Call;
+use inference::ops::Op;
+use serde::{Deserialize, Serialize};
+
+/// The layout of one op input: dtype, shape, strides and start offset (in elements).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct InputLayout {
+    pub dtype: String,
+    pub shape: Vec<usize>,
+    pub stride: Vec<usize>,
+    pub offset: usize,
+}
+
+impl InputLayout {
+    pub fn of(t: &Tensor) -> Self {
+        let layout = t.layout();
+        Self {
+            dtype: t.dtype().as_str().to_string(),
+            shape: t.dims().to_vec(),
+            stride: layout.stride().to_vec(),
+            offset: layout.start_offset(),
+        }
+    }
+}
+
+/// One distinct case of an op.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Signature {
+    pub op: Op,
+    pub inputs: Vec<InputLayout>,
+}
+
+impl Signature {
+    pub fn of(call: &Call) -> Self {
+        Self {
+            op: call.op.clone(),
+            inputs: call.inputs.iter().map(InputLayout::of).collect(),
+        }
+    }
+
+    /// A stable, human-readable key, unique per signature.
+    pub fn key(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl fmt::Display for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.op)?;
+        for (i, x) in self.inputs.iter().enumerate() {
+            let sep = if i == 0 { " " } else { ", " };
+            write!(f, "{sep}{}{:?}", x.dtype, x.shape)?;
+            if x.stride != contiguous_stride(&x.shape) || x.offset != 0 {
+                write!(f, "@{:?}+{}", x.stride, x.offset)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn contiguous_stride(shape: &[usize]) -> Vec<usize> {
+    let mut stride = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        stride[i] = stride[i + 1] * shape[i + 1];
+    }
+    stride
+}
+
+/// Distinct signatures of `calls`, in order of first appearance.
+pub fn distinct<'a>(calls: impl IntoIterator<Item = &'a Call>) -> Vec<(Signature, &'a Call)> {
+    let mut seen = std::collections::HashSet::new();
+    calls
+        .into_iter()
+        .filter_map(|c| {
+            let s = Signature::of(c);
+            seen.insert(s.key()).then_some((s, c))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+    use inference::ops::{self, trace};
+
+    #[test]
+    fn transposed_inputs_get_their_own_signature() {
+        let (_, t) = trace::capture(|| {
+            let a = ops::source(Tensor::ones((2, 3), DType::F32, &Device::Cpu).unwrap());
+            let b = ops::source(Tensor::ones((3, 2), DType::F32, &Device::Cpu).unwrap());
+            ops::matmul(&a, &b).unwrap();
+            ops::matmul(&a, &a.t().unwrap()).unwrap();
+            ops::matmul(&a, &b).unwrap();
+        });
+        let sigs: Vec<String> = distinct(&t.calls).iter().map(|(s, _)| s.key()).collect();
+        assert_eq!(
+            sigs,
+            [
+                "matmul f32[2, 3], f32[3, 2]",
+                "matmul f32[2, 3], f32[3, 2]@[1, 3]+0"
+            ]
+        );
+    }
+}
