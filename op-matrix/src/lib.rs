@@ -2,5 +2,10 @@
 //! backend and compared with CPU goldens.
 //!
 //! - [`signature`] names each distinct op call by op, params, dtypes and layouts.
+//! - [`layout`] stores strided inputs as a base buffer and rebuilds them exactly on a device.
 
+pub mod error;
+pub mod layout;
 pub mod signature;
+
+pub use error::{Error, Result};

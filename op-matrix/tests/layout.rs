@@ -1,0 +1,108 @@
+//! Any view Candle can make (permute, narrow, broadcast of a contiguous buffer) is rebuilt
+//! from its base buffer with the same layout and the same values.
+
+use candle_core::{DType, Device, Tensor};
+use op_matrix::layout::{rebuild, split, Strided};
+use proptest::prelude::*;
+
+#[derive(Debug, Clone)]
+enum View {
+    Permute(Vec<usize>),
+    Narrow {
+        dim: usize,
+        start_frac: f64,
+        len_frac: f64,
+    },
+    Unsqueeze(usize),
+    Broadcast {
+        dim: usize,
+        size: usize,
+    },
+}
+
+fn views(rank: usize) -> impl Strategy<Value = Vec<View>> {
+    let one = prop_oneof![
+        Just(()).prop_perturb(move |_, mut rng| {
+            let mut p: Vec<usize> = (0..rank).collect();
+            for i in (1..p.len()).rev() {
+                p.swap(i, rng.random_range(0..=i));
+            }
+            View::Permute(p)
+        }),
+        (0..rank, 0.0..1.0f64, 0.0..1.0f64).prop_map(|(dim, start_frac, len_frac)| View::Narrow {
+            dim,
+            start_frac,
+            len_frac
+        }),
+        (0..=rank).prop_map(View::Unsqueeze),
+        (0..rank, 2..4usize).prop_map(|(dim, size)| View::Broadcast { dim, size }),
+    ];
+    proptest::collection::vec(one, 0..5)
+}
+
+/// Applies `ops` to `t`, skipping the ones that do not fit its current shape.
+fn apply(mut t: Tensor, ops: &[View]) -> Tensor {
+    for op in ops {
+        let dims = t.dims().to_vec();
+        t = match op {
+            View::Permute(p) if p.len() == dims.len() => t.permute(p.as_slice()).unwrap(),
+            View::Narrow {
+                dim,
+                start_frac,
+                len_frac,
+            } if *dim < dims.len() && dims[*dim] > 0 => {
+                let n = dims[*dim];
+                let start = ((n as f64 * start_frac) as usize).min(n - 1);
+                let len = (((n - start) as f64 * len_frac) as usize).max(1);
+                t.narrow(*dim, start, len).unwrap()
+            }
+            View::Unsqueeze(d) if *d <= dims.len() && dims.len() < 6 => t.unsqueeze(*d).unwrap(),
+            View::Broadcast { dim, size } if *dim < dims.len() && dims[*dim] == 1 => {
+                let mut shape = dims.clone();
+                shape[*dim] = *size;
+                t.broadcast_as(shape).unwrap()
+            }
+            _ => t,
+        };
+    }
+    t
+}
+
+proptest! {
+    #[test]
+    fn every_view_round_trips(
+        shape in proptest::collection::vec(1..6usize, 1..5),
+        ops in views(4),
+        dtype in prop_oneof![Just(DType::F32), Just(DType::BF16), Just(DType::F16), Just(DType::U32)],
+    ) {
+        let n: usize = shape.iter().product();
+        let base = Tensor::arange(0u32, n as u32, &Device::Cpu).unwrap()
+            .to_dtype(dtype).unwrap()
+            .reshape(shape.as_slice()).unwrap();
+        let view = apply(base, &ops);
+        let (buffer, strided) = split(&view).unwrap();
+        let rebuilt = rebuild(&buffer, &strided, &Device::Cpu).unwrap();
+        prop_assert!(Strided::of(&rebuilt).equivalent(&strided),
+            "{:?} rebuilt as {:?}", strided, Strided::of(&rebuilt));
+        let want = view.to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let got = rebuilt.to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        prop_assert_eq!(got, want);
+    }
+}
+
+#[test]
+fn a_narrowed_transposed_kv_cache_view_keeps_its_strides() {
+    let t = Tensor::arange(0f32, 2.0 * 3.0 * 10.0 * 4.0, &Device::Cpu)
+        .unwrap()
+        .reshape((2, 3, 10, 4))
+        .unwrap()
+        .narrow(2, 3, 5)
+        .unwrap()
+        .transpose(2, 3)
+        .unwrap();
+    let (buffer, strided) = split(&t).unwrap();
+    assert_eq!(strided.stride, vec![120, 40, 1, 4]);
+    assert_eq!(strided.offset, 12);
+    let rebuilt = rebuild(&buffer, &strided, &Device::Cpu).unwrap();
+    assert_eq!(Strided::of(&rebuilt), strided);
+}
