@@ -1,0 +1,114 @@
+//! Backends: each is compiled in (a cargo feature), present (its device opens), or neither.
+
+use std::fmt;
+use std::str::FromStr;
+
+use candle_core::Device;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Cpu,
+    Cuda,
+    Metal,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Cpu, Kind::Cuda, Kind::Metal];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Cpu => "cpu",
+            Kind::Cuda => "cuda",
+            Kind::Metal => "metal",
+        }
+    }
+
+    /// Whether this binary carries the backend. Candle reports its own build features, and
+    /// the op-matrix takes them from the inference crate, so this is the build users ship.
+    pub fn compiled(self) -> bool {
+        match self {
+            Kind::Cpu => true,
+            Kind::Cuda => candle_core::utils::cuda_is_available(),
+            Kind::Metal => candle_core::utils::metal_is_available(),
+        }
+    }
+}
+
+impl FromStr for Kind {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| Error::Usage(format!("unknown backend `{s}`; use cpu, cuda or metal")))
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A backend and what became of opening it.
+pub struct Backend {
+    pub kind: Kind,
+    pub name: String,
+    pub state: State,
+}
+
+pub enum State {
+    Present(Device),
+    NotCompiled,
+    Absent(String),
+}
+
+impl Backend {
+    /// Opens device 0 of `kind`, recording why it cannot be used.
+    pub fn open(kind: Kind) -> Self {
+        let name = match kind {
+            Kind::Cpu => "cpu".to_string(),
+            k => format!("{k}:0"),
+        };
+        let state = if !kind.compiled() {
+            State::NotCompiled
+        } else {
+            let device = match kind {
+                Kind::Cpu => Ok(Device::Cpu),
+                Kind::Cuda => Device::new_cuda(0),
+                Kind::Metal => Device::new_metal(0),
+            };
+            match device {
+                Ok(d) => State::Present(d),
+                Err(e) => State::Absent(e.to_string()),
+            }
+        };
+        Self { kind, name, state }
+    }
+
+    pub fn device(&self) -> Option<&Device> {
+        match &self.state {
+            State::Present(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    pub fn status(&self) -> String {
+        match &self.state {
+            State::Present(_) => "present".into(),
+            State::NotCompiled => format!("not compiled (build with `--features {}`)", self.kind),
+            State::Absent(why) => format!("absent: {why}"),
+        }
+    }
+
+    /// Why nothing ran on this backend, for skipped rows.
+    pub fn skip_reason(&self) -> Option<String> {
+        match &self.state {
+            State::Present(_) => None,
+            _ => Some(format!("{} {}", self.name, self.status())),
+        }
+    }
+}

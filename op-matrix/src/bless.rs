@@ -1,0 +1,96 @@
+//! `cargo xtask golden [--bless]`: trace the model afresh and either rewrite the goldens or
+//! show how they differ from what is committed.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use candle_core::{DType, Device};
+
+use crate::compare::compare;
+use crate::e2e;
+use crate::error::Result;
+use crate::golden::{self, StoredCase};
+use crate::inventory::{self, Case};
+use crate::outcome::Outcome;
+use crate::replay::to_f64;
+use crate::tolerance;
+
+pub const DTYPES: [DType; 3] = [DType::F32, DType::BF16, DType::F16];
+
+/// Traces every model in every dtype.
+pub fn trace_all(models: &[(&str, &Path)]) -> Result<Vec<Case>> {
+    inventory::inventory(models, &DTYPES)
+}
+
+/// Rewrites the goldens in `dir` from a fresh trace.
+pub fn bless(dir: &Path, models: &[(&str, &Path)]) -> Result<usize> {
+    let cases = trace_all(models)?;
+    golden::write(dir, &cases)?;
+    let e2e = e2e::goldens(models, &DTYPES)?;
+    candle_core::safetensors::save(&e2e, dir.join(e2e::FILE))?;
+    Ok(cases.len())
+}
+
+/// Differences between a fresh trace and the goldens in `dir`; empty when they agree.
+pub fn check(dir: &Path, models: &[(&str, &Path)]) -> Result<Vec<String>> {
+    let fresh = trace_all(models)?;
+    let (_, stored) = golden::load(&golden::read_dir(dir)?)?;
+    let key = |dtype: &str, sig: &str| format!("{dtype} {sig}");
+    let fresh_keys: BTreeSet<String> = fresh
+        .iter()
+        .map(|c| key(c.dtype.as_str(), &c.key()))
+        .collect();
+    let stored_keys: BTreeSet<String> = stored
+        .iter()
+        .map(|c| key(&c.meta.dtype, &c.meta.signature))
+        .collect();
+    let mut diffs: Vec<String> = Vec::new();
+    diffs.extend(
+        fresh_keys
+            .difference(&stored_keys)
+            .map(|k| format!("+ {k} (new in the trace)")),
+    );
+    diffs.extend(
+        stored_keys
+            .difference(&fresh_keys)
+            .map(|k| format!("- {k} (no longer traced)")),
+    );
+    for case in &fresh {
+        let k = key(case.dtype.as_str(), &case.key());
+        let Some(old) = stored
+            .iter()
+            .find(|s| key(&s.meta.dtype, &s.meta.signature) == k)
+        else {
+            continue;
+        };
+        if let Some(d) = output_diff(case, old)? {
+            diffs.push(format!("~ {k}: {d}"));
+        }
+    }
+    let e2e_path = dir.join(e2e::FILE);
+    let stored_e2e = candle_core::safetensors::load(&e2e_path, &Device::Cpu)?;
+    for (name, tensor) in e2e::goldens(models, &DTYPES)? {
+        match stored_e2e.get(&name) {
+            None => diffs.push(format!("+ e2e {name} (missing from {})", e2e::FILE)),
+            Some(old) => {
+                let tol = tolerance::for_dtype(DType::F32);
+                if let Outcome::Mismatch { reason, .. } =
+                    compare(&to_f64(&tensor)?, &to_f64(old)?, &tol)
+                {
+                    diffs.push(format!("~ e2e {name}: {reason}"));
+                }
+            }
+        }
+    }
+    Ok(diffs)
+}
+
+fn output_diff(fresh: &Case, stored: &StoredCase) -> Result<Option<String>> {
+    let tol = tolerance::for_op(fresh.signature.op.name(), fresh.output.dtype());
+    Ok(
+        match compare(&to_f64(&fresh.output)?, &to_f64(&stored.output)?, &tol) {
+            Outcome::Mismatch { reason, .. } => Some(reason),
+            _ => None,
+        },
+    )
+}

@@ -1,0 +1,128 @@
+//! The op inventory: every distinct op signature the model launches, traced from the model
+//! code itself on the CPU, with its real inputs and output.
+//!
+//! Each traced run loads a tiny checkpoint and exercises the four phases of real use: loading
+//! (weight casts, norm gains), a generation prefill longer than the sliding window, decode
+//! steps with the KV cache, and a scoring pass that returns every position's logits. Prefill
+//! and decode launch different kernels (gemm vs gemv, masked vs unmasked softmax), so both
+//! are needed.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use inference::checkpoint::Checkpoint;
+use inference::generation::argmax;
+use inference::model::Logits;
+use inference::ops::trace::{self, Call};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::signature::Signature;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Load,
+    Prefill,
+    Decode,
+    Score,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::Load => "load",
+            Phase::Prefill => "prefill",
+            Phase::Decode => "decode",
+            Phase::Score => "score",
+        })
+    }
+}
+
+/// How many decode steps a trace runs after the prefill.
+pub const DECODE_STEPS: usize = 2;
+
+/// One distinct op case, with the real tensors of its first occurrence.
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub signature: Signature,
+    /// The model dtype of the run it came from.
+    pub dtype: DType,
+    pub phases: BTreeSet<Phase>,
+    pub models: BTreeSet<String>,
+    pub inputs: Vec<Tensor>,
+    pub output: Tensor,
+}
+
+impl Case {
+    pub fn key(&self) -> String {
+        self.signature.key()
+    }
+}
+
+/// The prompt every trace runs; longer than both tiny models' sliding windows.
+pub fn prompt_ids(checkpoint: &Checkpoint) -> Result<Vec<u32>> {
+    let text = "The clockmaker opens his shop, and the students ask why the pendulum swings.";
+    Ok(checkpoint.tokenizer()?.encode(text)?)
+}
+
+/// Traces one checkpoint in one dtype: the op calls of each phase, in order.
+pub fn trace_model(dir: &Path, dtype: DType) -> Result<Vec<(Phase, Call)>> {
+    let checkpoint = Checkpoint::open(dir)?;
+    let ids = prompt_ids(&checkpoint)?;
+    let mut calls = Vec::new();
+    let mut tag =
+        |phase: Phase, t: trace::Trace| calls.extend(t.calls.into_iter().map(|c| (phase, c)));
+
+    let (model, t) = trace::capture(|| checkpoint.load_model(&Device::Cpu, dtype));
+    let model = model?;
+    tag(Phase::Load, t);
+
+    let mut cache = model.new_cache();
+    let (logits, t) = trace::capture(|| model.forward(&ids, &mut cache, Logits::Last));
+    let mut next = argmax(&logits?)?;
+    tag(Phase::Prefill, t);
+    for _ in 0..DECODE_STEPS {
+        let (logits, t) = trace::capture(|| model.forward(&[next], &mut cache, Logits::Last));
+        next = argmax(&logits?)?;
+        tag(Phase::Decode, t);
+    }
+
+    let (logits, t) = trace::capture(|| model.forward(&ids, &mut model.new_cache(), Logits::All));
+    logits?;
+    tag(Phase::Score, t);
+    Ok(calls)
+}
+
+/// Distinct cases of every `(model, dir)` in every dtype, in order of first appearance.
+pub fn inventory(models: &[(&str, &Path)], dtypes: &[DType]) -> Result<Vec<Case>> {
+    let mut cases: Vec<Case> = Vec::new();
+    for &dtype in dtypes {
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for &(name, dir) in models {
+            for (phase, call) in trace_model(dir, dtype)? {
+                let signature = Signature::of(&call);
+                match index.get(&signature.key()) {
+                    Some(&i) => {
+                        cases[i].phases.insert(phase);
+                        cases[i].models.insert(name.to_string());
+                    }
+                    None => {
+                        index.insert(signature.key(), cases.len());
+                        cases.push(Case {
+                            signature,
+                            dtype,
+                            phases: [phase].into(),
+                            models: [name.to_string()].into(),
+                            inputs: call.inputs,
+                            output: call.output,
+                        })
+                    }
+                }
+            }
+        }
+    }
+    Ok(cases)
+}

@@ -1,0 +1,187 @@
+//! `op-matrix`: replay the Gemma 3 op inventory on every backend against the CPU goldens.
+
+mod embedded;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use op_matrix::backend::Kind;
+use op_matrix::report::Report;
+use op_matrix::run::{self, Inputs, Options};
+use op_matrix::{golden, render, xfail};
+
+#[derive(Parser)]
+#[command(
+    name = "op-matrix",
+    version,
+    about = "Every op of the Gemma 3 graph, on every backend, against CPU goldens"
+)]
+struct Cli {
+    /// Backends to run: any of cpu, cuda, metal (comma-separated). Default: all.
+    #[arg(long, value_delimiter = ',')]
+    backend: Vec<Kind>,
+    /// Fail unless these backends are present (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    require: Vec<Kind>,
+    /// Only these dtypes: f32, bf16, f16 (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    dtype: Vec<String>,
+    /// Only these ops, by name (e.g. rope,matmul; `e2e` for the whole-model check).
+    #[arg(long, value_delimiter = ',')]
+    op: Vec<String>,
+    /// Write report.json, ops.md and junit.xml into this directory.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Combine JSON reports from several runners into one matrix instead of running.
+    #[arg(long, num_args = 1..)]
+    merge: Vec<PathBuf>,
+    /// Make OP's replay report unsupported on every backend, to test the harness itself.
+    #[arg(long, value_name = "OP")]
+    inject_unsupported: Option<String>,
+    /// Read goldens from this directory instead of the embedded ones.
+    #[arg(long)]
+    golden_dir: Option<PathBuf>,
+    /// Read expected-failure lists (<backend>.toml) from this directory instead of the embedded ones.
+    #[arg(long)]
+    xfail_dir: Option<PathBuf>,
+    /// Skip the end-to-end model comparison.
+    #[arg(long)]
+    no_e2e: bool,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("OP_MATRIX_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run_cli(Cli::parse()) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Returns whether the matrix passed.
+fn run_cli(cli: Cli) -> Result<bool> {
+    let report = if cli.merge.is_empty() {
+        run_matrix(&cli)?
+    } else {
+        merge(&cli.merge)?
+    };
+    print!("{}", render::table::render(&report));
+    if let Some(dir) = &cli.report {
+        write_reports(dir, &report)?;
+        println!("reports written to {}", dir.display());
+    }
+    let failures: Vec<_> = report.failures().collect();
+    for f in &failures {
+        eprintln!(
+            "FAIL {} {} {}: {}",
+            f.backend,
+            f.dtype,
+            f.signature,
+            f.outcome.detail()
+        );
+    }
+    if report.executed() == 0 {
+        eprintln!("error: zero cases were executed; the matrix proves nothing");
+    }
+    Ok(!report.failed())
+}
+
+fn run_matrix(cli: &Cli) -> Result<Report> {
+    let opts = Options {
+        backends: cli.backend.clone(),
+        require: cli.require.clone(),
+        dtypes: cli.dtype.clone(),
+        ops: cli.op.clone(),
+        inject_unsupported: cli.inject_unsupported.clone(),
+        end_to_end: !cli.no_e2e,
+        progress: true,
+    };
+    let backends = run::select_backends(&opts)?;
+    let files = match &cli.golden_dir {
+        Some(dir) => golden::read_dir(dir)?,
+        None => embedded::golden_files(),
+    };
+    let (_, cases) = golden::load(&files).context("loading the goldens")?;
+    let e2e = match &cli.golden_dir {
+        Some(dir) => {
+            let path = dir.join(op_matrix::e2e::FILE);
+            candle_core::safetensors::load(&path, &candle_core::Device::Cpu)
+                .with_context(|| format!("reading {}", path.display()))?
+        }
+        None => candle_core::safetensors::load_buffer(
+            embedded::e2e_goldens(),
+            &candle_core::Device::Cpu,
+        )?,
+    };
+    let (_models_dir, models) = embedded::models()?;
+    let mut lists = HashMap::new();
+    for kind in Kind::ALL {
+        let list = match &cli.xfail_dir {
+            Some(dir) => xfail::List::read(dir, kind.name())?,
+            None => xfail::List::parse(embedded::xfail_list(kind.name()))
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("embedded ci/xfail/{kind}.toml"))?,
+        };
+        lists.insert(kind, list);
+    }
+    let inputs = Inputs {
+        cases,
+        e2e,
+        models: models
+            .into_iter()
+            .map(|(n, p)| (n.to_string(), p))
+            .collect(),
+        xfail: lists,
+    };
+    if let Some(bad) = cli
+        .dtype
+        .iter()
+        .find(|d| !["f32", "bf16", "f16"].contains(&d.as_str()))
+    {
+        bail!("--dtype {bad} is not traced; use f32, bf16 or f16");
+    }
+    let known = |op: &String| op == "e2e" || inputs.cases.iter().any(|c| c.meta.op.name() == op);
+    if let Some(unknown) = cli.op.iter().find(|op| !known(op)) {
+        bail!("--op {unknown} is not an op of the inventory");
+    }
+    Ok(run::run(&opts, &inputs, &backends)?)
+}
+
+fn merge(paths: &[PathBuf]) -> Result<Report> {
+    let mut reports = Vec::new();
+    for path in paths {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let report: Report = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not an op-matrix report", path.display()))?;
+        reports.push(report);
+    }
+    Ok(Report::merge(reports))
+}
+
+fn write_reports(dir: &Path, report: &Report) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let write = |name: &str, text: String| -> Result<()> {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+    };
+    write("report.json", serde_json::to_string_pretty(report)? + "\n")?;
+    write("ops.md", render::markdown::render(report))?;
+    write(
+        "junit.xml",
+        render::junit::render(report).map_err(anyhow::Error::msg)?,
+    )?;
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! The one table of tolerances, per dtype and per op, each with its reason.
+//!
+//! A case passes when its NMSE is at most `nmse` and every element satisfies
+//! `|a - b| <= rtol * |b| + atol * max|b|`. The absolute term scales with the output's largest
+//! magnitude, so it means the same for logits near 10 and probabilities near 0.001.
+
+use candle_core::DType;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tolerance {
+    pub nmse: f64,
+    pub rtol: f64,
+    pub atol: f64,
+    pub reason: &'static str,
+}
+
+/// Defaults per dtype, from the dtype's step (machine epsilon): f32 2^-23, f16 2^-10, bf16 2^-7.
+pub fn for_dtype(dtype: DType) -> Tolerance {
+    match dtype {
+        DType::F32 => Tolerance {
+            nmse: 1e-9,
+            rtol: 1e-4,
+            atol: 1e-5,
+            reason: "f32: a few ulps of reordering, as between SIMD widths or GPU reductions",
+        },
+        DType::F16 => Tolerance {
+            nmse: 1e-5,
+            rtol: 4e-3,
+            atol: 2e-3,
+            reason: "f16: about 2 ulps (2^-10) per element",
+        },
+        DType::BF16 => Tolerance {
+            nmse: 1e-4,
+            rtol: 3.2e-2,
+            atol: 1.6e-2,
+            reason: "bf16: about 2 ulps (2^-7) per element",
+        },
+        _ => Tolerance {
+            nmse: 0.0,
+            rtol: 0.0,
+            atol: 0.0,
+            reason: "integers are exact",
+        },
+    }
+}
+
+/// The tolerance for `op` with output dtype `dtype`. Ops not named here use [`for_dtype`].
+pub fn for_op(op: &str, dtype: DType) -> Tolerance {
+    match (op, dtype) {
+        ("matmul", DType::F32) => Tolerance {
+            atol: 1e-4,
+            reason: "f32 matmul: accumulation order over K differs between gemm kernels",
+            ..for_dtype(dtype)
+        },
+        ("matmul", DType::BF16 | DType::F16) => Tolerance {
+            nmse: for_dtype(dtype).nmse * 4.0,
+            reason:
+                "half matmul: GPUs accumulate in f32 and round once; CPUs may round partial sums",
+            ..for_dtype(dtype)
+        },
+        _ => for_dtype(dtype),
+    }
+}
+
+/// End-to-end logits pass through every layer, so their errors compound: looser by dtype.
+pub fn for_logits(dtype: DType) -> Tolerance {
+    match dtype {
+        DType::F32 => Tolerance {
+            nmse: 1e-8,
+            rtol: 1e-3,
+            atol: 1e-4,
+            reason: "f32 logits after every layer: per-op reordering compounds",
+        },
+        DType::F16 => Tolerance {
+            nmse: 1e-4,
+            rtol: 5e-2,
+            atol: 2e-2,
+            reason: "f16 logits after every layer",
+        },
+        _ => Tolerance {
+            nmse: 1e-3,
+            rtol: 2e-1,
+            atol: 6e-2,
+            reason: "bf16 logits after every layer",
+        },
+    }
+}

@@ -1,0 +1,124 @@
+//! Expected failures, one file per backend (`ci/xfail/<backend>.toml`):
+//!
+//! ```toml
+//! [[xfail]]
+//! op = "rope"
+//! dtype = "bf16"
+//! reason = "why it fails and the upstream issue"
+//! ```
+//!
+//! A listed case that fails is an expected failure; a listed case that passes fails the run
+//! until the entry is removed, so the list cannot rot.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::outcome::Outcome;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Entry {
+    pub op: String,
+    pub dtype: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct List {
+    #[serde(default)]
+    pub xfail: Vec<Entry>,
+}
+
+impl List {
+    /// Reads `<dir>/<backend>.toml`; a missing file is an empty list.
+    pub fn read(dir: &Path, backend: &str) -> Result<Self> {
+        let path = dir.join(format!("{backend}.toml"));
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Self::parse(&text).map_err(|m| Error::format(&path, m)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(Error::io(&path, e)),
+        }
+    }
+
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    fn find(&self, op: &str, dtype: &str) -> Option<&Entry> {
+        self.xfail.iter().find(|e| e.op == op && e.dtype == dtype)
+    }
+
+    /// Applies the list to a raw outcome.
+    pub fn apply(&self, op: &str, dtype: &str, outcome: Outcome) -> Outcome {
+        let Some(entry) = self.find(op, dtype) else {
+            return outcome;
+        };
+        match outcome {
+            Outcome::Pass { .. } => Outcome::UnexpectedPass {
+                reason: entry.reason.clone(),
+            },
+            o if o.is_failure() => Outcome::ExpectedFailure {
+                reason: entry.reason.clone(),
+                failure: Box::new(o),
+            },
+            o => o,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::Errors;
+
+    const LIST: &str = r#"
+[[xfail]]
+op = "rope"
+dtype = "bf16"
+reason = "no bf16 rope kernel"
+"#;
+
+    #[test]
+    fn a_listed_failure_is_expected_and_does_not_fail_the_run() {
+        let list = List::parse(LIST).unwrap();
+        let o = list.apply(
+            "rope",
+            "bf16",
+            Outcome::Unsupported {
+                error: "no kernel".into(),
+            },
+        );
+        assert!(matches!(o, Outcome::ExpectedFailure { .. }));
+        assert!(!o.is_failure());
+    }
+
+    #[test]
+    fn a_listed_case_that_passes_is_an_unexpected_pass() {
+        let list = List::parse(LIST).unwrap();
+        let o = list.apply(
+            "rope",
+            "bf16",
+            Outcome::Pass {
+                errors: Errors::default(),
+            },
+        );
+        assert!(o.is_failure());
+        assert!(o
+            .detail()
+            .contains("unexpected pass: remove it from the list"));
+    }
+
+    #[test]
+    fn unlisted_cases_are_unchanged() {
+        let list = List::parse(LIST).unwrap();
+        let fail = Outcome::Unsupported { error: "x".into() };
+        assert_eq!(list.apply("rope", "f32", fail.clone()), fail);
+        assert_eq!(list.apply("matmul", "bf16", fail.clone()), fail);
+    }
+
+    #[test]
+    fn a_malformed_list_is_an_error() {
+        assert!(List::parse("[[xfail]]\nop = 1\n").is_err());
+    }
+}

@@ -1,0 +1,32 @@
+//! `cargo xtask golden [--bless]`.
+
+use anyhow::{Context, Result};
+
+use crate::repo_root;
+
+pub fn run(bless: bool) -> Result<bool> {
+    let root = repo_root();
+    let dir = root.join("golden/ops");
+    let models: Vec<(&str, std::path::PathBuf)> = ["tiny-text", "tiny-multimodal"]
+        .into_iter()
+        .map(|m| (m, root.join("golden/models").join(m)))
+        .collect();
+    let models: Vec<(&str, &std::path::Path)> =
+        models.iter().map(|(n, p)| (*n, p.as_path())).collect();
+    if bless {
+        let n = op_matrix::bless::bless(&dir, &models).context("blessing the goldens")?;
+        println!("wrote {n} cases to {}", dir.display());
+        return Ok(true);
+    }
+    let diffs = op_matrix::bless::check(&dir, &models).context("checking the goldens")?;
+    if diffs.is_empty() {
+        println!("goldens in {} match a fresh trace", dir.display());
+        return Ok(true);
+    }
+    eprintln!("the goldens differ from a fresh trace:");
+    for d in &diffs {
+        eprintln!("  {d}");
+    }
+    eprintln!("review the change, then run `cargo xtask golden --bless`");
+    Ok(false)
+}
