@@ -148,7 +148,7 @@ mod tests {
 
     #[test]
     fn a_single_bad_element_fails_even_when_nmse_is_small() {
-        let b = vec![1.0; 100_000];
+        let b = vec![1.0; 1_000_000];
         let mut a = b.clone();
         a[7] = 1.01;
         let r = mismatch_reason(compare(&a, &b, &tol()));
