@@ -2,13 +2,13 @@
 //! show how they differ from what is committed.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
 
 use crate::compare::compare;
 use crate::e2e;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::golden::{self, StoredCase};
 use crate::inventory::{self, Case};
 use crate::outcome::Outcome;
@@ -17,9 +17,19 @@ use crate::tolerance;
 
 pub const DTYPES: [DType; 3] = [DType::F32, DType::BF16, DType::F16];
 
-/// Traces every model in every dtype.
+/// Traces every model in every dtype, from its f32 weights and from a bf16 copy of them, so
+/// that the load casts of Hub (bf16) checkpoints are in the inventory too.
 pub fn trace_all(models: &[(&str, &Path)]) -> Result<Vec<Case>> {
-    inventory::inventory(models, &DTYPES)
+    let copies = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let mut all: Vec<(String, PathBuf)> = Vec::new();
+    for &(name, dir) in models {
+        all.push((name.to_string(), dir.to_path_buf()));
+        let copy = copies.path().join(name);
+        inventory::with_weights_in(dir, DType::BF16, &copy)?;
+        all.push((format!("{name} (bf16 weights)"), copy));
+    }
+    let refs: Vec<(&str, &Path)> = all.iter().map(|(n, p)| (n.as_str(), p.as_path())).collect();
+    inventory::inventory(&refs, &DTYPES)
 }
 
 /// Rewrites the goldens in `dir` from a fresh trace.

@@ -18,7 +18,7 @@ use inference::model::Logits;
 use inference::ops::trace::{self, Call};
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::signature::Signature;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -94,6 +94,22 @@ pub fn trace_model(dir: &Path, dtype: DType) -> Result<Vec<(Phase, Call)>> {
     logits?;
     tag(Phase::Score, t);
     Ok(calls)
+}
+
+/// Writes a copy of the checkpoint in `dir` with its weights stored in `dtype`, as Hub
+/// checkpoints are (bf16). Loading it in another dtype traces the casts users' loads run.
+pub fn with_weights_in(dir: &Path, dtype: DType, dest: &Path) -> Result<()> {
+    std::fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
+    for name in ["config.json", "tokenizer.json"] {
+        std::fs::copy(dir.join(name), dest.join(name)).map_err(|e| Error::io(dir.join(name), e))?;
+    }
+    let weights = candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu)?;
+    let cast = weights
+        .into_iter()
+        .map(|(n, t)| Ok((n, t.to_dtype(dtype)?)))
+        .collect::<Result<HashMap<_, _>>>()?;
+    candle_core::safetensors::save(&cast, dest.join("model.safetensors"))?;
+    Ok(())
 }
 
 /// Distinct cases of every `(model, dir)` in every dtype, in order of first appearance.

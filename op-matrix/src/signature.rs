@@ -8,6 +8,8 @@ use inference::ops::trace::Call;
 use inference::ops::Op;
 use serde::{Deserialize, Serialize};
 
+use crate::layout::Strided;
+
 /// The layout of one op input: dtype, shape, strides and start offset (in elements).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct InputLayout {
@@ -56,20 +58,18 @@ impl fmt::Display for Signature {
         for (i, x) in self.inputs.iter().enumerate() {
             let sep = if i == 0 { " " } else { ", " };
             write!(f, "{sep}{}{:?}", x.dtype, x.shape)?;
-            if x.stride != contiguous_stride(&x.shape) || x.offset != 0 {
+            let strided = Strided {
+                shape: x.shape.clone(),
+                stride: x.stride.clone(),
+                offset: x.offset,
+            };
+            // Strides of size-1 dims address nothing, so they do not make a new case.
+            if !strided.is_contiguous() || x.offset != 0 {
                 write!(f, "@{:?}+{}", x.stride, x.offset)?;
             }
         }
         Ok(())
     }
-}
-
-fn contiguous_stride(shape: &[usize]) -> Vec<usize> {
-    let mut stride = vec![1; shape.len()];
-    for i in (0..shape.len().saturating_sub(1)).rev() {
-        stride[i] = stride[i + 1] * shape[i + 1];
-    }
-    stride
 }
 
 /// Distinct signatures of `calls`, in order of first appearance.

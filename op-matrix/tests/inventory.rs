@@ -1,0 +1,75 @@
+//! The op inventory, traced afresh from the model code, against what is committed: the
+//! insta snapshot shows a change in the model's op set in review, and the golden check
+//! catches a change in the numbers (a Candle upgrade, a kernel change).
+
+use std::path::{Path, PathBuf};
+
+use op_matrix::bless;
+
+fn models() -> Vec<(&'static str, PathBuf)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../golden/models");
+    ["tiny-text", "tiny-multimodal"]
+        .into_iter()
+        .map(|m| (m, root.join(m)))
+        .collect()
+}
+
+fn refs<'a>(models: &'a [(&'static str, PathBuf)]) -> Vec<(&'static str, &'a Path)> {
+    models.iter().map(|(n, p)| (*n, p.as_path())).collect()
+}
+
+#[test]
+fn inventory_snapshot() {
+    let models = models();
+    let cases = bless::trace_all(&refs(&models)).unwrap();
+    let listing: Vec<String> = cases
+        .iter()
+        .map(|c| {
+            let phases: Vec<String> = c.phases.iter().map(|p| p.to_string()).collect();
+            format!("{} [{}] {}", c.dtype.as_str(), phases.join(","), c.key())
+        })
+        .collect();
+    insta::assert_snapshot!(listing.join("\n"));
+}
+
+#[test]
+fn every_dtype_traces_every_kernel_of_the_forward_pass() {
+    let models = models();
+    let cases = bless::trace_all(&refs(&models)).unwrap();
+    for dtype in ["f32", "bf16", "f16"] {
+        let ops: std::collections::BTreeSet<&str> = cases
+            .iter()
+            .filter(|c| c.dtype.as_str() == dtype)
+            .map(|c| c.signature.op.name())
+            .collect();
+        for op in [
+            "matmul",
+            "rope",
+            "softmax_last_dim",
+            "cast",
+            "contiguous",
+            "index_select",
+            "broadcast_add",
+            "gelu_tanh",
+            "rms_norm",
+            "cat",
+            "add",
+            "mul",
+            "affine",
+        ] {
+            assert!(ops.contains(op), "{dtype}: {op} missing from {ops:?}");
+        }
+    }
+}
+
+#[test]
+fn committed_goldens_match_a_fresh_trace() {
+    let models = models();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../golden/ops");
+    let diffs = bless::check(&dir, &refs(&models)).unwrap();
+    assert!(
+        diffs.is_empty(),
+        "run `cargo xtask golden` to see why:\n{}",
+        diffs.join("\n")
+    );
+}
