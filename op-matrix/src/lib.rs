@@ -13,6 +13,7 @@ pub mod bless;
 pub mod compare;
 pub mod e2e;
 pub mod error;
+pub mod fuzz;
 pub mod golden;
 pub mod inventory;
 pub mod layout;

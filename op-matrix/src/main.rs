@@ -50,6 +50,9 @@ struct Cli {
     /// Skip the end-to-end model comparison.
     #[arg(long)]
     no_e2e: bool,
+    /// Also run N random cases per op (odd sizes, strided and broadcast inputs) against the CPU.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    fuzz: usize,
 }
 
 fn main() -> ExitCode {
@@ -106,6 +109,7 @@ fn run_matrix(cli: &Cli) -> Result<Report> {
         ops: cli.op.clone(),
         inject_unsupported: cli.inject_unsupported.clone(),
         end_to_end: !cli.no_e2e,
+        fuzz: cli.fuzz,
         progress: true,
     };
     let backends = run::select_backends(&opts)?;

@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::backend::{Backend, Kind};
 use crate::e2e;
 use crate::error::{Error, Result};
+use crate::fuzz;
 use crate::golden::StoredCase;
 use crate::outcome::Outcome;
 use crate::replay::replay;
@@ -27,6 +28,8 @@ pub struct Options {
     pub ops: Vec<String>,
     pub inject_unsupported: Option<String>,
     pub end_to_end: bool,
+    /// Random cases per op beyond the trace (see [`crate::fuzz`]); 0 for none.
+    pub fuzz: usize,
     pub progress: bool,
 }
 
@@ -86,8 +89,15 @@ pub fn run(opts: &Options, inputs: &Inputs, backends: &[Backend]) -> Result<Repo
         .into_iter()
         .filter(|d| opts.end_to_end && selected(opts, "e2e", d.as_str()))
         .collect();
+    let fuzz_cases: Vec<fuzz::FuzzCase> = fuzz::OPS
+        .iter()
+        .filter(|op| opts.ops.is_empty() || opts.ops.iter().any(|o| o == *op))
+        .flat_map(|op| fuzz::cases(op, opts.fuzz, 1))
+        .filter(|c| selected(opts, c.op.name(), c.inputs[0].dtype().as_str()))
+        .collect();
     let present = backends.iter().filter(|b| b.device().is_some()).count() as u64;
-    let total = present * (cases.len() + dtypes.len() * inputs.models.len()) as u64;
+    let total =
+        present * (cases.len() + fuzz_cases.len() + dtypes.len() * inputs.models.len()) as u64;
     let bar = if opts.progress {
         ProgressBar::new(total)
     } else {
@@ -135,6 +145,27 @@ pub fn run(opts: &Options, inputs: &Inputs, backends: &[Backend]) -> Result<Repo
                 dtype: case.meta.dtype.clone(),
                 backend: backend.name.clone(),
                 phase: phases.join(","),
+                outcome,
+            });
+        }
+        for case in &fuzz_cases {
+            let dtype = case.inputs[0].dtype().as_str();
+            let outcome = match backend.device() {
+                None => Outcome::Skipped {
+                    reason: backend.skip_reason().unwrap_or_default(),
+                },
+                Some(device) => {
+                    let raw = fuzz::check(case, device);
+                    bar.inc(1);
+                    list.apply(case.op.name(), dtype, raw)
+                }
+            };
+            report.cases.push(CaseResult {
+                op: case.op.name().to_string(),
+                signature: case.signature().key(),
+                dtype: dtype.to_string(),
+                backend: backend.name.clone(),
+                phase: "fuzz".into(),
                 outcome,
             });
         }
