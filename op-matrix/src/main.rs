@@ -81,6 +81,9 @@ fn run_cli(cli: Cli) -> Result<bool> {
         merge(&cli.merge)?
     };
     print!("{}", render::table::render(&report));
+    for b in &report.backends {
+        println!("{}: {}", b.name, b.status);
+    }
     if let Some(dir) = &cli.report {
         write_reports(dir, &report)?;
         println!("reports written to {}", dir.display());
