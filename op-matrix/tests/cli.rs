@@ -49,6 +49,28 @@ fn the_cpu_passes_and_other_backends_are_reported_not_compiled() {
                 .all(|c| c.outcome.label() == "skipped"));
         }
     }
+    for dtype in ["f32", "bf16", "f16"] {
+        let ops: std::collections::BTreeSet<&str> = cpu
+            .iter()
+            .filter(|c| c.dtype == dtype)
+            .map(|c| c.op.as_str())
+            .collect();
+        for op in [
+            "matmul",
+            "rope",
+            "softmax_last_dim",
+            "cast",
+            "contiguous",
+            "index_select",
+            "broadcast_add",
+            "gelu_tanh",
+            "rms_norm",
+            "cat",
+            "e2e",
+        ] {
+            assert!(ops.contains(op), "{dtype}: {op} missing from the report");
+        }
+    }
     for file in ["ops.md", "junit.xml"] {
         assert!(dir.path().join(file).exists(), "{file} written");
     }
