@@ -52,13 +52,10 @@ impl Toolkit {
         let root = self.root.as_os_str().to_owned();
         let bin = self.root.join("bin");
         let path = std::env::var_os("PATH").unwrap_or_default();
-        let path = std::env::join_paths(
-            std::iter::once(bin).chain(std::env::split_paths(&path).filter(|p| {
-                // Keep the toolkit's bin first, once.
-                p != &self.root.join("bin")
-            })),
-        )
-        .context("building PATH with the toolkit's bin")?;
+        // The toolkit's bin first, and once, so nvcc is ours whatever else is on PATH.
+        let rest = std::env::split_paths(&path).filter(|p| p != &bin);
+        let path = std::env::join_paths(std::iter::once(bin.clone()).chain(rest))
+            .context("building PATH with the toolkit's bin")?;
         let lib = std::env::join_paths([self.root.join("lib64"), self.root.join("lib64/stubs")])
             .context("building LIBRARY_PATH")?;
         Ok(vec![
@@ -83,7 +80,13 @@ pub fn run(dir: Option<&Path>, compute_cap: &str) -> Result<bool> {
     let toolkit = ensure(&dir, compute_cap)?;
     println!("# CUDA toolkit ready; build with this environment:");
     for (key, value) in toolkit.env()? {
-        println!("export {key}={}", shell_quote(&value.to_string_lossy()));
+        if key == "PATH" {
+            // The caller's own PATH, not this process's copy of it.
+            let bin = shell_quote(&toolkit.root.join("bin").to_string_lossy());
+            println!("export PATH={bin}:\"$PATH\"");
+        } else {
+            println!("export {key}={}", shell_quote(&value.to_string_lossy()));
+        }
     }
     Ok(true)
 }
@@ -100,7 +103,7 @@ pub fn ensure(dir: &Path, compute_cap: &str) -> Result<Toolkit> {
     let venv = dir.join("venv");
     let python = ensure_venv(&venv)?;
     ensure_wheels(&venv, &python)?;
-    let cu13 = cu13_dir(&python)?;
+    let cu13 = cu13_dir(&venv, &python)?;
     let root = dir.join("root");
     ensure_root(&root, &cu13)?;
     ensure_stub(&dir, &root)?;
@@ -120,7 +123,9 @@ fn ensure_venv(venv: &Path) -> Result<PathBuf> {
     cmd.arg("-m").arg("venv").arg(venv);
     match cmd.output() {
         Err(e) if e.kind() == ErrorKind::NotFound => {
-            bail!("python3 not found: install Python 3 (with its venv module) to get the CUDA wheels")
+            bail!(
+                "python3 not found: install Python 3 (with its venv module) to get the CUDA wheels"
+            )
         }
         Err(e) => Err(e).context("running python3 -m venv"),
         Ok(out) => check(&out, "python3 -m venv (on Debian, install python3-venv)"),
@@ -138,7 +143,7 @@ fn ensure_wheels(venv: &Path, python: &Path) -> Result<()> {
     if std::fs::read_to_string(&marker).is_ok_and(|have| have == want) {
         return Ok(());
     }
-    eprintln!("installing the CUDA 13.0 wheels (about 1 GB to download)");
+    eprintln!("installing the CUDA 13.0 wheels (about 650 MB to download, 1.2 GB installed)");
     let status = Command::new(python)
         .args(["-m", "pip", "install", "--no-input"])
         .args(WHEELS)
@@ -153,9 +158,12 @@ fn ensure_wheels(venv: &Path, python: &Path) -> Result<()> {
 
 /// Where the wheels put the toolkit: `site-packages/nvidia/cu13`, asked of the venv's Python
 /// because the `pythonX.Y` part of the path depends on the interpreter.
-fn cu13_dir(python: &Path) -> Result<PathBuf> {
+fn cu13_dir(venv: &Path, python: &Path) -> Result<PathBuf> {
     let out = Command::new(python)
-        .args(["-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+        ])
         .output()
         .with_context(|| format!("asking {} for its site-packages", python.display()))?;
     check(&out, "finding the venv's site-packages")?;
@@ -166,11 +174,7 @@ fn cu13_dir(python: &Path) -> Result<PathBuf> {
             bail!(
                 "{} is missing from the wheels; delete {} and run again",
                 cu13.join(sub).display(),
-                python
-                    .parent()
-                    .and_then(Path::parent)
-                    .unwrap_or(python)
-                    .display()
+                venv.display()
             );
         }
     }
@@ -203,7 +207,7 @@ fn ensure_root(root: &Path, cu13: &Path) -> Result<()> {
             .filter(|n| n.starts_with(&prefix))
             .min_by_key(|n| n.len())
             .with_context(|| format!("no {unversioned}.* in {}", lib.display()))?;
-        link(&lib64.join(target), &lib64.join(unversioned))?;
+        link(Path::new(target), &lib64.join(unversioned))?;
     }
     Ok(())
 }
@@ -225,9 +229,11 @@ fn link(target: &Path, at: &Path) -> Result<()> {
 /// soname is the driver's, so the binary loads the real `libcuda.so.1` at run time.
 fn ensure_stub(dir: &Path, root: &Path) -> Result<()> {
     let names = driver_function_names()?;
-    let source: String = std::iter::once("/* Link stub for libcuda.so; generated by cargo xtask cuda-toolkit. */\n".to_owned())
-        .chain(names.iter().map(|n| format!("void {n}(void) {{}}\n")))
-        .collect();
+    let source: String = std::iter::once(
+        "/* Link stub for libcuda.so; generated by cargo xtask cuda-toolkit. */\n".to_owned(),
+    )
+    .chain(names.iter().map(|n| format!("void {n}(void) {{}}\n")))
+    .collect();
     let stubs = root.join("lib64/stubs");
     let stub = stubs.join("libcuda.so");
     let c_file = dir.join("libcuda-stub.c");
@@ -236,7 +242,10 @@ fn ensure_stub(dir: &Path, root: &Path) -> Result<()> {
     }
     std::fs::create_dir_all(&stubs).with_context(|| format!("creating {}", stubs.display()))?;
     std::fs::write(&c_file, &source).with_context(|| format!("writing {}", c_file.display()))?;
-    eprintln!("building the libcuda.so link stub ({} functions)", names.len());
+    eprintln!(
+        "building the libcuda.so link stub ({} functions)",
+        names.len()
+    );
     let out = Command::new("gcc")
         .args(["-shared", "-fPIC", "-Wl,-soname,libcuda.so.1", "-o"])
         .arg(&stub)
@@ -277,8 +286,8 @@ fn driver_function_names() -> Result<BTreeSet<String>> {
     }
     let mut names = BTreeSet::new();
     for file in &files {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("reading {}", file.display()))?;
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
         names.extend(text.lines().filter_map(|line| {
             let rest = line.trim_start().strip_prefix("pub unsafe fn cu")?;
             let len = rest
@@ -345,8 +354,7 @@ fn check(out: &Output, what: &str) -> Result<()> {
 /// Single-quotes a value for `export` lines a shell can `eval`.
 fn shell_quote(s: &str) -> String {
     if !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"/_-.:,+=@%".contains(&b))
     {
         s.to_owned()

@@ -1,5 +1,9 @@
 //! `cargo xtask <command>`: the project's automation, in Rust.
 
+mod audit;
+mod bundle;
+mod check_metal;
+mod cuda_toolkit;
 mod golden;
 mod tiny_model;
 
@@ -29,6 +33,18 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Check that candle-nn and candle-transformers get every backend feature candle-core gets,
+    /// for every target and shipped feature set.
+    Audit {
+        /// The workspace to audit [default: this one].
+        #[arg(long)]
+        manifest_path: Option<PathBuf>,
+        /// Also audit these feature sets (each a comma-separated list).
+        #[arg(long)]
+        features: Vec<String>,
+    },
+    /// Type-check the workspace with `--features metal` on a machine without Metal.
+    CheckMetal,
     /// Check the op goldens against a fresh trace; `--bless` rewrites them.
     Golden {
         #[arg(long)]
@@ -42,6 +58,27 @@ enum Command {
         preset: tiny_model::Preset,
         #[arg(long, default_value_t = 0x6e6d_6133)]
         seed: u64,
+    },
+    /// Install a CUDA 13.0 toolkit from PyPI wheels and print the environment to build with.
+    CudaToolkit {
+        /// Cache folder for the venv and the CUDA root [default: target/cuda-toolkit].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// GPU compute capability to build kernels for (90 = H100).
+        #[arg(long, default_value = "90")]
+        compute_cap: String,
+    },
+    /// Build op-matrix and gemma3 for CUDA and pack them into a .tar.xz for a GPU machine.
+    Bundle {
+        /// Cargo features, applied to both packages.
+        #[arg(long, default_value = "cuda")]
+        features: String,
+        /// Output folder [default: artifacts/cuda].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// GPU compute capability to build kernels for (90 = H100).
+        #[arg(long, default_value = "90")]
+        compute_cap: String,
     },
 }
 
@@ -58,10 +95,23 @@ fn main() -> ExitCode {
             release,
             args,
         } => op_matrix(features, release, &args),
+        Command::Audit {
+            manifest_path,
+            features,
+        } => run_audit(manifest_path, &features),
+        Command::CheckMetal => check_metal::run(),
         Command::Golden { bless } => golden::run(bless),
         Command::TinyModel { dir, preset, seed } => {
             tiny_model::write(&dir, preset, seed).map(|()| true)
         }
+        Command::CudaToolkit { dir, compute_cap } => {
+            cuda_toolkit::run(dir.as_deref(), &compute_cap)
+        }
+        Command::Bundle {
+            features,
+            out,
+            compute_cap,
+        } => bundle::run(&features, out.as_deref(), &compute_cap),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -87,4 +137,25 @@ fn op_matrix(features: Option<String>, release: bool, args: &[String]) -> Result
     }
     let status = cmd.arg("--").args(args).status().context("running cargo")?;
     Ok(status.success())
+}
+
+fn run_audit(manifest: Option<PathBuf>, extra: &[String]) -> Result<bool> {
+    let manifest = manifest.unwrap_or_else(|| repo_root().join("Cargo.toml"));
+    let (builds, findings) = audit::audit(&manifest, extra)?;
+    if findings.is_empty() {
+        println!(
+            "audit: ok: {} builds (binary package x feature set x target) keep candle's backend features consistent",
+            builds.len()
+        );
+        return Ok(true);
+    }
+    eprintln!(
+        "audit: {} problem(s) in {}:",
+        findings.len(),
+        manifest.display()
+    );
+    for f in &findings {
+        eprintln!("- {f}");
+    }
+    Ok(false)
 }
