@@ -37,6 +37,19 @@ fn this_workspace_passes() {
 }
 
 #[test]
+fn the_deliberate_cuda_core_only_build_of_this_workspace_is_flagged() {
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["audit", "--features", "cuda-core-only"])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("--features cuda-core-only"), "{err}");
+    assert!(err.contains("candle-core has `cuda` but candle-nn does not"), "{err}");
+    assert!(err.contains("[features]: cuda-core-only = [\"candle-core/cuda\", \"candle-nn/cuda\"]"), "{err}");
+}
+
+#[test]
 fn the_legacy_layout_fails_naming_candle_nn_and_metal_on_macos_only() {
     let dir = fixture("legacy");
     let out = audit(&dir.path().join("Cargo.toml"));
