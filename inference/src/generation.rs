@@ -1,5 +1,7 @@
 //! Token generation with the KV cache.
 
+use std::time::{Duration, Instant};
+
 use candle_core::Tensor;
 
 use crate::error::Result;
@@ -31,6 +33,18 @@ pub enum StopReason {
 pub struct Generation {
     pub tokens: Vec<u32>,
     pub stop: StopReason,
+    pub timings: Timings,
+}
+
+/// Wall time of each phase. Each step ends by reading the chosen token back to the host, so on
+/// an accelerator the times include the device's work, not just its queueing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timings {
+    /// The prompt's forward pass and the first token: the time to first token.
+    pub prefill: Duration,
+    /// Every later token, together.
+    pub decode: Duration,
+    pub decode_steps: usize,
 }
 
 /// Greedy continuation of `prompt`: up to `max_tokens` new tokens, stopping after any of `stop`
@@ -43,13 +57,18 @@ pub fn greedy(
 ) -> Result<Generation> {
     let mut cache: KvCache = model.new_cache();
     let mut tokens = Vec::with_capacity(max_tokens);
+    let mut timings = Timings::default();
     let context = model.config().max_position_embeddings;
+    let start = Instant::now();
     let mut logits = model.forward(prompt, &mut cache, Logits::Last)?;
     let reason = loop {
         if tokens.len() == max_tokens {
             break StopReason::MaxTokens;
         }
         let next = argmax(&logits)?;
+        if tokens.is_empty() {
+            timings.prefill = start.elapsed();
+        }
         tokens.push(next);
         if stop.contains(&next) {
             break StopReason::StopToken;
@@ -58,9 +77,12 @@ pub fn greedy(
             break StopReason::ContextFull;
         }
         logits = model.forward(&[next], &mut cache, Logits::Last)?;
+        timings.decode_steps += 1;
     };
+    timings.decode = start.elapsed().saturating_sub(timings.prefill);
     Ok(Generation {
         tokens,
         stop: reason,
+        timings,
     })
 }

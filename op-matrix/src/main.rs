@@ -47,6 +47,9 @@ struct Cli {
     /// Read expected-failure lists (<backend>.toml) from this directory instead of the embedded ones.
     #[arg(long)]
     xfail_dir: Option<PathBuf>,
+    /// A fact about this runner to record in the report (card, driver, build); repeatable.
+    #[arg(long)]
+    note: Vec<String>,
     /// Skip the end-to-end model comparison.
     #[arg(long)]
     no_e2e: bool,
@@ -75,11 +78,12 @@ fn main() -> ExitCode {
 
 /// Returns whether the matrix passed.
 fn run_cli(cli: Cli) -> Result<bool> {
-    let report = if cli.merge.is_empty() {
+    let mut report = if cli.merge.is_empty() {
         run_matrix(&cli)?
     } else {
         merge(&cli.merge)?
     };
+    report.notes.extend(cli.note.iter().cloned());
     print!("{}", render::table::render(&report));
     for b in &report.backends {
         println!("{}: {}", b.name, b.status);

@@ -35,6 +35,9 @@ pub struct CaseResult {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Report {
     pub candle_version: String,
+    /// Free-form facts about the runners (card, driver, build), from `--note`.
+    #[serde(default)]
+    pub notes: Vec<String>,
     pub backends: Vec<BackendInfo>,
     pub cases: Vec<CaseResult>,
 }
@@ -61,6 +64,7 @@ impl Report {
             if out.candle_version.is_empty() {
                 out.candle_version = r.candle_version.clone();
             }
+            out.notes.extend(r.notes);
             for b in r.backends {
                 if !out
                     .backends

@@ -58,6 +58,14 @@ pub fn for_op(op: &str, dtype: DType) -> Tolerance {
                 "half matmul: GPUs accumulate in f32 and round once; CPUs may round partial sums",
             ..for_dtype(dtype)
         },
+        ("gelu_tanh" | "tanh", DType::BF16 | DType::F16) => Tolerance {
+            nmse: for_dtype(dtype).nmse * 10.0,
+            rtol: for_dtype(dtype).rtol * 4.0,
+            reason: "half gelu/tanh: Candle's CPU kernel rounds every intermediate to the half \
+                     type (1 + tanh(x) cancels for negative x); GPUs compute in f32 and round \
+                     once. Seen on an H200: 6 bf16 ulps on one element",
+            ..for_dtype(dtype)
+        },
         _ => for_dtype(dtype),
     }
 }
@@ -78,10 +86,13 @@ pub fn for_logits(dtype: DType) -> Tolerance {
             reason: "f16 logits after every layer",
         },
         _ => Tolerance {
-            nmse: 1e-3,
+            nmse: 1e-2,
             rtol: 2e-1,
             atol: 6e-2,
-            reason: "bf16 logits after every layer",
+            reason: "bf16 logits after every layer: the CPU's own bf16 logits are NMSE 3e-3 to \
+                     6e-3 from its f32 logits (tiny models), and an H200's were 2e-3 to 4e-3 from \
+                     the CPU's while closer to f32 in perplexity, so two correct bf16 paths \
+                     differ this much",
         },
     }
 }

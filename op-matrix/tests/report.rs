@@ -115,6 +115,7 @@ fn sample() -> Report {
     cases.push(case("conv2d", "f32", CONV_F32, "cuda:0", skipped()));
     Report {
         candle_version: "0.11.1".into(),
+        notes: Vec::new(),
         backends: vec![
             backend("cpu", "present", "host x86_64"),
             backend("cuda:0", "present", "NVIDIA H100, driver 550"),
@@ -395,6 +396,7 @@ fn table_shows_ascii_cells_and_total() {
 fn cpu_runner() -> Report {
     Report {
         candle_version: "0.11.1".into(),
+        notes: Vec::new(),
         backends: vec![
             backend("cpu", "present", "host"),
             backend("cuda:0", "not compiled", "-"),
@@ -412,6 +414,7 @@ fn cpu_runner() -> Report {
 fn cuda_runner() -> Report {
     Report {
         candle_version: "0.11.1".into(),
+        notes: Vec::new(),
         backends: vec![
             backend("cpu", "present", "gpu host"),
             backend("cuda:0", "present", "NVIDIA H100"),
@@ -489,6 +492,7 @@ fn failed_when_nothing_executed() {
 fn failed_on_unexpected_pass_but_not_on_passes_and_xfails() {
     let mut report = Report {
         candle_version: "0.11.1".into(),
+        notes: Vec::new(),
         backends: vec![backend("cpu", "present", "host")],
         cases: vec![
             case("rope", "bf16", ROPE_BF16, "cpu", pass()),

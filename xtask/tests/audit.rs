@@ -45,8 +45,14 @@ fn the_deliberate_cuda_core_only_build_of_this_workspace_is_flagged() {
     let err = stderr(&out);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("--features cuda-core-only"), "{err}");
-    assert!(err.contains("candle-core has `cuda` but candle-nn does not"), "{err}");
-    assert!(err.contains("[features]: cuda-core-only = [\"candle-core/cuda\", \"candle-nn/cuda\"]"), "{err}");
+    assert!(
+        err.contains("candle-core has `cuda` but candle-nn does not"),
+        "{err}"
+    );
+    assert!(
+        err.contains("[features]: cuda-core-only = [\"candle-core/cuda\", \"candle-nn/cuda\"]"),
+        "{err}"
+    );
 }
 
 #[test]

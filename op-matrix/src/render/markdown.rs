@@ -19,6 +19,12 @@ pub fn render(report: &Report) -> String {
 
     out.push_str("# Op matrix\n\n");
     let _ = writeln!(out, "candle {}\n", escape(&report.candle_version));
+    for note in &report.notes {
+        let _ = writeln!(out, "- {}", escape(note));
+    }
+    if !report.notes.is_empty() {
+        out.push('\n');
+    }
     for b in &report.backends {
         let _ = writeln!(
             out,
