@@ -54,7 +54,9 @@ def sync_time():
 
 
 def transformers_run(path, ids):
-    model = transformers.Gemma3ForCausalLM.from_pretrained(path, dtype=torch.bfloat16).cuda().eval()
+    model = transformers.Gemma3ForCausalLM.from_pretrained(
+        path, dtype=torch.bfloat16, attn_implementation="eager"
+    ).cuda().eval()
     x = torch.tensor([ids], device="cuda")
     with torch.no_grad():
         model(x)  # warm-up: kernels, allocator
