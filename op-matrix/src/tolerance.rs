@@ -88,11 +88,11 @@ pub fn for_logits(dtype: DType) -> Tolerance {
         _ => Tolerance {
             nmse: 1e-2,
             rtol: 2e-1,
-            atol: 6e-2,
+            atol: 1.5e-1,
             reason: "bf16 logits after every layer: the CPU's own bf16 logits are NMSE 3e-3 to \
-                     6e-3 from its f32 logits (tiny models), and an H200's were 2e-3 to 4e-3 from \
-                     the CPU's while closer to f32 in perplexity, so two correct bf16 paths \
-                     differ this much",
+                     6e-3 and up to 0.09·max|logit| from its f32 logits (tiny models), and an \
+                     H200's were NMSE 2e-3 to 4e-3 and 0.08·max from the CPU's while closer to \
+                     f32 in perplexity, so two correct bf16 paths differ this much",
         },
     }
 }
