@@ -53,6 +53,9 @@ impl fmt::Display for Kind {
     }
 }
 
+/// More devices of one kind than any machine this runs on has.
+const MAX_DEVICES: usize = 16;
+
 /// A backend and what became of opening it.
 pub struct Backend {
     pub kind: Kind,
@@ -69,17 +72,22 @@ pub enum State {
 impl Backend {
     /// Opens device 0 of `kind`, recording why it cannot be used.
     pub fn open(kind: Kind) -> Self {
+        Self::open_ordinal(kind, 0)
+    }
+
+    /// Device `ordinal` of `kind` (the CPU has only 0).
+    pub fn open_ordinal(kind: Kind, ordinal: usize) -> Self {
         let name = match kind {
             Kind::Cpu => "cpu".to_string(),
-            k => format!("{k}:0"),
+            k => format!("{k}:{ordinal}"),
         };
         let state = if !kind.compiled() {
             State::NotCompiled
         } else {
             let device = match kind {
                 Kind::Cpu => Ok(Device::Cpu),
-                Kind::Cuda => Device::new_cuda(0),
-                Kind::Metal => Device::new_metal(0),
+                Kind::Cuda => Device::new_cuda(ordinal),
+                Kind::Metal => Device::new_metal(ordinal),
             };
             match device {
                 Ok(d) => State::Present(d),
@@ -87,6 +95,22 @@ impl Backend {
             }
         };
         Self { kind, name, state }
+    }
+
+    /// Every device of `kind`: device 0 as it opens (present or why not), then devices 1, 2,
+    /// ... while they open.
+    pub fn open_all(kind: Kind) -> Vec<Self> {
+        let mut all = vec![Self::open(kind)];
+        if kind != Kind::Cpu && all[0].device().is_some() {
+            for ordinal in 1..MAX_DEVICES {
+                let next = Self::open_ordinal(kind, ordinal);
+                if next.device().is_none() {
+                    break;
+                }
+                all.push(next);
+            }
+        }
+        all
     }
 
     pub fn device(&self) -> Option<&Device> {

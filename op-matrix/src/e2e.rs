@@ -10,6 +10,7 @@ use candle_core::{DType, Device, Tensor};
 use inference::checkpoint::Checkpoint;
 use inference::generation;
 use inference::model::Logits;
+use inference::scoring;
 
 use crate::compare::compare;
 use crate::error::{Error, Result};
@@ -21,14 +22,37 @@ use crate::tolerance;
 pub const FILE: &str = "e2e.safetensors";
 pub const GREEDY_TOKENS: usize = 8;
 
-/// Logits of every prompt position (f32, on the CPU) and the greedy continuation.
-pub fn run_model(dir: &Path, device: &Device, dtype: DType) -> Result<(Tensor, Vec<u32>)> {
+/// A text far longer than the traced prompt (896 tokens with the tiny tokenizer), so that
+/// kernels are checked at sizes the op inventory does not store: long softmax rows, long
+/// KV caches, positions past the sliding window many times over.
+const LONG_TEXT: &str = include_str!("../../golden/reference/long.txt");
+
+/// What the whole model produced on one backend.
+pub struct ModelRun {
+    /// Logits of every prompt position (f32, on the CPU).
+    pub logits: Tensor,
+    pub greedy: Vec<u32>,
+    /// Log-probabilities of every token of the long text.
+    pub long_logprobs: Vec<f32>,
+}
+
+pub fn run_model(dir: &Path, device: &Device, dtype: DType) -> Result<ModelRun> {
     let checkpoint = Checkpoint::open(dir)?;
     let ids = prompt_ids(&checkpoint)?;
     let model = checkpoint.load_model(device, dtype)?;
     let logits = model.forward(&ids, &mut model.new_cache(), Logits::All)?;
     let greedy = generation::greedy(&model, &ids, GREEDY_TOKENS, &[])?.tokens;
-    Ok((logits.to_device(&Device::Cpu)?, greedy))
+    let long = checkpoint.tokenizer()?.encode(LONG_TEXT)?;
+    let long_logprobs = scoring::score(&model, &long)?
+        .logprobs
+        .iter()
+        .map(|&x| x as f32)
+        .collect();
+    Ok(ModelRun {
+        logits: logits.to_device(&Device::Cpu)?,
+        greedy,
+        long_logprobs,
+    })
 }
 
 fn key(model: &str, dtype: DType, what: &str) -> String {
@@ -40,13 +64,13 @@ pub fn goldens(models: &[(&str, &Path)], dtypes: &[DType]) -> Result<HashMap<Str
     let mut map = HashMap::new();
     for &(name, dir) in models {
         for &dtype in dtypes {
-            let (logits, greedy) = run_model(dir, &Device::Cpu, dtype)?;
-            let n = greedy.len();
-            map.insert(key(name, dtype, "logits"), logits);
-            map.insert(
-                key(name, dtype, "greedy"),
-                Tensor::from_vec(greedy, n, &Device::Cpu)?,
-            );
+            let run = run_model(dir, &Device::Cpu, dtype)?;
+            let (n, m) = (run.greedy.len(), run.long_logprobs.len());
+            map.insert(key(name, dtype, "logits"), run.logits);
+            let greedy = Tensor::from_vec(run.greedy, n, &Device::Cpu)?;
+            map.insert(key(name, dtype, "greedy"), greedy);
+            let long = Tensor::from_vec(run.long_logprobs, m, &Device::Cpu)?;
+            map.insert(key(name, dtype, "long_logprobs"), long);
         }
     }
     Ok(map)
@@ -67,7 +91,12 @@ pub fn check(
     };
     let run = || -> Result<Outcome> {
         let (want_logits, want_greedy) = (golden("logits")?, golden("greedy")?.to_vec1::<u32>()?);
-        let (logits, greedy) = match run_model(dir, device, dtype) {
+        let want_long = golden("long_logprobs")?;
+        let ModelRun {
+            logits,
+            greedy,
+            long_logprobs,
+        } = match run_model(dir, device, dtype) {
             Ok(r) => r,
             Err(e) => {
                 return Ok(Outcome::Unsupported {
@@ -75,11 +104,15 @@ pub fn check(
                 })
             }
         };
-        let outcome = compare(
-            &to_f64(&logits)?,
-            &to_f64(want_logits)?,
-            &tolerance::for_logits(dtype),
-        );
+        let tol = tolerance::for_logits(dtype);
+        let long: Vec<f64> = long_logprobs.iter().map(|&x| x as f64).collect();
+        if let Outcome::Mismatch { errors, reason } = compare(&long, &to_f64(want_long)?, &tol) {
+            return Ok(Outcome::Mismatch {
+                errors,
+                reason: format!("long-text log-probs ({} tokens): {reason}", long.len()),
+            });
+        }
+        let outcome = compare(&to_f64(&logits)?, &to_f64(want_logits)?, &tol);
         if let Some(step) = greedy.iter().zip(&want_greedy).position(|(a, b)| a != b) {
             let errors = match &outcome {
                 Outcome::Pass { errors } | Outcome::Mismatch { errors, .. } => *errors,

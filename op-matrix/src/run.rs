@@ -58,7 +58,7 @@ pub fn select_backends(opts: &Options) -> Result<Vec<Backend>> {
             names.join(",")
         )));
     }
-    let backends: Vec<Backend> = wanted.into_iter().map(Backend::open).collect();
+    let backends: Vec<Backend> = wanted.into_iter().flat_map(Backend::open_all).collect();
     for kind in &opts.require {
         let status = backends
             .iter()
@@ -183,7 +183,7 @@ pub fn run(opts: &Options, inputs: &Inputs, backends: &[Backend]) -> Result<Repo
                 };
                 report.cases.push(CaseResult {
                     op: "e2e".into(),
-                    signature: format!("e2e {name} logits and greedy tokens"),
+                    signature: format!("e2e {name}: logits, greedy tokens, long-text log-probs"),
                     dtype: dtype.as_str().to_string(),
                     backend: backend.name.clone(),
                     phase: "e2e".into(),
