@@ -7,13 +7,16 @@
 //! - [`checkpoint`] finds and loads a checkpoint directory with its tokenizer.
 //! - [`scoring`] and [`generation`] turn logits into log-probs and tokens.
 
+pub mod chat;
 pub mod checkpoint;
 pub mod config;
+pub mod detokenize;
 pub mod device;
 pub mod error;
 pub mod generation;
 pub mod model;
 pub mod ops;
+pub mod sampling;
 pub mod scoring;
 pub mod tokenizer;
 pub mod weights;
