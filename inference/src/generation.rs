@@ -6,17 +6,21 @@ use candle_core::Tensor;
 
 use crate::error::Result;
 use crate::model::{Gemma3, KvCache, Logits};
+use crate::sampling::{Sampler, SamplingParams};
 
 /// Index of the largest logit; ties go to the lowest index, as `torch.argmax` does.
 pub fn argmax(logits: &Tensor) -> Result<u32> {
-    let row = logits.flatten_all()?.to_vec1::<f32>()?;
-    let mut best = 0;
-    for (i, &x) in row.iter().enumerate() {
-        if x > row[best] {
-            best = i;
-        }
-    }
-    Ok(best as u32)
+    Ok(crate::sampling::argmax(
+        &logits.flatten_all()?.to_vec1::<f32>()?,
+    ))
+}
+
+/// What the caller of [`generate`] wants after each token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// Stop after this token (a stop string was completed, the user interrupted, ...).
+    Stop,
 }
 
 /// Why generation ended.
@@ -27,6 +31,8 @@ pub enum StopReason {
     StopToken,
     /// The context is full: the model has no position left for another token.
     ContextFull,
+    /// The caller asked to stop, for example on a stop string.
+    Caller,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,28 +61,58 @@ pub fn greedy(
     max_tokens: usize,
     stop: &[u32],
 ) -> Result<Generation> {
-    let mut cache: KvCache = model.new_cache();
+    let mut sampler = Sampler::new(SamplingParams::default())?;
+    let mut cache = model.new_cache();
+    generate(
+        model,
+        &mut cache,
+        prompt,
+        max_tokens,
+        stop,
+        &mut sampler,
+        |_| Ok(Flow::Continue),
+    )
+}
+
+/// Continues `prompt` from the state in `cache` (empty for a fresh start; a chat keeps it
+/// across turns). Calls `on_token` with each new token as soon as it is chosen. Stops at
+/// `max_tokens`, after a token in `stop` (which is kept in the result but not passed to
+/// `on_token`), when the context is full, or when `on_token` says so.
+pub fn generate(
+    model: &Gemma3,
+    cache: &mut KvCache,
+    prompt: &[u32],
+    max_tokens: usize,
+    stop: &[u32],
+    sampler: &mut Sampler,
+    mut on_token: impl FnMut(u32) -> Result<Flow>,
+) -> Result<Generation> {
     let mut tokens = Vec::with_capacity(max_tokens);
+    let mut history = prompt.to_vec();
     let mut timings = Timings::default();
     let context = model.config().max_position_embeddings;
     let start = Instant::now();
-    let mut logits = model.forward(prompt, &mut cache, Logits::Last)?;
+    let mut logits = model.forward(prompt, cache, Logits::Last)?;
     let reason = loop {
         if tokens.len() == max_tokens {
             break StopReason::MaxTokens;
         }
-        let next = argmax(&logits)?;
+        let next = sampler.sample(&logits.flatten_all()?.to_vec1::<f32>()?, &history);
         if tokens.is_empty() {
             timings.prefill = start.elapsed();
         }
         tokens.push(next);
+        history.push(next);
         if stop.contains(&next) {
             break StopReason::StopToken;
+        }
+        if on_token(next)? == Flow::Stop {
+            break StopReason::Caller;
         }
         if tokens.len() < max_tokens && cache.position() == context {
             break StopReason::ContextFull;
         }
-        logits = model.forward(&[next], &mut cache, Logits::Last)?;
+        logits = model.forward(&[next], cache, Logits::Last)?;
         timings.decode_steps += 1;
     };
     timings.decode = start.elapsed().saturating_sub(timings.prefill);

@@ -1,12 +1,16 @@
-//! `gemma3 generate`: continue a prompt.
+//! `gemma3 generate`: continue a prompt, streaming the text as it is generated.
 
+use std::io::Write;
 use std::time::Instant;
 
-use anyhow::{bail, Result};
-use inference::generation::{self, StopReason};
+use anyhow::{Context, Result};
+use inference::chat::Message;
+use inference::detokenize::TokenStream;
+use inference::generation::{self, Flow, StopReason};
+use inference::sampling::{Sampler, SamplingParams};
 use serde_json::json;
 
-use super::model_args::ModelArgs;
+use super::model_args::{Loaded, ModelArgs};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -14,13 +18,21 @@ pub struct Args {
     model: ModelArgs,
     #[arg(long)]
     prompt: String,
+    /// A system prompt, for chat-template models.
+    #[arg(long)]
+    system: Option<String>,
+    /// Feed the prompt as is, without the chat template.
+    #[arg(long)]
+    raw: bool,
     /// Most new tokens to generate.
     #[arg(long, default_value_t = 128)]
     max_tokens: usize,
-    /// Sampling temperature; 0 is greedy.
-    #[arg(long, default_value_t = 0.0)]
-    temperature: f64,
-    /// Print JSON with the generated token ids and a `stats` object.
+    #[command(flatten)]
+    sampling: SamplingArgs,
+    /// Stop when the output contains this string (repeatable).
+    #[arg(long)]
+    stop: Vec<String>,
+    /// Print JSON with the generated token ids and a `stats` object instead of streaming text.
     #[arg(long)]
     json: bool,
     /// Keep generating past end-of-sequence tokens (for benchmarks).
@@ -28,20 +40,119 @@ pub struct Args {
     ignore_eos: bool,
 }
 
-pub fn run(args: Args) -> Result<()> {
-    if args.temperature != 0.0 {
-        bail!("only greedy decoding (--temperature 0) is available so far");
+#[derive(clap::Args)]
+pub struct SamplingArgs {
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f64,
+    /// Keep only the k most likely tokens.
+    #[arg(long)]
+    top_k: Option<usize>,
+    /// Keep the smallest set of tokens whose probability reaches p.
+    #[arg(long)]
+    top_p: Option<f64>,
+    #[arg(long, default_value_t = 299_792_458)]
+    seed: u64,
+    /// Penalty for tokens among the last `--repeat-last-n` (1 is none).
+    #[arg(long, default_value_t = 1.0)]
+    repeat_penalty: f32,
+    #[arg(long, default_value_t = 64)]
+    repeat_last_n: usize,
+}
+
+impl SamplingArgs {
+    pub fn sampler(&self) -> Result<Sampler> {
+        Ok(Sampler::new(SamplingParams {
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            seed: self.seed,
+            repeat_penalty: self.repeat_penalty,
+            repeat_last_n: self.repeat_last_n,
+        })?)
     }
+}
+
+/// The prompt's token ids: through the chat template when the checkpoint has one, as
+/// transformers' `apply_chat_template` does (the template writes `<bos>` itself).
+fn prompt_ids(loaded: &Loaded, args: &Args) -> Result<Vec<u32>> {
+    let template = if args.raw {
+        None
+    } else {
+        loaded.chat_template.as_ref()
+    };
+    match template {
+        Some(t) => {
+            let mut messages = Vec::new();
+            if let Some(system) = &args.system {
+                messages.push(Message::new("system", system.clone()));
+            }
+            messages.push(Message::new("user", args.prompt.clone()));
+            let text = t.render(&messages, true)?;
+            Ok(loaded.tokenizer.encode_with(&text, false)?)
+        }
+        None => Ok(loaded.tokenizer.encode(&args.prompt)?),
+    }
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let mut sampler = args.sampling.sampler()?;
     let started = Instant::now();
     let loaded = args.model.load()?;
     let load_s = started.elapsed().as_secs_f64();
-    let prompt = loaded.tokenizer.encode(&args.prompt)?;
-    let stop: &[u32] = if args.ignore_eos {
-        &[]
+    let prompt = prompt_ids(&loaded, &args)?;
+    let stop_ids = if args.ignore_eos {
+        Vec::new()
     } else {
-        &loaded.model.config().eos_token_ids
+        loaded.stop_ids()
     };
-    let generation = generation::greedy(&loaded.model, &prompt, args.max_tokens, stop)?;
+
+    let mut stream = TokenStream::new(&loaded.tokenizer);
+    let mut text = String::new();
+    let mut stdout = std::io::stdout().lock();
+    let mut cache = loaded.model.new_cache();
+    let generation = generation::generate(
+        &loaded.model,
+        &mut cache,
+        &prompt,
+        args.max_tokens,
+        &stop_ids,
+        &mut sampler,
+        |id| {
+            let Some(piece) = stream.push(id)? else {
+                return Ok(Flow::Continue);
+            };
+            text.push_str(&piece);
+            if !args.json {
+                let out = |e: std::io::Error| {
+                    inference::Error::Invalid(format!("writing to stdout: {e}"))
+                };
+                stdout.write_all(piece.as_bytes()).map_err(out)?;
+                stdout.flush().map_err(out)?;
+            }
+            let stopped = args.stop.iter().any(|s| text.contains(s.as_str()));
+            Ok(if stopped { Flow::Stop } else { Flow::Continue })
+        },
+    )?;
+    if let Some(rest) = stream.finish()? {
+        text.push_str(&rest);
+        if !args.json {
+            stdout
+                .write_all(rest.as_bytes())
+                .context("writing to stdout")?;
+        }
+    }
+    if !args.json {
+        writeln!(stdout).context("writing to stdout")?;
+    }
+    if generation.stop == StopReason::ContextFull {
+        eprintln!(
+            "note: stopped after {} tokens: the context of {} positions is full",
+            generation.tokens.len(),
+            loaded.model.config().max_position_embeddings
+        );
+    }
+
     let t = generation.timings;
     let rate = |n: usize, d: std::time::Duration| n as f64 / d.as_secs_f64().max(f64::MIN_POSITIVE);
     let stats = json!({
@@ -60,22 +171,15 @@ pub fn run(args: Args) -> Result<()> {
         stats["decode_tok_s"].as_f64().unwrap_or(0.0),
         stats["ttft_ms"].as_f64().unwrap_or(0.0),
     );
-    if generation.stop == StopReason::ContextFull {
-        eprintln!(
-            "note: stopped after {} tokens: the context of {} positions is full",
-            generation.tokens.len(),
-            loaded.model.config().max_position_embeddings
-        );
-    }
-    let ids = generation.tokens;
-    let text = loaded.tokenizer.decode(&ids, true)?;
     if args.json {
-        println!(
-            "{}",
-            json!({"prompt_tokens": prompt.len(), "token_ids": ids, "text": text, "stats": stats})
-        );
-    } else {
-        println!("{text}");
+        let doc = json!({
+            "prompt_tokens": prompt.len(),
+            "token_ids": generation.tokens,
+            "text": text,
+            "stop": format!("{:?}", generation.stop),
+            "stats": stats,
+        });
+        println!("{doc}");
     }
     Ok(())
 }

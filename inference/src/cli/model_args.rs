@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use inference::chat::ChatTemplate;
 use inference::checkpoint::Checkpoint;
 use inference::device::{DTypeChoice, DeviceChoice};
 use inference::model::Gemma3;
@@ -32,6 +33,17 @@ fn parse_dtype(s: &str) -> Result<DTypeChoice, String> {
 pub struct Loaded {
     pub model: Gemma3,
     pub tokenizer: Tokenizer,
+    /// The chat template of `tokenizer_config.json`, for instruction-tuned checkpoints.
+    pub chat_template: Option<ChatTemplate>,
+}
+
+impl Loaded {
+    /// Token ids that end a generation: the config's EOS ids and `<end_of_turn>`.
+    pub fn stop_ids(&self) -> Vec<u32> {
+        let mut ids = self.model.config().eos_token_ids.clone();
+        ids.extend(self.tokenizer.token_id("<end_of_turn>"));
+        ids
+    }
 }
 
 impl ModelArgs {
@@ -39,11 +51,21 @@ impl ModelArgs {
         let dir = &self.model_dir;
         let checkpoint = Checkpoint::open(dir).context("opening the checkpoint")?;
         let tokenizer = checkpoint.tokenizer()?;
+        let config = checkpoint.dir().join("tokenizer_config.json");
+        let chat_template = if config.exists() {
+            ChatTemplate::from_tokenizer_config(&config).ok()
+        } else {
+            None
+        };
         let device = self.device.open()?;
         let dtype = self.dtype.resolve(&device);
         let model = checkpoint
             .load_model(&device, dtype)
             .context("loading the weights")?;
-        Ok(Loaded { model, tokenizer })
+        Ok(Loaded {
+            model,
+            tokenizer,
+            chat_template,
+        })
     }
 }
