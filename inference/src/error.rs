@@ -52,6 +52,9 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
 
+    #[error("{0}")]
+    Hub(String),
+
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }

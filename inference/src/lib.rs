@@ -14,6 +14,7 @@ pub mod detokenize;
 pub mod device;
 pub mod error;
 pub mod generation;
+pub mod hub;
 pub mod model;
 pub mod ops;
 pub mod sampling;

@@ -26,8 +26,20 @@ enum Command {
     Perplexity(perplexity::Args),
 }
 
+/// The command line, with `generate` inserted when it starts with a flag: the legacy engine
+/// took `--prompt '...' --which 3-1b-it` with no subcommand, and that must keep working.
+fn args() -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let first = args.get(1).and_then(|a| a.to_str()).unwrap_or("");
+    let is_flag = first.starts_with('-') && !matches!(first, "-h" | "--help" | "-V" | "--version");
+    if is_flag {
+        args.insert(1, "generate".into());
+    }
+    args
+}
+
 pub fn run() -> Result<()> {
-    match Cli::parse().command {
+    match Cli::parse_from(args()).command {
         Command::Generate(args) => generate::run(args),
         Command::Perplexity(args) => perplexity::run(args),
     }

@@ -6,17 +6,30 @@ use anyhow::{Context, Result};
 use inference::chat::ChatTemplate;
 use inference::checkpoint::Checkpoint;
 use inference::device::{DTypeChoice, DeviceChoice};
+use inference::hub;
 use inference::model::Gemma3;
 use inference::tokenizer::Tokenizer;
 
 #[derive(clap::Args)]
 pub struct ModelArgs {
-    /// Checkpoint directory: config.json, *.safetensors, tokenizer.json.
+    /// A Hugging Face Hub model id (downloaded and cached; `HF_TOKEN` for gated repositories).
+    #[arg(long, default_value = "google/gemma-3-1b-it", conflicts_with = "which")]
+    pub model: String,
+    /// The Hub revision: a branch, tag or commit.
+    #[arg(long, default_value = "main")]
+    pub revision: String,
+    /// A local checkpoint directory (config.json, *.safetensors, tokenizer.json) instead of the Hub.
     #[arg(long)]
-    pub model_dir: PathBuf,
+    pub model_dir: Option<PathBuf>,
+    /// The legacy engine's model names: 3-1b, 3-1b-it, 3-4b, 3-4b-it, 3-12b, 3-12b-it, 3-27b, 3-27b-it.
+    #[arg(long, value_parser = parse_which)]
+    pub which: Option<String>,
     /// `auto`, `cpu`, `cuda[:N]` or `metal[:N]`.
-    #[arg(long, default_value = "cpu", value_parser = parse_device)]
+    #[arg(long, default_value = "auto", value_parser = parse_device)]
     pub device: DeviceChoice,
+    /// Same as `--device cpu` (the legacy engine's flag).
+    #[arg(long, conflicts_with = "device")]
+    pub cpu: bool,
     /// auto, f32, bf16 or f16.
     #[arg(long, default_value = "auto", value_parser = parse_dtype)]
     pub dtype: DTypeChoice,
@@ -24,6 +37,20 @@ pub struct ModelArgs {
 
 fn parse_device(s: &str) -> Result<DeviceChoice, String> {
     s.parse().map_err(|e: inference::Error| e.to_string())
+}
+
+/// The Hub id of a legacy `--which` name.
+fn parse_which(s: &str) -> Result<String, String> {
+    let (size, tuned) = match s.strip_suffix("-it") {
+        Some(size) => (size, "it"),
+        None => (s, "pt"),
+    };
+    match size {
+        "3-1b" | "3-4b" | "3-12b" | "3-27b" => Ok(format!("google/gemma-{size}-{tuned}")),
+        _ => Err(format!(
+            "unknown model `{s}`; use 3-1b, 3-1b-it, 3-4b, 3-4b-it, 3-12b, 3-12b-it, 3-27b or 3-27b-it"
+        )),
+    }
 }
 
 fn parse_dtype(s: &str) -> Result<DTypeChoice, String> {
@@ -47,9 +74,19 @@ impl Loaded {
 }
 
 impl ModelArgs {
+    /// The local checkpoint directory, downloading from the Hub when needed.
+    fn checkpoint_dir(&self) -> Result<PathBuf> {
+        if let Some(dir) = &self.model_dir {
+            return Ok(dir.clone());
+        }
+        let id = self.which.as_deref().unwrap_or(&self.model);
+        hub::fetch(id, &self.revision)
+            .with_context(|| format!("getting {id} from the Hugging Face Hub"))
+    }
+
     pub fn load(&self) -> Result<Loaded> {
-        let dir = &self.model_dir;
-        let checkpoint = Checkpoint::open(dir).context("opening the checkpoint")?;
+        let dir = self.checkpoint_dir()?;
+        let checkpoint = Checkpoint::open(&dir).context("opening the checkpoint")?;
         let tokenizer = checkpoint.tokenizer()?;
         let config = checkpoint.dir().join("tokenizer_config.json");
         let chat_template = if config.exists() {
@@ -57,7 +94,12 @@ impl ModelArgs {
         } else {
             None
         };
-        let device = self.device.open()?;
+        let choice = if self.cpu {
+            DeviceChoice::Cpu
+        } else {
+            self.device
+        };
+        let device = choice.open()?;
         let dtype = self.dtype.resolve(&device);
         let model = checkpoint
             .load_model(&device, dtype)
