@@ -28,6 +28,52 @@ pub fn score(model: &Gemma3, tokens: &[u32]) -> Result<Scores> {
     })
 }
 
+/// Scores long token sequences in windows of at most `window` tokens, moving by `stride`, as
+/// transformers' strided perplexity does: each window sees up to `window - stride` tokens of
+/// context before the ones it scores, and every token after the first is scored exactly once.
+/// `on_window` is called with (tokens scored so far, total) for progress reporting.
+pub fn score_windowed(
+    model: &Gemma3,
+    tokens: &[u32],
+    window: usize,
+    stride: usize,
+    mut on_window: impl FnMut(usize, usize),
+) -> Result<Scores> {
+    if tokens.len() < 2 {
+        return Err(Error::Invalid(
+            "scoring needs at least two tokens (one to condition on, one to predict)".into(),
+        ));
+    }
+    // Windows must overlap by a token: the first token of a window is only ever predicted by
+    // the window before it.
+    if window < 2 || stride == 0 || stride >= window {
+        return Err(Error::Invalid(format!(
+            "--window must be at least 2 and --stride between 1 and window - 1 (got window {window}, stride {stride})"
+        )));
+    }
+    let mut logprobs = Vec::with_capacity(tokens.len() - 1);
+    let mut scored_until = 1; // the first token is never predicted
+    let mut begin = 0;
+    loop {
+        let end = (begin + window).min(tokens.len());
+        let chunk = &tokens[begin..end];
+        let logits = model.forward(chunk, &mut model.new_cache(), Logits::All)?;
+        let all = logprobs_of_next(&logits, chunk)?;
+        // all[k] predicts chunk[k + 1], i.e. tokens[begin + k + 1].
+        logprobs.extend_from_slice(&all[scored_until - begin - 1..]);
+        scored_until = end;
+        on_window(scored_until - 1, tokens.len() - 1);
+        if end == tokens.len() {
+            break;
+        }
+        begin += stride;
+    }
+    Ok(Scores {
+        perplexity: perplexity(&logprobs),
+        logprobs,
+    })
+}
+
 /// For row i of `logits` (positions, vocab), the log-probability of `tokens[i + 1]`, in f64.
 pub fn logprobs_of_next(logits: &Tensor, tokens: &[u32]) -> Result<Vec<f64>> {
     let rows = logits.to_vec2::<f32>()?;

@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
 use inference::scoring;
 use serde_json::json;
 
@@ -21,6 +22,13 @@ pub struct Args {
     /// Print JSON: tokens, token_ids, perplexity, logprobs.
     #[arg(long)]
     json: bool,
+    /// Score in windows of this many tokens (for texts longer than the context).
+    #[arg(long)]
+    window: Option<usize>,
+    /// How far each window moves; each window keeps `window - stride` tokens of context.
+    /// Default: half the window.
+    #[arg(long, requires = "window")]
+    stride: Option<usize>,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -33,7 +41,30 @@ pub fn run(args: Args) -> Result<()> {
     };
     let loaded = args.model.load()?;
     let ids = loaded.tokenizer.encode(&text)?;
-    let scores = scoring::score(&loaded.model, &ids)?;
+    let context = loaded.model.config().max_position_embeddings;
+    let scores = match args.window {
+        None if ids.len() > context => bail!(
+            "the text is {} tokens but the model's context holds {context} (max_position_embeddings); \
+             score it in windows with --window {context} (and optionally --stride)",
+            ids.len()
+        ),
+        None => scoring::score(&loaded.model, &ids)?,
+        Some(window) => {
+            if window > context {
+                bail!("--window {window} is longer than the model's context of {context} tokens");
+            }
+            let stride = args.stride.unwrap_or((window / 2).max(1));
+            let bar = ProgressBar::new((ids.len() - 1) as u64).with_style(
+                ProgressStyle::with_template("{bar:40} {pos}/{len} tokens scored {elapsed}")
+                    .expect("a valid template"),
+            );
+            let scores = scoring::score_windowed(&loaded.model, &ids, window, stride, |done, _| {
+                bar.set_position(done as u64)
+            })?;
+            bar.finish_and_clear();
+            scores
+        }
+    };
     if args.json {
         let doc = json!({
             "tokens": ids.len(),
