@@ -26,6 +26,7 @@ impl Message {
 }
 
 /// A compiled chat template with the special tokens it may refer to.
+#[derive(Clone)]
 pub struct ChatTemplate {
     env: Environment<'static>,
     /// Special tokens passed to the template, as transformers passes `special_tokens_map`.

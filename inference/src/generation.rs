@@ -93,6 +93,8 @@ pub fn generate(
     let context = model.config().max_position_embeddings;
     let start = Instant::now();
     let mut logits = model.forward(prompt, cache, Logits::Last)?;
+    // The last token chosen is never fed back: no forward pass is spent on a token whose
+    // logits nobody reads, and a chat knows the cache ends just before it.
     let reason = loop {
         if tokens.len() == max_tokens {
             break StopReason::MaxTokens;
@@ -109,7 +111,10 @@ pub fn generate(
         if on_token(next)? == Flow::Stop {
             break StopReason::Caller;
         }
-        if tokens.len() < max_tokens && cache.position() == context {
+        if tokens.len() == max_tokens {
+            break StopReason::MaxTokens;
+        }
+        if cache.position() == context {
             break StopReason::ContextFull;
         }
         logits = model.forward(&[next], cache, Logits::Last)?;

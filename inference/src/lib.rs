@@ -10,6 +10,7 @@
 pub mod chat;
 pub mod checkpoint;
 pub mod config;
+pub mod conversation;
 pub mod detokenize;
 pub mod device;
 pub mod error;

@@ -1,5 +1,6 @@
 //! Command-line front end. Each subcommand lives in its own module.
 
+mod chat;
 mod generate;
 mod model_args;
 mod perplexity;
@@ -22,6 +23,8 @@ struct Cli {
 enum Command {
     /// Continue a prompt.
     Generate(generate::Args),
+    /// Talk to an instruction-tuned model, one message per line; the KV cache is kept across turns.
+    Chat(chat::Args),
     /// Score a text: per-token log-probabilities and perplexity.
     Perplexity(perplexity::Args),
 }
@@ -41,6 +44,7 @@ fn args() -> Vec<std::ffi::OsString> {
 pub fn run() -> Result<()> {
     match Cli::parse_from(args()).command {
         Command::Generate(args) => generate::run(args),
+        Command::Chat(args) => chat::run(args),
         Command::Perplexity(args) => perplexity::run(args),
     }
 }

@@ -1,0 +1,113 @@
+//! `gemma3 chat`: an interactive multi-turn conversation that keeps the KV cache across turns.
+//! Reads one message per line from stdin, so it also works with piped input.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::{bail, Context, Result};
+use inference::conversation::Conversation;
+use inference::detokenize::TokenStream;
+use inference::generation::{self, Flow, StopReason};
+
+use super::generate::SamplingArgs;
+use super::model_args::ModelArgs;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// A system prompt for the whole conversation.
+    #[arg(long)]
+    system: Option<String>,
+    /// Most tokens per reply.
+    #[arg(long, default_value_t = 512)]
+    max_tokens: usize,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let mut sampler = args.sampling.sampler()?;
+    let loaded = args.model.load()?;
+    let Some(template) = loaded.chat_template.clone() else {
+        bail!("this checkpoint has no chat template in tokenizer_config.json; use `gemma3 generate --raw`");
+    };
+    let context = loaded.model.config().max_position_embeddings;
+    let reserve = args.max_tokens.min(context / 2);
+    let stop_ids = loaded.stop_ids();
+    let mut conversation = Conversation::new(template, args.system.clone());
+    let mut cache = loaded.model.new_cache();
+    let interactive = std::io::stdin().is_terminal();
+    if interactive {
+        eprintln!("chat with the model; /reset starts over, /exit (or end of input) quits");
+    }
+    let mut stdout = std::io::stdout().lock();
+    let mut lines = std::io::stdin().lock().lines();
+    loop {
+        if interactive {
+            eprint!("> ");
+            std::io::stderr().flush().ok();
+        }
+        let Some(line) = lines.next() else { break };
+        let line = line.context("reading stdin")?;
+        let message = line.trim();
+        match message {
+            "" => continue,
+            "/exit" => break,
+            "/reset" => {
+                conversation.reset(&mut cache);
+                eprintln!("(conversation reset)");
+                continue;
+            }
+            _ => {}
+        }
+        let turn =
+            conversation.user_turn(message, &loaded.tokenizer, &mut cache, context, reserve)?;
+        if turn.dropped > 0 {
+            eprintln!(
+                "note: dropped the {} oldest exchange(s) to fit the context of {context} tokens",
+                turn.dropped
+            );
+        }
+        let mut stream = TokenStream::new(&loaded.tokenizer);
+        let mut reply = String::new();
+        let generation = generation::generate(
+            &loaded.model,
+            &mut cache,
+            &turn.feed,
+            args.max_tokens,
+            &stop_ids,
+            &mut sampler,
+            |id| {
+                if let Some(piece) = stream.push(id)? {
+                    reply.push_str(&piece);
+                    let out = |e: std::io::Error| {
+                        inference::Error::Invalid(format!("writing to stdout: {e}"))
+                    };
+                    stdout.write_all(piece.as_bytes()).map_err(out)?;
+                    stdout.flush().map_err(out)?;
+                }
+                Ok(Flow::Continue)
+            },
+        )?;
+        if let Some(rest) = stream.finish()? {
+            reply.push_str(&rest);
+            stdout
+                .write_all(rest.as_bytes())
+                .context("writing to stdout")?;
+        }
+        writeln!(stdout).context("writing to stdout")?;
+        conversation.assistant_reply(&reply, &generation.tokens);
+        let t = generation.timings;
+        eprintln!(
+            "(prompt {} new tokens, {} cached; {} tokens at {:.1} tok/s)",
+            turn.feed.len(),
+            turn.reused,
+            generation.tokens.len(),
+            t.decode_steps as f64 / t.decode.as_secs_f64().max(f64::MIN_POSITIVE)
+        );
+        if generation.stop == StopReason::ContextFull {
+            eprintln!("note: the reply stopped because the context of {context} tokens is full");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! `gemma3 chat` with piped stdin: turns reuse the KV cache, /reset and /exit work, and a
+//! conversation that outgrows the context drops its oldest exchanges instead of failing.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use common::checkpoint_dir;
+
+fn chat(dir: &Path, input: &str, extra: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gemma3"))
+        .args([
+            "chat",
+            "--model-dir",
+            dir.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// The `(new, cached)` prompt token counts of each turn, from the stats lines.
+fn turns(stderr: &str) -> Vec<(usize, usize)> {
+    stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("(prompt "))
+        .map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            (words[0].parse().unwrap(), words[3].parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn later_turns_reuse_the_cache_and_reset_starts_over() {
+    // One-token greedy replies are never fed back, so the cache holds exactly the rendered
+    // prompt, and the next turn's rendering must extend it.
+    let input = "Hello there\nWhat is the river?\n/reset\nAnd the clock?\n/exit\nnever read\n";
+    let out = chat(&checkpoint_dir("tiny-text"), input, &["--max-tokens", "1"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let t = turns(&stderr);
+    assert_eq!(t.len(), 3, "three turns before /exit: {stderr}");
+    assert_eq!(t[0].1, 0);
+    assert_eq!(
+        t[1].1, t[0].0,
+        "the second turn reuses the first prompt: {stderr}"
+    );
+    assert_eq!(t[2].1, 0, "after /reset nothing is reused: {stderr}");
+    assert!(stderr.contains("(conversation reset)"));
+}
+
+#[test]
+fn a_full_context_drops_the_oldest_exchanges() {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(checkpoint_dir("tiny-text")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let config = dir.path().join("config.json");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(
+            "\"max_position_embeddings\": 1024",
+            "\"max_position_embeddings\": 96",
+        ),
+    )
+    .unwrap();
+    let input = "The river town wakes.\nThe bakers light the ovens.\nThe ferry bell rings twice.\nThe carts roll over the bridge.\n";
+    let out = chat(dir.path(), input, &["--max-tokens", "8"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(turns(&stderr).len(), 4, "{stderr}");
+    assert!(stderr.contains("dropped the"), "{stderr}");
+}
+
+#[test]
+fn a_checkpoint_without_a_chat_template_is_refused_with_the_alternative() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["config.json", "model.safetensors", "tokenizer.json"] {
+        std::fs::copy(
+            checkpoint_dir("tiny-text").join(name),
+            dir.path().join(name),
+        )
+        .unwrap();
+    }
+    let out = chat(dir.path(), "hi\n", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("no chat template") && stderr.contains("--raw"),
+        "{stderr}"
+    );
+}
