@@ -10,23 +10,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::layout::Strided;
 
-/// The layout of one op input: dtype, shape, strides and start offset (in elements).
+/// The layout of one op input: its dtype and its view (shape, strides, offset in elements).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct InputLayout {
     pub dtype: String,
-    pub shape: Vec<usize>,
-    pub stride: Vec<usize>,
-    pub offset: usize,
+    #[serde(flatten)]
+    pub strided: Strided,
 }
 
 impl InputLayout {
     pub fn of(t: &Tensor) -> Self {
-        let layout = t.layout();
         Self {
             dtype: t.dtype().as_str().to_string(),
-            shape: t.dims().to_vec(),
-            stride: layout.stride().to_vec(),
-            offset: layout.start_offset(),
+            strided: Strided::of(t),
         }
     }
 }
@@ -57,15 +53,11 @@ impl fmt::Display for Signature {
         write!(f, "{}", self.op)?;
         for (i, x) in self.inputs.iter().enumerate() {
             let sep = if i == 0 { " " } else { ", " };
-            write!(f, "{sep}{}{:?}", x.dtype, x.shape)?;
-            let strided = Strided {
-                shape: x.shape.clone(),
-                stride: x.stride.clone(),
-                offset: x.offset,
-            };
+            let v = &x.strided;
+            write!(f, "{sep}{}{:?}", x.dtype, v.shape)?;
             // Strides of size-1 dims address nothing, so they do not make a new case.
-            if !strided.is_contiguous() || x.offset != 0 {
-                write!(f, "@{:?}+{}", x.stride, x.offset)?;
+            if !v.is_contiguous() || v.offset != 0 {
+                write!(f, "@{:?}+{}", v.stride, v.offset)?;
             }
         }
         Ok(())

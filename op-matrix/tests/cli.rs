@@ -1,6 +1,8 @@
 //! The `op-matrix` binary end to end on this machine's backends: its exit status, its
 //! reports, fault injection, expected-failure lists, `--require`, merging and zero cases.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -55,19 +57,7 @@ fn the_cpu_passes_and_other_backends_are_reported_not_compiled() {
             .filter(|c| c.dtype == dtype)
             .map(|c| c.op.as_str())
             .collect();
-        for op in [
-            "matmul",
-            "rope",
-            "softmax_last_dim",
-            "cast",
-            "contiguous",
-            "index_select",
-            "broadcast_add",
-            "gelu_tanh",
-            "rms_norm",
-            "cat",
-            "e2e",
-        ] {
+        for op in common::FORWARD_PASS_OPS.iter().chain(&["e2e"]) {
             assert!(ops.contains(op), "{dtype}: {op} missing from the report");
         }
     }

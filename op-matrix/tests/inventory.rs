@@ -2,6 +2,8 @@
 //! insta snapshot shows a change in the model's op set in review, and the golden check
 //! catches a change in the numbers (a Candle upgrade, a kernel change).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use op_matrix::bless;
@@ -42,21 +44,7 @@ fn every_dtype_traces_every_kernel_of_the_forward_pass() {
             .filter(|c| c.dtype.as_str() == dtype)
             .map(|c| c.signature.op.name())
             .collect();
-        for op in [
-            "matmul",
-            "rope",
-            "softmax_last_dim",
-            "cast",
-            "contiguous",
-            "index_select",
-            "broadcast_add",
-            "gelu_tanh",
-            "rms_norm",
-            "cat",
-            "add",
-            "mul",
-            "affine",
-        ] {
+        for op in common::FORWARD_PASS_OPS {
             assert!(ops.contains(op), "{dtype}: {op} missing from {ops:?}");
         }
     }
