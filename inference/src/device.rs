@@ -41,6 +41,16 @@ impl FromStr for DeviceChoice {
 }
 
 impl DeviceChoice {
+    /// The backend's name: `cpu`, `cuda` or `metal` (`auto` before it is resolved).
+    pub fn backend_name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Cpu => "cpu",
+            Self::Cuda(_) => "cuda",
+            Self::Metal(_) => "metal",
+        }
+    }
+
     /// Opens the device. `Auto` takes the first of CUDA, Metal and CPU that opens.
     pub fn open(self) -> Result<Device> {
         match self {

@@ -1,12 +1,13 @@
-//! The default inputs, compiled into the binary so that `op-matrix` runs anywhere with no
-//! download and no checkout: the tiny checkpoints, the goldens and the expected-failure lists.
+//! The default inputs, compiled into the crate so that the `op-matrix` binary and the CLI's
+//! preflight run anywhere with no download and no checkout: the tiny checkpoints, the goldens
+//! and the expected-failure lists.
 
 use std::path::PathBuf;
 
 use candle_core::DType;
 
-use op_matrix::error::{Error, Result};
-use op_matrix::golden::GoldenFiles;
+use crate::error::{Error, Result};
+use crate::golden::GoldenFiles;
 
 macro_rules! golden {
     ($name:literal) => {

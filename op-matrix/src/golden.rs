@@ -188,6 +188,18 @@ pub fn read_dir(dir: &Path) -> Result<GoldenFiles> {
 
 /// Parses golden files into replayable cases.
 pub fn load(files: &GoldenFiles) -> Result<(Inventory, Vec<StoredCase>)> {
+    load_filtered(files, |_| true)
+}
+
+/// Only the cases of one dtype (whose tensor file is the only one needed).
+pub fn load_dtype(files: &GoldenFiles, dtype: DType) -> Result<(Inventory, Vec<StoredCase>)> {
+    load_filtered(files, |meta| meta.dtype == dtype.as_str())
+}
+
+fn load_filtered(
+    files: &GoldenFiles,
+    keep: impl Fn(&CaseMeta) -> bool,
+) -> Result<(Inventory, Vec<StoredCase>)> {
     let origin = Path::new("golden");
     let inventory: Inventory = serde_json::from_slice(&files.inventory)
         .map_err(|e| Error::format(origin.join(INVENTORY), e.to_string()))?;
@@ -199,7 +211,7 @@ pub fn load(files: &GoldenFiles) -> Result<(Inventory, Vec<StoredCase>)> {
         );
     }
     let mut cases = Vec::new();
-    for meta in &inventory.cases {
+    for meta in inventory.cases.iter().filter(|m| keep(m)) {
         let file = format!("{}.safetensors", meta.dtype);
         let map = maps
             .get(meta.dtype.as_str())

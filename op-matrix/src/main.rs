@@ -1,7 +1,5 @@
 //! `op-matrix`: replay the Gemma 3 op inventory on every backend against the CPU goldens.
 
-mod embedded;
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use op_matrix::backend::Kind;
+use op_matrix::embedded;
 use op_matrix::report::Report;
 use op_matrix::run::{self, Inputs, Options};
 use op_matrix::{golden, render, xfail};

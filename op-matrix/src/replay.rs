@@ -26,7 +26,7 @@ pub fn replay(case: &StoredCase, device: &Device, backend: &str, inject: Option<
     if inject == Some(op.name()) {
         return Outcome::Unsupported {
             error: format!(
-                "no {backend} implementation for {} (injected by --inject-unsupported)",
+                "no {backend} implementation for {} (injected, to test the harness)",
                 op.name()
             ),
         };

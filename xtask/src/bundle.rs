@@ -15,7 +15,7 @@ const NAME: &str = "gemma3-cuda-bundle";
 /// What is carried to the device must fit its 64 MiB limit with the working tree beside it.
 const MAX_BYTES: u64 = 60 * 1024 * 1024;
 /// The binaries shipped: (package, binary).
-const BINARIES: &[(&str, &str)] = &[("op-matrix", "op-matrix"), ("inference", "gemma3")];
+const BINARIES: &[(&str, &str)] = &[("op-matrix", "op-matrix"), ("gemma3-cli", "gemma3")];
 
 /// Finds the CUDA 13 libraries and the driver on the target machine, then runs a binary.
 const RUN_SH: &str = r#"#!/bin/sh
@@ -214,10 +214,10 @@ mod tests {
 
     #[test]
     fn features_are_named_per_package() {
-        assert_eq!(package_features("cuda"), "op-matrix/cuda,inference/cuda");
+        assert_eq!(package_features("cuda"), "op-matrix/cuda,gemma3-cli/cuda");
         assert_eq!(
             package_features("cuda,inference/foo"),
-            "op-matrix/cuda,inference/cuda,inference/foo"
+            "op-matrix/cuda,gemma3-cli/cuda,inference/foo"
         );
     }
 }

@@ -2,13 +2,15 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device};
 use inference::chat::ChatTemplate;
 use inference::checkpoint::Checkpoint;
 use inference::device::{DTypeChoice, DeviceChoice};
 use inference::hub;
 use inference::model::Gemma3;
 use inference::tokenizer::Tokenizer;
+use op_matrix::preflight;
 
 #[derive(clap::Args)]
 pub struct ModelArgs {
@@ -30,6 +32,12 @@ pub struct ModelArgs {
     /// Same as `--device cpu` (the legacy engine's flag).
     #[arg(long, conflicts_with = "device")]
     pub cpu: bool,
+    /// Skip the preflight that replays the model's ops on the device before loading weights.
+    #[arg(long)]
+    pub no_preflight: bool,
+    /// Make the preflight report this op unsupported (to test the fallback; not for users).
+    #[arg(long, hide = true, value_name = "OP")]
+    pub preflight_inject: Option<String>,
     /// auto, f32, bf16 or f16.
     #[arg(long, default_value = "auto", value_parser = parse_dtype)]
     pub dtype: DTypeChoice,
@@ -84,7 +92,66 @@ impl ModelArgs {
             .with_context(|| format!("getting {id} from the Hugging Face Hub"))
     }
 
+    /// Picks the device and dtype: the first candidate whose preflight passes. An explicit
+    /// device that fails is an error with the reason and the fix; under `auto`, a failing
+    /// backend is skipped with one line naming its missing ops.
+    fn device(&self) -> Result<(Device, DType)> {
+        let explicit = if self.cpu {
+            DeviceChoice::Cpu
+        } else {
+            self.device
+        };
+        let candidates = match explicit {
+            DeviceChoice::Auto => vec![
+                DeviceChoice::Cuda(0),
+                DeviceChoice::Metal(0),
+                DeviceChoice::Cpu,
+            ],
+            other => vec![other],
+        };
+        let auto = candidates.len() > 1;
+        for choice in candidates {
+            let device = match choice.open() {
+                Ok(d) => d,
+                Err(e) if auto => {
+                    tracing::info!("--device auto: {e}");
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let dtype = self.dtype.resolve(&device);
+            if self.no_preflight {
+                return Ok((device, dtype));
+            }
+            let backend = choice.backend_name();
+            let check = preflight::run(&device, backend, dtype, self.preflight_inject.as_deref())
+                .context("running the preflight")?;
+            tracing::info!(
+                "preflight on {backend} ({dtype:?}): {} ops in {:.1} ms",
+                check.executed,
+                check.elapsed.as_secs_f64() * 1e3
+            );
+            if check.passed() {
+                return Ok((device, dtype));
+            }
+            if auto && choice != DeviceChoice::Cpu {
+                eprintln!("note: not using {backend}: {}", check.summary());
+                continue;
+            }
+            let fix = check
+                .fix(backend)
+                .map(|f| format!("; fix: {f}"))
+                .unwrap_or_default();
+            bail!(
+                "{backend} cannot run this model in {dtype:?}: {}{fix} (--no-preflight skips this check)",
+                check.summary()
+            );
+        }
+        bail!("no device is available")
+    }
+
     pub fn load(&self) -> Result<Loaded> {
+        let (device, dtype) = self.device()?;
         let dir = self.checkpoint_dir()?;
         let checkpoint = Checkpoint::open(&dir).context("opening the checkpoint")?;
         let tokenizer = checkpoint.tokenizer()?;
@@ -94,13 +161,6 @@ impl ModelArgs {
         } else {
             None
         };
-        let choice = if self.cpu {
-            DeviceChoice::Cpu
-        } else {
-            self.device
-        };
-        let device = choice.open()?;
-        let dtype = self.dtype.resolve(&device);
         let model = checkpoint
             .load_model(&device, dtype)
             .context("loading the weights")?;

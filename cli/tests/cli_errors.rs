@@ -152,3 +152,26 @@ fn unknown_device_and_dtype() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown device `tpu`"));
 }
+
+#[test]
+fn a_failing_preflight_on_an_explicit_device_names_the_op_before_loading() {
+    let dir = copy_checkpoint();
+    // No weights at all: the preflight must fail first, so nothing is read.
+    std::fs::remove_file(dir.path().join("model.safetensors")).unwrap();
+    let err = fails(&[
+        "generate",
+        "--model-dir",
+        dir.path().to_str().unwrap(),
+        "--prompt",
+        "hi",
+        "--device",
+        "cpu",
+        "--preflight-inject",
+        "rope",
+    ]);
+    assert!(
+        err.contains("cpu cannot run this model") && err.contains("rope"),
+        "{err}"
+    );
+    assert!(err.contains("--no-preflight"), "{err}");
+}

@@ -1,4 +1,5 @@
-//! Command-line front end. Each subcommand lives in its own module.
+//! `gemma3`: run, chat with and score Gemma 3 models. Each subcommand lives in its own module;
+//! model loading, with its preflight, is shared in `model_args`.
 
 mod chat;
 mod generate;
@@ -56,4 +57,12 @@ pub fn init_logging() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+}
+
+fn main() {
+    init_logging();
+    if let Err(e) = run() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
 }

@@ -1,0 +1,133 @@
+//! Preflight: before an application loads gigabytes of weights onto a device, replay the
+//! model's op inventory for that (device, dtype) from the embedded goldens. It takes
+//! milliseconds and turns a run-time `no metal implementation for rotary-emb` into a one-line
+//! reason, with the fix, before anything is loaded.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use candle_core::{DType, Device};
+
+use crate::embedded;
+use crate::error::Result;
+use crate::golden;
+use crate::outcome::Outcome;
+use crate::replay::replay;
+
+/// The result of one preflight.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preflight {
+    pub executed: usize,
+    /// Failing op names with the first failure's text, e.g. `rope` → `no metal implementation
+    /// for rotary-emb`.
+    pub failures: BTreeMap<String, String>,
+    pub elapsed: Duration,
+}
+
+impl Preflight {
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty() && self.executed > 0
+    }
+
+    /// One line naming the failing ops, for logs and fallbacks.
+    pub fn summary(&self) -> String {
+        let ops: Vec<String> = self
+            .failures
+            .iter()
+            .map(|(op, why)| format!("{op} ({why})"))
+            .collect();
+        format!(
+            "{} of the model's ops fail: {}",
+            self.failures.len(),
+            ops.join("; ")
+        )
+    }
+
+    /// What to do about the failures, when they are the known build-configuration class.
+    pub fn fix(&self, backend: &str) -> Option<String> {
+        if !matches!(backend, "cuda" | "metal") {
+            return None;
+        }
+        let missing = self
+            .failures
+            .values()
+            .any(|why| why.contains(&format!("no {backend} implementation")));
+        missing.then(|| {
+            format!(
+                "candle-nn was built without `{backend}`: enable candle-nn/{backend} alongside \
+                 candle-core/{backend} (in this workspace, build with `--features {backend}`; \
+                 `cargo xtask audit` checks any workspace)"
+            )
+        })
+    }
+}
+
+/// Replays every embedded case of `dtype` on `device`. `backend` names it in messages (`cuda`);
+/// `inject` makes that op report unsupported, to test the callers' failure paths.
+pub fn run(
+    device: &Device,
+    backend: &str,
+    dtype: DType,
+    inject: Option<&str>,
+) -> Result<Preflight> {
+    let start = Instant::now();
+    let files = embedded::golden_files();
+    let files = golden::GoldenFiles {
+        inventory: files.inventory,
+        tensors: files
+            .tensors
+            .into_iter()
+            .filter(|(d, _)| *d == dtype)
+            .collect(),
+    };
+    let (_, cases) = golden::load_dtype(&files, dtype)?;
+    let mut failures = BTreeMap::new();
+    for case in &cases {
+        let outcome = replay(case, device, backend, inject);
+        if outcome.is_failure() {
+            let why = match &outcome {
+                Outcome::Unsupported { error } => error.clone(),
+                other => other.detail(),
+            };
+            failures
+                .entry(case.meta.op.name().to_string())
+                .or_insert(why);
+        }
+    }
+    Ok(Preflight {
+        executed: cases.len(),
+        failures,
+        elapsed: start.elapsed(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cpu_passes_in_every_dtype() {
+        for dtype in [DType::F32, DType::BF16, DType::F16] {
+            let p = run(&Device::Cpu, "cpu", dtype, None).unwrap();
+            assert!(p.passed(), "{dtype:?}: {}", p.summary());
+            assert!(p.executed > 50, "{dtype:?}: {} cases", p.executed);
+        }
+    }
+
+    #[test]
+    fn a_missing_kernel_is_named_with_the_build_fix() {
+        let p = run(&Device::Cpu, "metal", DType::BF16, Some("rope")).unwrap();
+        assert!(!p.passed());
+        assert_eq!(p.failures.keys().collect::<Vec<_>>(), ["rope"]);
+        assert!(
+            p.summary().contains("no metal implementation for rope"),
+            "{}",
+            p.summary()
+        );
+        let fix = p
+            .fix("metal")
+            .expect("the build-configuration class has a fix");
+        assert!(fix.contains("candle-nn/metal"), "{fix}");
+        assert_eq!(p.fix("cpu"), None);
+    }
+}
