@@ -2,6 +2,7 @@
 //! model loading, with its preflight, is shared in `model_args`.
 
 mod chat;
+mod doctor;
 mod generate;
 mod model_args;
 mod perplexity;
@@ -22,6 +23,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Report the backends, devices, preflight per dtype, and the Hub cache and token.
+    Doctor(doctor::Args),
     /// Continue a prompt.
     Generate(generate::Args),
     /// Talk to an instruction-tuned model, one message per line; the KV cache is kept across turns.
@@ -46,6 +49,12 @@ pub fn run() -> Result<()> {
     match Cli::parse_from(args()).command {
         Command::Generate(args) => generate::run(args),
         Command::Chat(args) => chat::run(args),
+        Command::Doctor(args) => {
+            if !doctor::run(args)? {
+                anyhow::bail!("some backend cannot run the model; see above");
+            }
+            Ok(())
+        }
         Command::Perplexity(args) => perplexity::run(args),
     }
 }
