@@ -97,10 +97,6 @@ impl Weights {
         let tensor = ops::source(self.st.load(full, &self.device)?);
         ops::cast(&tensor, self.dtype)
     }
-
-    pub fn contains(&self, full: &str) -> bool {
-        self.st.get(full).is_ok()
-    }
 }
 
 /// A clear error for a missing weight file, before the mmap layer reports it less helpfully.

@@ -65,10 +65,6 @@ pub struct GoldenFiles {
     pub tensors: Vec<(DType, Vec<u8>)>,
 }
 
-pub fn dtype_name(d: DType) -> &'static str {
-    d.as_str()
-}
-
 /// Named tensors of one dtype's golden file.
 type TensorFile = (DType, HashMap<String, Tensor>);
 
@@ -85,7 +81,7 @@ fn to_files(cases: &[Case]) -> Result<(Inventory, Vec<TensorFile>)> {
         let (_, map) = tensors.last_mut().expect("pushed above");
         let index = metas
             .iter()
-            .filter(|m: &&CaseMeta| m.dtype == dtype_name(case.dtype))
+            .filter(|m: &&CaseMeta| m.dtype == case.dtype.as_str())
             .count();
         let mut inputs = Vec::new();
         for t in &case.inputs {
@@ -105,7 +101,7 @@ fn to_files(cases: &[Case]) -> Result<(Inventory, Vec<TensorFile>)> {
         map.insert(format!("{index}.out"), case.output.contiguous()?);
         metas.push(CaseMeta {
             index,
-            dtype: dtype_name(case.dtype).to_string(),
+            dtype: case.dtype.as_str().to_string(),
             signature: case.key(),
             op: case.signature.op.clone(),
             phases: case.phases.clone(),
@@ -160,7 +156,7 @@ pub fn write(dir: &Path, cases: &[Case]) -> Result<()> {
     let path = dir.join(MANIFEST);
     std::fs::write(&path, manifest(&inventory)).map_err(|e| Error::io(&path, e))?;
     for (dtype, map) in tensors {
-        let path = dir.join(format!("{}.safetensors", dtype_name(dtype)));
+        let path = dir.join(format!("{}.safetensors", dtype.as_str()));
         candle_core::safetensors::save(&map, &path)?;
     }
     Ok(())
@@ -206,7 +202,7 @@ fn load_filtered(
     let mut maps = HashMap::new();
     for (dtype, bytes) in &files.tensors {
         maps.insert(
-            dtype_name(*dtype),
+            dtype.as_str(),
             candle_core::safetensors::load_buffer(bytes, &Device::Cpu)?,
         );
     }

@@ -66,13 +66,11 @@ impl Report {
             }
             out.notes.extend(r.notes);
             for b in r.backends {
-                if !out
-                    .backends
-                    .iter()
-                    .any(|x| x.name == b.name && x.status == "present")
-                {
-                    out.backends.retain(|x| x.name != b.name);
-                    out.backends.push(b);
+                // A runner that has the device beats one that lacks it; otherwise first wins.
+                match out.backends.iter_mut().find(|x| x.name == b.name) {
+                    None => out.backends.push(b),
+                    Some(x) if x.status != "present" && b.status == "present" => *x = b,
+                    Some(_) => {}
                 }
             }
             for c in r.cases {

@@ -13,7 +13,7 @@ pub mod trace;
 
 use std::fmt;
 
-use candle_core::{DType, Tensor, D};
+use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -224,9 +224,4 @@ pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
 
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     Op::SoftmaxLastDim.call(&[x])
-}
-
-/// The last-dim index, for callers that need it without importing Candle's `D`.
-pub fn last_dim(x: &Tensor) -> Result<usize> {
-    Ok(x.dim(D::Minus1)?)
 }
