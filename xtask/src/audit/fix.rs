@@ -68,6 +68,19 @@ impl Manifests {
                 }
                 return fix;
             }
+            // Forwarded to a workspace member's feature: the fix belongs where candle-core
+            // actually gets the backend.
+            for entry in enables {
+                let Some((member, member_set)) = entry.split_once('/') else {
+                    continue;
+                };
+                if member != package && self.package(member).is_some() {
+                    let fix = self.fix(member, Some(member_set), dependent, feature);
+                    if fix != generic {
+                        return fix;
+                    }
+                }
+            }
         }
         // A dependency declaration that turns it on: enable it next to it, in the same section.
         let Some(core) = deps.iter().copied().filter(is_normal).find(|d| {
