@@ -35,7 +35,7 @@ case "$bin" in
 esac
 
 # Places to search, most likely first: PyTorch's venv on the GPU machine, then usual toolkits.
-roots="${CUDA_LIB_SEARCH:-/opt/torch/.venv /usr/local/cuda /usr/local/cuda-13.0 /usr/local/cuda-13 /opt /usr/local/lib /usr/lib ${HOME:-/root}/.local}"
+roots="${CUDA_LIB_SEARCH:-/usr/local/cuda /usr/local/cuda-13.0 /usr/local/cuda-13 /opt /usr/local/lib /usr/lib ${HOME:-/root}/.local}"
 libpath=${LD_LIBRARY_PATH:-}
 
 on_path() {
