@@ -257,13 +257,38 @@ pub fn strategy(op: &str) -> BoxedStrategy<FuzzCase> {
                 ],
             })
             .boxed(),
-        _ => (shape(4), float(), seed)
-            .prop_map(|(sh, dt, s)| FuzzCase {
+        _ => (shape(4), float(), seed, any::<bool>())
+            .prop_map(|(sh, dt, s, masked)| FuzzCase {
                 op: Op::SoftmaxLastDim,
-                inputs: vec![tensor(&sh, dt, Layout::Contiguous, s)],
+                inputs: vec![if masked {
+                    masked_scores(&sh, dt, s)
+                } else {
+                    tensor(&sh, dt, Layout::Contiguous, s)
+                }],
             })
             .boxed(),
     }
+}
+
+/// Attention-like scores: every third entry of a row is `-inf`, as a mask makes it, but never
+/// a row's first entry, so no row is fully masked.
+fn masked_scores(shape: &[usize], dtype: DType, seed: u64) -> Tensor {
+    let row = *shape.last().expect("rank >= 1");
+    let n: usize = shape.iter().product();
+    let data: Vec<f32> = values(n, seed)
+        .into_iter()
+        .enumerate()
+        .map(|(i, x)| {
+            if i % row != 0 && i % 3 == 1 {
+                f32::NEG_INFINITY
+            } else {
+                x
+            }
+        })
+        .collect();
+    Tensor::from_vec(data, shape, &Device::Cpu)
+        .and_then(|t| t.to_dtype(dtype))
+        .expect("valid shapes by construction")
 }
 
 /// Every op name of the vocabulary, in the order the fuzzer runs them.
