@@ -9,6 +9,7 @@ use inference::detokenize::TokenStream;
 use inference::generation::{self, Flow, StopReason};
 
 use super::generate::SamplingArgs;
+use super::interrupt;
 use super::model_args::ModelArgs;
 
 #[derive(clap::Args)]
@@ -70,25 +71,31 @@ pub fn run(args: Args) -> Result<()> {
         }
         let mut stream = TokenStream::new(&loaded.tokenizer);
         let mut reply = String::new();
-        let generation = generation::generate(
-            &loaded.model,
-            &mut cache,
-            &turn.feed,
-            args.max_tokens,
-            &stop_ids,
-            &mut sampler,
-            |id| {
-                if let Some(piece) = stream.push(id)? {
-                    reply.push_str(&piece);
-                    let out = |e: std::io::Error| {
-                        inference::Error::Invalid(format!("writing to stdout: {e}"))
-                    };
-                    stdout.write_all(piece.as_bytes()).map_err(out)?;
-                    stdout.flush().map_err(out)?;
-                }
-                Ok(Flow::Continue)
-            },
-        )?;
+        let (generation, interrupted) = interrupt::generating(|| {
+            generation::generate(
+                &loaded.model,
+                &mut cache,
+                &turn.feed,
+                args.max_tokens,
+                &stop_ids,
+                &mut sampler,
+                |id| {
+                    if interrupt::requested() {
+                        return Ok(Flow::Stop);
+                    }
+                    if let Some(piece) = stream.push(id)? {
+                        reply.push_str(&piece);
+                        let out = |e: std::io::Error| {
+                            inference::Error::Invalid(format!("writing to stdout: {e}"))
+                        };
+                        stdout.write_all(piece.as_bytes()).map_err(out)?;
+                        stdout.flush().map_err(out)?;
+                    }
+                    Ok(Flow::Continue)
+                },
+            )
+        });
+        let generation = generation?;
         if let Some(rest) = stream.finish()? {
             reply.push_str(&rest);
             stdout
@@ -105,6 +112,9 @@ pub fn run(args: Args) -> Result<()> {
             generation.tokens.len(),
             t.decode_steps as f64 / t.decode.as_secs_f64().max(f64::MIN_POSITIVE)
         );
+        if interrupted {
+            eprintln!("(reply interrupted; Ctrl-C at the prompt quits)");
+        }
         if generation.stop == StopReason::ContextFull {
             eprintln!("note: the reply stopped because the context of {context} tokens is full");
         }

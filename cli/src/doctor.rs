@@ -2,69 +2,180 @@
 //! compiled in, the devices present, whether the model's ops run on each (the preflight, per
 //! dtype), and the Hugging Face cache and token.
 
+use std::collections::BTreeMap;
+
 use anyhow::Result;
 use candle_core::DType;
-use inference::device::DeviceChoice;
+use inference::device::{self, DeviceChoice};
 use op_matrix::preflight;
+use serde::Serialize;
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
 
-pub fn run(_: Args) -> Result<bool> {
-    println!(
-        "gemma3 {} (candle {})",
-        env!("CARGO_PKG_VERSION"),
-        op_matrix::CANDLE_VERSION
-    );
-    let mut healthy = true;
-    for choice in [
-        DeviceChoice::Cpu,
-        DeviceChoice::Cuda(0),
-        DeviceChoice::Metal(0),
-    ] {
-        let name = choice.backend_name();
-        let device = match choice.open() {
-            Ok(d) => d,
-            Err(e) => {
-                println!("{name:6} unavailable: {e}");
-                continue;
-            }
-        };
-        for dtype in [DType::F32, DType::BF16, DType::F16] {
+#[derive(Serialize)]
+struct Report {
+    version: &'static str,
+    candle: &'static str,
+    backends: Vec<Backend>,
+    hub: Hub,
+}
+
+#[derive(Serialize)]
+struct Backend {
+    name: &'static str,
+    /// Whether this binary was built with the backend.
+    compiled: bool,
+    /// The device's name when one opened.
+    device: Option<String>,
+    /// Why no device opened.
+    unavailable: Option<String>,
+    /// The preflight per dtype; a dtype is supported when its preflight passes.
+    dtypes: Vec<DTypeCheck>,
+}
+
+#[derive(Serialize)]
+struct DTypeCheck {
+    dtype: &'static str,
+    supported: bool,
+    ops: usize,
+    ms: f64,
+    failures: BTreeMap<String, String>,
+    fix: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Hub {
+    cache: String,
+    /// Whether a token was found; the token itself is never printed.
+    token_present: bool,
+    offline: bool,
+}
+
+impl Report {
+    fn healthy(&self) -> bool {
+        self.backends
+            .iter()
+            .flat_map(|b| &b.dtypes)
+            .all(|d| d.supported)
+    }
+}
+
+pub fn run(args: Args) -> Result<bool> {
+    let report = report()?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_text(&report);
+    }
+    Ok(report.healthy())
+}
+
+fn report() -> Result<Report> {
+    let backends = [
+        (DeviceChoice::Cpu, true),
+        (
+            DeviceChoice::Cuda(0),
+            cfg!(any(feature = "cuda", feature = "cuda-core-only")),
+        ),
+        (DeviceChoice::Metal(0), cfg!(feature = "metal")),
+    ]
+    .into_iter()
+    .map(|(choice, compiled)| backend(choice, compiled))
+    .collect::<Result<_>>()?;
+    let cache = hf_hub::Cache::from_env();
+    let token_present =
+        std::env::var("HF_TOKEN").is_ok_and(|t| !t.is_empty()) || cache.token().is_some();
+    Ok(Report {
+        version: env!("CARGO_PKG_VERSION"),
+        candle: op_matrix::CANDLE_VERSION,
+        backends,
+        hub: Hub {
+            cache: cache.path().display().to_string(),
+            token_present,
+            offline: inference::hub::offline_requested(),
+        },
+    })
+}
+
+fn backend(choice: DeviceChoice, compiled: bool) -> Result<Backend> {
+    let name = choice.backend_name();
+    let device = match choice.open() {
+        Ok(d) => d,
+        Err(e) => {
+            return Ok(Backend {
+                name,
+                compiled,
+                device: None,
+                unavailable: Some(e.to_string()),
+                dtypes: Vec::new(),
+            })
+        }
+    };
+    let dtypes = [DType::F32, DType::BF16, DType::F16]
+        .into_iter()
+        .map(|dtype| {
             let check = preflight::run(&device, name, dtype, None)?;
-            let verdict = if check.passed() {
-                format!(
-                    "ok ({} ops in {:.0} ms)",
-                    check.executed,
-                    check.elapsed.as_secs_f64() * 1e3
-                )
+            Ok(DTypeCheck {
+                dtype: dtype.as_str(),
+                supported: check.passed(),
+                ops: check.executed,
+                ms: check.elapsed.as_secs_f64() * 1e3,
+                fix: check.fix(name),
+                failures: check.failures,
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok(Backend {
+        name,
+        compiled,
+        device: Some(device::describe(&device)),
+        unavailable: None,
+        dtypes,
+    })
+}
+
+fn print_text(report: &Report) {
+    println!("gemma3 {} (candle {})", report.version, report.candle);
+    for b in &report.backends {
+        match (&b.device, &b.unavailable) {
+            (Some(device), _) => println!("{:6} {device}", b.name),
+            (None, Some(why)) => println!("{:6} unavailable: {why}", b.name),
+            (None, None) => {}
+        }
+        for d in &b.dtypes {
+            let verdict = if d.supported {
+                format!("ok ({} ops in {:.0} ms)", d.ops, d.ms)
             } else {
-                healthy = false;
-                let fix = check
-                    .fix(name)
+                let ops: Vec<String> = d
+                    .failures
+                    .iter()
+                    .map(|(op, why)| format!("{op} ({why})"))
+                    .collect();
+                let fix = d
+                    .fix
+                    .as_ref()
                     .map(|f| format!("; fix: {f}"))
                     .unwrap_or_default();
-                format!("FAIL: {}{fix}", check.summary())
+                format!("FAIL: {}{fix}", ops.join("; "))
             };
-            println!("{name:6} {:5} {verdict}", dtype.as_str());
+            println!("{:6} {:5} {verdict}", b.name, d.dtype);
         }
     }
-    let cache = hf_hub::Cache::from_env();
-    println!("hub cache {}", cache.path().display());
-    let token = std::env::var("HF_TOKEN")
-        .map(|t| !t.is_empty())
-        .unwrap_or(false)
-        || cache.token().is_some();
+    println!("hub cache {}", report.hub.cache);
     println!(
         "hub token {}",
-        if token {
+        if report.hub.token_present {
             "found (HF_TOKEN or the token file)"
         } else {
             "none: gated Gemma repositories will refuse downloads; set HF_TOKEN"
         }
     );
-    if inference::hub::offline_requested() {
+    if report.hub.offline {
         println!("hub mode  offline (HF_HUB_OFFLINE): only cached models load");
     }
-    Ok(healthy)
 }

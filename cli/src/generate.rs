@@ -10,6 +10,7 @@ use inference::generation::{self, Flow, StopReason};
 use inference::sampling::{Sampler, SamplingParams};
 use serde_json::json;
 
+use super::interrupt::{self, Interrupted};
 use super::model_args::{Loaded, ModelArgs};
 
 #[derive(clap::Args)]
@@ -111,29 +112,35 @@ pub fn run(args: Args) -> Result<()> {
     let mut text = String::new();
     let mut stdout = std::io::stdout().lock();
     let mut cache = loaded.model.new_cache();
-    let generation = generation::generate(
-        &loaded.model,
-        &mut cache,
-        &prompt,
-        args.max_tokens,
-        &stop_ids,
-        &mut sampler,
-        |id| {
-            let Some(piece) = stream.push(id)? else {
-                return Ok(Flow::Continue);
-            };
-            text.push_str(&piece);
-            if !args.json {
-                let out = |e: std::io::Error| {
-                    inference::Error::Invalid(format!("writing to stdout: {e}"))
+    let (generation, interrupted) = interrupt::generating(|| {
+        generation::generate(
+            &loaded.model,
+            &mut cache,
+            &prompt,
+            args.max_tokens,
+            &stop_ids,
+            &mut sampler,
+            |id| {
+                if interrupt::requested() {
+                    return Ok(Flow::Stop);
+                }
+                let Some(piece) = stream.push(id)? else {
+                    return Ok(Flow::Continue);
                 };
-                stdout.write_all(piece.as_bytes()).map_err(out)?;
-                stdout.flush().map_err(out)?;
-            }
-            let stopped = args.stop.iter().any(|s| text.contains(s.as_str()));
-            Ok(if stopped { Flow::Stop } else { Flow::Continue })
-        },
-    )?;
+                text.push_str(&piece);
+                if !args.json {
+                    let out = |e: std::io::Error| {
+                        inference::Error::Invalid(format!("writing to stdout: {e}"))
+                    };
+                    stdout.write_all(piece.as_bytes()).map_err(out)?;
+                    stdout.flush().map_err(out)?;
+                }
+                let stopped = args.stop.iter().any(|s| text.contains(s.as_str()));
+                Ok(if stopped { Flow::Stop } else { Flow::Continue })
+            },
+        )
+    });
+    let generation = generation?;
     if let Some(rest) = stream.finish()? {
         text.push_str(&rest);
         if !args.json {
@@ -153,17 +160,22 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
 
+    if interrupted {
+        eprintln!("note: interrupted after {} tokens", generation.tokens.len());
+    }
+
     let t = generation.timings;
     let rate = |n: usize, d: std::time::Duration| n as f64 / d.as_secs_f64().max(f64::MIN_POSITIVE);
-    let stats = json!({
+    let mut stats = json!({
         "prompt_tokens": prompt.len(),
         "generated_tokens": generation.tokens.len(),
         "load_s": load_s,
         "ttft_ms": t.prefill.as_secs_f64() * 1e3,
         "prefill_tok_s": rate(prompt.len(), t.prefill),
         "decode_tok_s": rate(t.decode_steps, t.decode),
+        "preflight_ms": loaded.preflight.map(|d| d.as_secs_f64() * 1e3),
     });
-    eprintln!(
+    let mut line = format!(
         "load {load_s:.2} s, prompt {} tokens at {:.1} tok/s, generated {} tokens at {:.1} tok/s, first token after {:.0} ms",
         prompt.len(),
         stats["prefill_tok_s"].as_f64().unwrap_or(0.0),
@@ -171,6 +183,22 @@ pub fn run(args: Args) -> Result<()> {
         stats["decode_tok_s"].as_f64().unwrap_or(0.0),
         stats["ttft_ms"].as_f64().unwrap_or(0.0),
     );
+    if let Some(plan) = &loaded.fallback {
+        let usage = plan.usage();
+        let ops: Vec<&str> = plan.ops().collect();
+        line += &format!(
+            ", {} on the cpu: {} calls, {:.1} ms",
+            ops.join(", "),
+            usage.calls,
+            usage.time.as_secs_f64() * 1e3
+        );
+        stats["fallback"] = json!({
+            "ops": ops,
+            "calls": usage.calls,
+            "ms": usage.time.as_secs_f64() * 1e3,
+        });
+    }
+    eprintln!("{line}");
     if args.json {
         let doc = json!({
             "prompt_tokens": prompt.len(),
@@ -180,6 +208,9 @@ pub fn run(args: Args) -> Result<()> {
             "stats": stats,
         });
         println!("{doc}");
+    }
+    if interrupted {
+        return Err(Interrupted.into());
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 mod chat;
 mod doctor;
 mod generate;
+mod interrupt;
 mod model_args;
 mod perplexity;
 
@@ -70,7 +71,10 @@ pub fn init_logging() {
 
 fn main() {
     init_logging();
-    if let Err(e) = run() {
+    if let Err(e) = interrupt::install().and_then(|()| run()) {
+        if e.is::<interrupt::Interrupted>() {
+            std::process::exit(interrupt::EXIT_CODE);
+        }
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }

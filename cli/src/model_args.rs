@@ -1,6 +1,8 @@
 //! Options shared by every command that loads a model.
 
 use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device};
@@ -9,8 +11,9 @@ use inference::checkpoint::Checkpoint;
 use inference::device::{DTypeChoice, DeviceChoice};
 use inference::hub;
 use inference::model::Gemma3;
+use inference::ops::fallback::{self, Plan};
 use inference::tokenizer::Tokenizer;
-use op_matrix::preflight;
+use op_matrix::preflight::{self, Preflight};
 
 #[derive(clap::Args)]
 pub struct ModelArgs {
@@ -35,12 +38,22 @@ pub struct ModelArgs {
     /// Skip the preflight that replays the model's ops on the device before loading weights.
     #[arg(long)]
     pub no_preflight: bool,
-    /// Make the preflight report this op unsupported (to test the fallback; not for users).
+    /// Run the ops that the preflight finds unsupported on the device on this backend
+    /// instead, moving their tensors across; every other op stays on the device.
+    #[arg(long, value_enum, value_name = "BACKEND")]
+    pub fallback: Option<Fallback>,
+    /// Make the device reject this op, in the preflight and at run time (a drill for the
+    /// fallback paths; not for users).
     #[arg(long, hide = true, value_name = "OP")]
-    pub preflight_inject: Option<String>,
+    pub inject_unsupported: Option<String>,
     /// auto, f32, bf16 or f16.
     #[arg(long, default_value = "auto", value_parser = parse_dtype)]
     pub dtype: DTypeChoice,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Fallback {
+    Cpu,
 }
 
 fn parse_device(s: &str) -> Result<DeviceChoice, String> {
@@ -67,6 +80,11 @@ fn parse_dtype(s: &str) -> Result<DTypeChoice, String> {
 
 pub struct Loaded {
     pub model: Gemma3,
+    /// The ops running on the host instead of the device, while `model` lives.
+    pub fallback: Option<Rc<Plan>>,
+    /// How long the preflight took; `None` when it was skipped.
+    pub preflight: Option<Duration>,
+    _installed: Option<fallback::Installed>,
     pub tokenizer: Tokenizer,
     /// The chat template of `tokenizer_config.json`, for instruction-tuned checkpoints.
     pub chat_template: Option<ChatTemplate>,
@@ -94,8 +112,9 @@ impl ModelArgs {
 
     /// Picks the device and dtype: the first candidate whose preflight passes. An explicit
     /// device that fails is an error with the reason and the fix; under `auto`, a failing
-    /// backend is skipped with one line naming its missing ops.
-    fn device(&self) -> Result<(Device, DType)> {
+    /// backend is skipped with one line naming its missing ops. With `--fallback`, a device
+    /// that fails some ops is used anyway, those ops running on the host.
+    fn device(&self) -> Result<Selection> {
         let explicit = if self.cpu {
             DeviceChoice::Cpu
         } else {
@@ -110,6 +129,9 @@ impl ModelArgs {
             other => vec![other],
         };
         let auto = candidates.len() > 1;
+        if let Some(op) = &self.inject_unsupported {
+            fallback::refuse(op);
+        }
         for choice in candidates {
             let device = match choice.open() {
                 Ok(d) => d,
@@ -120,19 +142,34 @@ impl ModelArgs {
                 Err(e) => return Err(e.into()),
             };
             let dtype = self.dtype.resolve(&device);
+            let mut selected = Selection {
+                device,
+                dtype,
+                fallback: None,
+                preflight: None,
+            };
             if self.no_preflight {
-                return Ok((device, dtype));
+                return Ok(selected);
             }
             let backend = choice.backend_name();
-            let check = preflight::run(&device, backend, dtype, self.preflight_inject.as_deref())
-                .context("running the preflight")?;
+            let check = preflight::run(
+                &selected.device,
+                backend,
+                dtype,
+                self.inject_unsupported.as_deref(),
+            )
+            .context("running the preflight")?;
             tracing::info!(
                 "preflight on {backend} ({dtype:?}): {} ops in {:.1} ms",
                 check.executed,
                 check.elapsed.as_secs_f64() * 1e3
             );
+            selected.preflight = Some(check.elapsed);
             if check.passed() {
-                return Ok((device, dtype));
+                return Ok(selected);
+            }
+            if self.fallback.is_some() {
+                return hybrid(selected, backend, &check);
             }
             if auto && choice != DeviceChoice::Cpu {
                 eprintln!("note: not using {backend}: {}", check.summary());
@@ -143,7 +180,7 @@ impl ModelArgs {
                 .map(|f| format!("; fix: {f}"))
                 .unwrap_or_default();
             bail!(
-                "{backend} cannot run this model in {dtype:?}: {}{fix} (--no-preflight skips this check)",
+                "{backend} cannot run this model in {dtype:?}: {}{fix} (--fallback cpu runs those ops on the CPU; --no-preflight skips this check)",
                 check.summary()
             );
         }
@@ -151,7 +188,14 @@ impl ModelArgs {
     }
 
     pub fn load(&self) -> Result<Loaded> {
-        let (device, dtype) = self.device()?;
+        let Selection {
+            device,
+            dtype,
+            fallback,
+            preflight,
+        } = self.device()?;
+        // Installed before loading: the load itself runs ops (dtype casts).
+        let installed = fallback.clone().map(fallback::install);
         let dir = self.checkpoint_dir()?;
         let checkpoint = Checkpoint::open(&dir).context("opening the checkpoint")?;
         let tokenizer = checkpoint.tokenizer()?;
@@ -166,8 +210,37 @@ impl ModelArgs {
             .context("loading the weights")?;
         Ok(Loaded {
             model,
+            fallback,
+            preflight,
+            _installed: installed,
             tokenizer,
             chat_template,
         })
     }
+}
+
+/// Where the model runs.
+struct Selection {
+    device: Device,
+    dtype: DType,
+    fallback: Option<Rc<Plan>>,
+    preflight: Option<Duration>,
+}
+
+/// Runs the ops that failed the preflight on the CPU, and says so once, with their share of
+/// the op time measured by replaying the model's inventory that way.
+fn hybrid(selected: Selection, backend: &str, check: &Preflight) -> Result<Selection> {
+    let plan = Rc::new(Plan::to_cpu(check.failures.keys().cloned()));
+    let share = preflight::host_share(&selected.device, selected.dtype, &plan)
+        .context("timing the fallback")?;
+    eprintln!(
+        "warning: running {} on the cpu instead of {backend} ({:.1}% of the op time in a replay of the model's ops): {}",
+        plan.ops().collect::<Vec<_>>().join(", "),
+        share * 100.0,
+        check.summary()
+    );
+    Ok(Selection {
+        fallback: Some(plan),
+        ..selected
+    })
 }

@@ -166,7 +166,7 @@ fn a_failing_preflight_on_an_explicit_device_names_the_op_before_loading() {
         "hi",
         "--device",
         "cpu",
-        "--preflight-inject",
+        "--inject-unsupported",
         "rope",
     ]);
     assert!(

@@ -112,3 +112,34 @@ impl DTypeChoice {
         }
     }
 }
+
+/// A human name for the device: the CPU model, the GPU's name, or the Metal GPU family.
+pub fn describe(device: &Device) -> String {
+    match device {
+        Device::Cpu => cpu_name(),
+        #[cfg(any(feature = "cuda", feature = "cuda-core-only"))]
+        Device::Cuda(d) => d
+            .cuda_stream()
+            .context()
+            .name()
+            .unwrap_or_else(|e| format!("CUDA device (name unavailable: {e})")),
+        #[cfg(feature = "metal")]
+        Device::Metal(d) => format!("Apple GPU ({})", d.device().architecture_name()),
+        #[allow(unreachable_patterns)]
+        _ => "unknown device".to_string(),
+    }
+}
+
+fn cpu_name() -> String {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, name)| name.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    format!("{model}, {threads} threads")
+}

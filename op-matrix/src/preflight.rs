@@ -3,14 +3,17 @@
 //! milliseconds and turns a run-time `no metal implementation for rotary-emb` into a one-line
 //! reason, with the fix, before anything is loaded.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Tensor};
+use inference::ops::fallback::{self, Plan};
 
 use crate::embedded;
 use crate::error::Result;
-use crate::golden;
+use crate::golden::{self, StoredCase};
+use crate::layout;
 use crate::outcome::Outcome;
 use crate::replay::replay;
 
@@ -71,16 +74,7 @@ pub fn run(
     inject: Option<&str>,
 ) -> Result<Preflight> {
     let start = Instant::now();
-    let files = embedded::golden_files();
-    let files = golden::GoldenFiles {
-        inventory: files.inventory,
-        tensors: files
-            .tensors
-            .into_iter()
-            .filter(|(d, _)| *d == dtype)
-            .collect(),
-    };
-    let (_, cases) = golden::load_dtype(&files, dtype)?;
+    let cases = embedded_cases(dtype)?;
     let mut failures = BTreeMap::new();
     for case in &cases {
         let outcome = replay(case, device, backend, inject);
@@ -99,6 +93,45 @@ pub fn run(
         failures,
         elapsed: start.elapsed(),
     })
+}
+
+/// The share of the op time that the ops `plan` routes to the host take, measured by running
+/// every embedded case of `dtype` on `device` under the plan, transfers included.
+pub fn host_share(device: &Device, dtype: DType, plan: &Rc<Plan>) -> Result<f64> {
+    let _installed = fallback::install(plan.clone());
+    let routed: HashSet<&str> = plan.ops().collect();
+    let (mut host, mut total) = (Duration::ZERO, Duration::ZERO);
+    for case in embedded_cases(dtype)? {
+        let inputs = case
+            .inputs
+            .iter()
+            .map(|(base, strided)| layout::rebuild(base, strided, device))
+            .collect::<Result<Vec<_>>>()?;
+        let refs: Vec<&Tensor> = inputs.iter().collect();
+        device.synchronize()?;
+        let start = Instant::now();
+        case.meta.op.call(&refs)?;
+        device.synchronize()?;
+        let took = start.elapsed();
+        total += took;
+        if routed.contains(case.meta.op.name()) {
+            host += took;
+        }
+    }
+    Ok(host.as_secs_f64() / total.as_secs_f64().max(f64::MIN_POSITIVE))
+}
+
+fn embedded_cases(dtype: DType) -> Result<Vec<StoredCase>> {
+    let files = embedded::golden_files();
+    let files = golden::GoldenFiles {
+        inventory: files.inventory,
+        tensors: files
+            .tensors
+            .into_iter()
+            .filter(|(d, _)| *d == dtype)
+            .collect(),
+    };
+    Ok(golden::load_dtype(&files, dtype)?.1)
 }
 
 #[cfg(test)]
@@ -129,5 +162,15 @@ mod tests {
             .expect("the build-configuration class has a fix");
         assert!(fix.contains("candle-nn/metal"), "{fix}");
         assert_eq!(p.fix("cpu"), None);
+    }
+
+    #[test]
+    fn the_host_share_counts_only_routed_ops() {
+        let none = Rc::new(Plan::to_cpu([]));
+        assert_eq!(host_share(&Device::Cpu, DType::F32, &none).unwrap(), 0.0);
+        let rope = Rc::new(Plan::to_cpu(["rope".to_string()]));
+        let share = host_share(&Device::Cpu, DType::F32, &rope).unwrap();
+        assert!(share > 0.0 && share < 1.0, "{share}");
+        assert!(rope.usage().calls > 0);
     }
 }

@@ -9,6 +9,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod dtype_name;
+pub mod fallback;
 pub mod trace;
 
 use std::fmt;
@@ -129,13 +130,14 @@ impl Op {
         Ok(out)
     }
 
-    /// Runs the op and records it when a trace is active. Calls that would launch no kernel
-    /// (a cast to the same dtype, `contiguous` of a contiguous tensor) return the input as is.
+    /// Runs the op where it belongs (see [`fallback`]) and records it when a trace is active.
+    /// Calls that would launch no kernel (a cast to the same dtype, `contiguous` of a
+    /// contiguous tensor) return the input as is.
     pub fn call(&self, xs: &[&Tensor]) -> Result<Tensor> {
         if self.is_noop(xs) {
             return Ok(xs[0].clone());
         }
-        let out = self.apply(xs)?;
+        let out = fallback::dispatch(self, xs)?;
         trace::record(self, xs, &out);
         Ok(out)
     }

@@ -1,0 +1,325 @@
+//! `gemma3 generate` on the tiny checkpoints: every flag, the transformers greedy reference,
+//! the hybrid fallback and Ctrl-C.
+
+mod common;
+
+use std::io::Read;
+use std::process::{Command, Output, Stdio};
+
+use common::checkpoint_dir;
+use serde_json::Value;
+
+const PROMPT: &str = "The clockmaker opens his shop";
+
+fn gemma3(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gemma3"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// `generate --json` on tiny-text with `args` added; returns the JSON document and stderr.
+fn generate(args: &[&str]) -> (Value, String) {
+    let dir = checkpoint_dir("tiny-text");
+    let mut all = vec![
+        "generate",
+        "--model-dir",
+        dir.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--json",
+    ];
+    all.extend_from_slice(args);
+    let out = gemma3(&all);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{args:?}: {stderr}");
+    let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{args:?}: not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    (doc, stderr)
+}
+
+fn ids(v: &Value) -> Vec<u64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap())
+        .collect()
+}
+
+fn tokens(doc: &Value) -> Vec<u64> {
+    ids(&doc["token_ids"])
+}
+
+#[test]
+fn temperature_zero_reproduces_the_transformers_greedy_continuation() {
+    for preset in ["tiny-text", "tiny-multimodal"] {
+        let dir = checkpoint_dir(preset);
+        let reference: Value = serde_json::from_str(
+            &std::fs::read_to_string(
+                dir.join("../../reference")
+                    .join(preset)
+                    .join("reference.json"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let prompt = &reference["prompt"];
+        let expected = ids(&prompt["greedy_token_ids"]);
+        let n = expected.len().to_string();
+        let out = gemma3(&[
+            "generate",
+            "--model-dir",
+            dir.to_str().unwrap(),
+            "--raw",
+            "--prompt",
+            prompt["text"].as_str().unwrap(),
+            "--temperature",
+            "0",
+            "--max-tokens",
+            &n,
+            "--dtype",
+            "f32",
+            "--cpu",
+            "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{preset}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            doc["stats"]["prompt_tokens"].as_u64().unwrap() as usize,
+            prompt["token_ids"].as_array().unwrap().len(),
+            "{preset}: the prompt tokenized differently"
+        );
+        assert_eq!(tokens(&doc), expected, "{preset}");
+    }
+}
+
+#[test]
+fn max_tokens_and_the_stats() {
+    let (doc, stderr) = generate(&["--prompt", PROMPT, "--max-tokens", "5", "--ignore-eos"]);
+    assert_eq!(tokens(&doc).len(), 5);
+    let stats = &doc["stats"];
+    assert_eq!(stats["generated_tokens"], 5);
+    for key in [
+        "prefill_tok_s",
+        "decode_tok_s",
+        "ttft_ms",
+        "load_s",
+        "preflight_ms",
+    ] {
+        let v = stats[key].as_f64().unwrap_or(-1.0);
+        assert!(v > 0.0, "stats.{key} = {}", stats[key]);
+    }
+    let line = stderr.lines().last().unwrap();
+    for part in [
+        "load",
+        "prompt",
+        "tok/s",
+        "generated 5 tokens",
+        "first token after",
+    ] {
+        assert!(line.contains(part), "stats line lacks `{part}`: {line}");
+    }
+}
+
+#[test]
+fn sampling_is_seeded_and_its_limits_bite() {
+    let sample = |extra: &[&str]| {
+        let mut args = vec!["--prompt", PROMPT, "--max-tokens", "12", "--ignore-eos"];
+        args.extend_from_slice(extra);
+        tokens(&generate(&args).0)
+    };
+    let greedy = sample(&["--temperature", "0"]);
+    let hot = ["--temperature", "5"];
+    let a = sample(&[&hot[..], &["--seed", "1"]].concat());
+    assert_eq!(
+        a,
+        sample(&[&hot[..], &["--seed", "1"]].concat()),
+        "same seed"
+    );
+    assert_ne!(
+        a,
+        sample(&[&hot[..], &["--seed", "2"]].concat()),
+        "other seed"
+    );
+    assert_ne!(a, greedy, "a hot temperature should leave the greedy path");
+    assert_eq!(sample(&[&hot[..], &["--top-k", "1"]].concat()), greedy);
+    assert_eq!(sample(&[&hot[..], &["--top-p", "1e-9"]].concat()), greedy);
+}
+
+#[test]
+fn the_repeat_penalty_breaks_greedy_loops() {
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "--prompt",
+            PROMPT,
+            "--max-tokens",
+            "16",
+            "--ignore-eos",
+            "--temperature",
+            "0",
+        ];
+        args.extend_from_slice(extra);
+        tokens(&generate(&args).0)
+    };
+    let repeats = |t: &[u64]| t.windows(2).filter(|w| w[0] == w[1]).count();
+    let plain = run(&[]);
+    assert!(
+        repeats(&plain) > 4,
+        "the random tiny model loops: {plain:?}"
+    );
+    let penalized = run(&["--repeat-penalty", "100", "--repeat-last-n", "16"]);
+    assert_eq!(repeats(&penalized), 0, "{penalized:?}");
+    assert_eq!(
+        run(&["--repeat-penalty", "100", "--repeat-last-n", "0"]),
+        plain,
+        "a window of 0 tokens penalizes nothing"
+    );
+}
+
+#[test]
+fn a_stop_string_ends_the_output() {
+    let (doc, _) = generate(&["--prompt", PROMPT, "--max-tokens", "40", "--ignore-eos"]);
+    let text = doc["text"].as_str().unwrap();
+    let stop: String = text.chars().skip(3).take(2).collect();
+    let (stopped, _) = generate(&[
+        "--prompt",
+        PROMPT,
+        "--max-tokens",
+        "40",
+        "--ignore-eos",
+        "--stop",
+        &stop,
+    ]);
+    let got = stopped["text"].as_str().unwrap();
+    assert!(
+        got.ends_with(&stop) || got.contains(&stop),
+        "{got:?} / {stop:?}"
+    );
+    assert!(tokens(&stopped).len() < 40, "stopped early");
+    assert_eq!(stopped["stop"], "Caller");
+}
+
+#[test]
+fn the_chat_template_system_prompt_and_raw() {
+    let count = |args: &[&str]| {
+        generate(&[&["--max-tokens", "1"][..], args].concat()).0["stats"]["prompt_tokens"]
+            .as_u64()
+            .unwrap()
+    };
+    let raw = count(&["--prompt", PROMPT, "--raw"]);
+    let templated = count(&["--prompt", PROMPT]);
+    let with_system = count(&["--prompt", PROMPT, "--system", "Answer briefly."]);
+    assert!(templated > raw, "the template adds the turn markers");
+    assert!(with_system > templated, "the system prompt is rendered");
+}
+
+#[test]
+fn every_dtype_runs() {
+    for dtype in ["f32", "bf16", "f16", "auto"] {
+        let (doc, _) = generate(&["--prompt", PROMPT, "--max-tokens", "3", "--dtype", dtype]);
+        assert!(!tokens(&doc).is_empty(), "{dtype}");
+    }
+}
+
+/// The CPU plays the device: `--inject-unsupported rope` makes it reject rope, in the
+/// preflight and at run time.
+#[test]
+fn fallback_cpu_runs_only_the_missing_op_on_the_host_with_the_same_output() {
+    let base = ["--prompt", PROMPT, "--max-tokens", "8", "--ignore-eos"];
+    let (plain, _) = generate(&base);
+    let refused = [
+        &base[..],
+        &["--inject-unsupported", "rope", "--no-preflight"],
+    ]
+    .concat();
+    let out = gemma3(
+        &[
+            &[
+                "generate",
+                "--model-dir",
+                checkpoint_dir("tiny-text").to_str().unwrap(),
+            ][..],
+            &refused,
+        ]
+        .concat(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("no cpu implementation for rope"),
+        "the drill must really remove rope: {stderr}"
+    );
+
+    let (hybrid, stderr) = generate(
+        &[
+            &base[..],
+            &["--inject-unsupported", "rope", "--fallback", "cpu"],
+        ]
+        .concat(),
+    );
+    assert_eq!(tokens(&hybrid), tokens(&plain));
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(
+        warnings[0].contains("running rope on the cpu") && warnings[0].contains("% of the op time"),
+        "{}",
+        warnings[0]
+    );
+    let fallback = &hybrid["stats"]["fallback"];
+    assert_eq!(fallback["ops"], serde_json::json!(["rope"]));
+    assert!(fallback["calls"].as_u64().unwrap() > 0, "{fallback}");
+}
+
+#[test]
+fn ctrl_c_stops_generation_cleanly_with_the_stats() {
+    let dir = checkpoint_dir("tiny-text");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gemma3"))
+        .args([
+            "generate",
+            "--model-dir",
+            dir.to_str().unwrap(),
+            "--cpu",
+            "--raw",
+            "--prompt",
+            PROMPT,
+            "--max-tokens",
+            "1000",
+            "--ignore-eos",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first streamed bytes: the handler is installed and generation is running.
+    let mut first = [0u8; 1];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("note: interrupted after"), "{stderr}");
+    assert!(
+        stderr.contains("first token after"),
+        "stats still printed: {stderr}"
+    );
+    assert!(!stderr.contains("generated 1000 tokens"), "{stderr}");
+}
