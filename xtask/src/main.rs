@@ -1,6 +1,7 @@
 //! `cargo xtask <command>`: the project's automation, in Rust.
 
 mod audit;
+mod bench;
 mod bundle;
 mod check_metal;
 mod cuda_toolkit;
@@ -59,6 +60,18 @@ enum Command {
         #[arg(long, default_value_t = 0x6e6d_6133)]
         seed: u64,
     },
+    /// Benchmark gemma3 on the CPU against transformers and llama.cpp on generated checkpoints
+    /// (tiny and a random-weight 1B), with the memory-bandwidth floor: table, JSON and SVG
+    /// under target/bench.
+    Bench(bench::Args),
+    /// Run a program and write its peak RSS to a file (the bench's process helper).
+    #[command(hide = true)]
+    RusageExec {
+        out: PathBuf,
+        program: std::ffi::OsString,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Install a CUDA 13.0 toolkit from PyPI wheels and print the environment to build with.
     CudaToolkit {
         /// Cache folder for the venv and the CUDA root [default: target/cuda-toolkit].
@@ -103,6 +116,16 @@ fn main() -> ExitCode {
         Command::Golden { bless } => golden::run(bless),
         Command::TinyModel { dir, preset, seed } => {
             tiny_model::write(&dir, preset, seed).map(|()| true)
+        }
+        Command::Bench(args) => bench::run(args),
+        Command::RusageExec { out, program, args } => {
+            return match bench::rusage_exec(&out, &program, &args) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(127)
+                }
+            };
         }
         Command::CudaToolkit { dir, compute_cap } => {
             cuda_toolkit::run(dir.as_deref(), &compute_cap)

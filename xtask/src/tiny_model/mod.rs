@@ -10,7 +10,7 @@
 
 mod chat_template;
 mod tokenizer;
-mod weights;
+pub(crate) mod weights;
 
 use std::path::Path;
 

@@ -27,13 +27,13 @@ pub static VISION_CONFIG: LazyLock<Value> = LazyLock::new(|| {
 });
 
 /// A tensor to draw: name, shape, and the mean and std of its normal init.
-type Spec = (String, Vec<usize>, f32, f32);
+pub(crate) type Spec = (String, Vec<usize>, f32, f32);
 
 /// The text model's tensors (names without prefix). Embeddings are large enough that greedy
 /// choices are never near-ties; projections keep activations at unit scale; norm weights stay
 /// near 0 because Gemma applies `1 + w`, except q/k norms, whose gain of about 3 sharpens
 /// attention so that outputs depend on context rather than on the current token alone.
-fn text_tensors(s: &Shape) -> Vec<Spec> {
+pub(crate) fn text_tensors(s: &Shape) -> Vec<Spec> {
     let proj = |n_in: usize| 1.0 / (n_in as f32).sqrt();
     let mut out = vec![(
         "embed_tokens.weight".to_string(),

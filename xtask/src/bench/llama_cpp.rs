@@ -1,0 +1,325 @@
+//! llama.cpp as a peer, from the sources that PyPI's `llama-cpp-python` source archive bundles
+//! (`vendor/llama.cpp`): `llama-bench` built with CMake for this CPU, and the checkpoints
+//! converted with its `convert_hf_to_gguf.py`. Everything lives under `target/bench/llama.cpp`;
+//! nothing of it enters the repository.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+use super::checkpoints::Checkpoint;
+use super::process::{self, log_path};
+use super::report::{Metrics, Point};
+use super::transformers::Venv;
+use super::Env;
+
+/// The pinned source archive: name, version, SHA-256.
+const SDIST: (&str, &str, &str) = (
+    "llama-cpp-python",
+    "0.3.36",
+    "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e",
+);
+
+pub struct LlamaCpp {
+    bench: PathBuf,
+    src: PathBuf,
+    /// `llama-cpp-python 0.3.36`, refined with the build number after the first run.
+    pub version: String,
+}
+
+/// Fetches, unpacks and builds what is missing; each step is skipped when its output exists.
+pub fn ensure(env: &Env, venv: &Venv) -> Result<LlamaCpp> {
+    let (name, version, sha) = SDIST;
+    let root = env.out.join("llama.cpp");
+    std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+    let stem = format!("{}-{version}", name.replace('-', "_"));
+    let archive = root.join(format!("{stem}.tar.gz"));
+    if !archive.exists() {
+        tracing::info!("downloading the {name} {version} source archive (77 MB)");
+        process::run(
+            Command::new(&venv.python)
+                .arg(env.repo.join("scripts/bench/fetch_sdist.py"))
+                .args([name, version, sha])
+                .arg(&root),
+            "downloading llama.cpp's sources",
+            &log_path(&env.logs, "llama.cpp-fetch"),
+            "check that PyPI is reachable, or pass --skip-peers",
+        )?;
+    }
+    let src = root.join(&stem).join("vendor/llama.cpp");
+    if !src.join("CMakeLists.txt").exists() {
+        process::run(
+            Command::new("tar")
+                .arg("-xzf")
+                .arg(&archive)
+                .arg("-C")
+                .arg(&root),
+            "unpacking llama.cpp's sources",
+            &log_path(&env.logs, "llama.cpp-unpack"),
+            &format!("delete {} and run again", archive.display()),
+        )?;
+        if !src.join("CMakeLists.txt").exists() {
+            bail!(
+                "{} has no vendor/llama.cpp: the archive's layout changed; pin another version",
+                archive.display()
+            );
+        }
+    }
+    let build = root.join("build");
+    let bench = build.join("bin/llama-bench");
+    if !bench.exists() {
+        let cmake = find_cmake(venv)?;
+        tracing::info!(
+            "building llama-bench (Release, GGML_NATIVE) in {}; several minutes, once",
+            build.display()
+        );
+        let hint = "see the log: a C++17 compiler (g++) and cmake are needed";
+        process::run(
+            Command::new(&cmake)
+                .arg("-S")
+                .arg(&src)
+                .arg("-B")
+                .arg(&build)
+                .args([
+                    "-DCMAKE_BUILD_TYPE=Release",
+                    "-DGGML_NATIVE=ON",
+                    "-DBUILD_SHARED_LIBS=OFF",
+                    "-DLLAMA_BUILD_TESTS=OFF",
+                    "-DLLAMA_BUILD_EXAMPLES=OFF",
+                    "-DLLAMA_BUILD_SERVER=OFF",
+                    "-DLLAMA_BUILD_APP=OFF",
+                    "-DLLAMA_OPENSSL=OFF",
+                    "-DLLAMA_CURL=OFF",
+                ]),
+            "configuring llama.cpp (cmake)",
+            &log_path(&env.logs, "llama.cpp-cmake-configure"),
+            hint,
+        )?;
+        let jobs = std::thread::available_parallelism().map_or(2, usize::from);
+        process::run(
+            Command::new(&cmake).arg("--build").arg(&build).args([
+                "--target",
+                "llama-bench",
+                "-j",
+                &jobs.to_string(),
+            ]),
+            "building llama-bench",
+            &log_path(&env.logs, "llama.cpp-cmake-build"),
+            hint,
+        )?;
+        if !bench.exists() {
+            bail!("the llama.cpp build made no {}", bench.display());
+        }
+    }
+    // The converter's own gguf package, matching its version.
+    let marker = venv.dir.join("bench-gguf.txt");
+    if std::fs::read_to_string(&marker).ok().as_deref() != Some(version) {
+        venv.pip(
+            &["--no-deps".as_ref(), src.join("gguf-py").as_os_str()],
+            "pip-install-gguf",
+            env,
+        )?;
+        std::fs::write(&marker, version)
+            .with_context(|| format!("writing {}", marker.display()))?;
+    }
+    Ok(LlamaCpp {
+        bench,
+        src,
+        version: format!("(from {name} {version})"),
+    })
+}
+
+/// cmake from PATH, else the venv's (from PyPI).
+fn find_cmake(venv: &Venv) -> Result<PathBuf> {
+    let on_path = Command::new("cmake")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if on_path {
+        return Ok("cmake".into());
+    }
+    venv.bin("cmake").context(
+        "no cmake: install one, or keep `cmake` in scripts/bench/requirements.txt for the venv",
+    )
+}
+
+impl LlamaCpp {
+    /// The checkpoint as GGUF in its own dtype, converted once; the source checkpoint's marker
+    /// is kept beside it so a regenerated checkpoint is converted again.
+    pub fn gguf(&self, ckpt: &Checkpoint, venv: &Venv, env: &Env) -> Result<PathBuf> {
+        let dir = env.out.join("gguf");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let name = format!("{}-{}", ckpt.model.name(), ckpt.dtype.name());
+        let out = dir.join(format!("{name}.gguf"));
+        let source = dir.join(format!("{name}.source.json"));
+        let marker = ckpt.dir.join("bench-checkpoint.json");
+        let want = std::fs::read_to_string(&marker)
+            .with_context(|| format!("reading {}", marker.display()))?;
+        if out.exists() && std::fs::read_to_string(&source).is_ok_and(|s| s == want) {
+            return Ok(out);
+        }
+        tracing::info!(
+            "converting {} to GGUF ({})",
+            ckpt.dir.display(),
+            ckpt.dtype.name()
+        );
+        let partial = dir.join(format!("{name}.partial.gguf"));
+        process::run(
+            Command::new(&venv.python)
+                .arg(self.src.join("convert_hf_to_gguf.py"))
+                .arg(&ckpt.dir)
+                .args(["--outtype", ckpt.dtype.name()])
+                .arg("--outfile")
+                .arg(&partial)
+                .env("HF_HUB_OFFLINE", "1"),
+            &format!("convert_hf_to_gguf.py ({name})"),
+            &log_path(&env.logs, &format!("llama.cpp-convert-{name}")),
+            "see the log: the converter's Python packages come from scripts/bench/requirements.txt",
+        )?;
+        std::fs::rename(&partial, &out)
+            .with_context(|| format!("renaming {} to {}", partial.display(), out.display()))?;
+        std::fs::write(&source, want).with_context(|| format!("writing {}", source.display()))?;
+        Ok(out)
+    }
+
+    fn bench(&self, args: &[String], name: &str, env: &Env) -> Result<(Vec<Value>, u64)> {
+        let done = process::run(
+            Command::new(&self.bench).args(args),
+            &format!("llama-bench ({name})"),
+            &log_path(&env.logs, name),
+            "see the log",
+        )?;
+        let start = done
+            .stdout
+            .find('[')
+            .context("llama-bench printed no JSON")?;
+        let rows: Vec<Value> = serde_json::from_str(&done.stdout[start..])
+            .context("parsing llama-bench's JSON output")?;
+        Ok((rows, done.peak_rss_bytes))
+    }
+
+    fn common(&self, gguf: &Path, env: &Env) -> Vec<String> {
+        vec![
+            "-m".into(),
+            gguf.display().to_string(),
+            "-t".into(),
+            env.threads.to_string(),
+            "-r".into(),
+            env.runs.to_string(),
+            "-o".into(),
+            "json".into(),
+        ]
+    }
+
+    /// Prefill of `prompt` tokens, then decode of `new_tokens` after a context of `prompt`.
+    pub fn measure(
+        &mut self,
+        gguf: &Path,
+        prompt: usize,
+        new_tokens: usize,
+        env: &Env,
+        name: &str,
+    ) -> Result<Metrics> {
+        let mut a = self.common(gguf, env);
+        a.extend(["-p", &prompt.to_string(), "-n", "0"].map(String::from));
+        let (pp, rss_a) = self.bench(&a, &format!("llama-bench-{name}-prefill"), env)?;
+        let mut b = self.common(gguf, env);
+        b.extend(
+            [
+                "-p",
+                "0",
+                "-n",
+                &new_tokens.to_string(),
+                "-d",
+                &prompt.to_string(),
+            ]
+            .map(String::from),
+        );
+        let (tg, rss_b) = self.bench(&b, &format!("llama-bench-{name}-decode"), env)?;
+        if let Some(row) = pp.first() {
+            if let (Some(n), Some(c)) = (row["build_number"].as_u64(), row["build_commit"].as_str())
+            {
+                self.version = format!("b{n} ({c})");
+            }
+        }
+        let prefill = best_ts(&pp, |r| r["n_prompt"].as_u64() == Some(prompt as u64))?;
+        let decode = best_ts(&tg, |r| r["n_gen"].as_u64() == Some(new_tokens as u64))?;
+        Ok(Metrics {
+            prompt_tokens: prompt,
+            generated_tokens: new_tokens,
+            prefill_tok_s: prefill,
+            decode_tok_s: decode,
+            ttft_ms: Some(prompt as f64 / prefill * 1e3),
+            load_s: None,
+            peak_rss_bytes: Some(rss_a.max(rss_b)),
+            preflight_ms: None,
+        })
+    }
+
+    /// Decode tokens/s after each context (llama-bench's depth).
+    pub fn sweep(
+        &self,
+        gguf: &Path,
+        contexts: &[usize],
+        new_tokens: usize,
+        env: &Env,
+        name: &str,
+    ) -> Result<Vec<Point>> {
+        let list: Vec<String> = contexts.iter().map(usize::to_string).collect();
+        let mut args = self.common(gguf, env);
+        args.extend(
+            [
+                "-p",
+                "0",
+                "-n",
+                &new_tokens.to_string(),
+                "-d",
+                &list.join(","),
+            ]
+            .map(String::from),
+        );
+        let (rows, _) = self.bench(&args, &format!("llama-bench-{name}-sweep"), env)?;
+        contexts
+            .iter()
+            .map(|&c| {
+                Ok(Point {
+                    context: c,
+                    decode_tok_s: best_ts(&rows, |r| r["n_depth"].as_u64() == Some(c as u64))?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The fastest repetition of the row that `pick` selects (best of runs, as for the others).
+fn best_ts(rows: &[Value], pick: impl Fn(&Value) -> bool) -> Result<f64> {
+    let row = rows
+        .iter()
+        .find(|r| pick(r))
+        .context("llama-bench's output lacks a test it was asked for")?;
+    let samples = row["samples_ts"].as_array().into_iter().flatten();
+    samples
+        .filter_map(Value::as_f64)
+        .reduce(f64::max)
+        .or_else(|| row["avg_ts"].as_f64())
+        .context("a llama-bench row without avg_ts")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_best_sample_of_the_selected_row_is_taken() {
+        let rows: Vec<Value> = serde_json::from_str(
+            r#"[{"n_prompt":128,"n_gen":0,"n_depth":0,"avg_ts":300.0,"samples_ts":[290.5,309.5]},
+                {"n_prompt":0,"n_gen":16,"n_depth":512,"avg_ts":20.0}]"#,
+        )
+        .unwrap();
+        assert_eq!(best_ts(&rows, |r| r["n_prompt"] == 128).unwrap(), 309.5);
+        assert_eq!(best_ts(&rows, |r| r["n_depth"] == 512).unwrap(), 20.0);
+        assert!(best_ts(&rows, |r| r["n_depth"] == 1024).is_err());
+    }
+}

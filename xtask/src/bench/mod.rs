@@ -1,0 +1,709 @@
+//! `cargo xtask bench`: our engine against transformers and llama.cpp on the CPU, on the same
+//! checkpoints and the same token ids, with the memory-bandwidth floor measured in the same run.
+//!
+//! Everything it makes is cached under `target/bench/`: the checkpoints (from a seed), the
+//! Python venv, llama.cpp's build and the GGUF files. Results go to `report.json`, the table
+//! to stdout (and `report.txt`), the decode-vs-context plot to `decode_vs_context.svg`, and
+//! every child's output to `logs/`.
+
+mod bandwidth;
+mod checkpoints;
+mod llama_cpp;
+mod ours;
+mod process;
+mod report;
+mod spm;
+mod transformers;
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use checkpoints::{Checkpoint, Dtype, Model};
+use report::{EngineRun, Metrics, ModelRun, Point, Report, OURS};
+
+pub use process::rusage_exec;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Smoke test: the tiny model, our engine only, short lengths.
+    #[arg(long)]
+    quick: bool,
+    /// Measure our engine only.
+    #[arg(long)]
+    skip_peers: bool,
+    /// Only this checkpoint.
+    #[arg(long, value_enum)]
+    only: Option<Model>,
+    /// Dtypes, comma-separated [default: f32,bf16].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    dtype: Vec<Dtype>,
+    /// Prompt tokens for prefill, TTFT and the decode that follows.
+    #[arg(long, default_value_t = 128)]
+    prompt_tokens: usize,
+    /// New tokens for the main measurement.
+    #[arg(long, default_value_t = 64)]
+    new_tokens: usize,
+    /// Contexts (prompt tokens before decoding) of the decode sweep, comma-separated; those
+    /// that do not fit a checkpoint's positions are left out for it.
+    #[arg(long, value_delimiter = ',', default_value = "128,512,1024,2048")]
+    contexts: Vec<usize>,
+    /// New tokens per point of the sweep.
+    #[arg(long, default_value_t = 16)]
+    sweep_new_tokens: usize,
+    /// Skip the decode sweep (and the plot's lines).
+    #[arg(long)]
+    no_sweep: bool,
+    /// Threads for every engine and for the bandwidth measurement.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Repetitions of each measurement; the fastest is kept.
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
+    /// Seed of the 1B's weights and of the prompt.
+    #[arg(long, default_value_t = 1234)]
+    seed: u64,
+    /// Use the release binaries as they are instead of building them first.
+    #[arg(long)]
+    no_build: bool,
+    /// Output and cache folder [default: target/bench].
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// What every step needs: where things are, and the common settings.
+pub struct Env {
+    repo: PathBuf,
+    out: PathBuf,
+    logs: PathBuf,
+    threads: usize,
+    runs: usize,
+}
+
+static BARS: Mutex<Option<MultiProgress>> = Mutex::new(None);
+
+/// Log lines go around the progress bar instead of through it.
+struct AroundBar;
+
+impl Write for AroundBar {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let bars = BARS.lock().ok().and_then(|b| b.clone());
+        match bars {
+            Some(bar) => bar.suspend(|| std::io::stderr().write_all(buf))?,
+            None => std::io::stderr().write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("XTASK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(|| AroundBar)
+        .try_init();
+}
+
+fn set_bars(bars: Option<MultiProgress>) {
+    if let Ok(mut b) = BARS.lock() {
+        *b = bars;
+    }
+}
+
+pub fn run(mut args: Args) -> Result<bool> {
+    init_logging();
+    process::use_helper(std::env::current_exe().context("finding the xtask binary")?);
+    if args.quick {
+        args.only = Some(Model::Tiny);
+        args.skip_peers = true;
+        args.prompt_tokens = 32;
+        args.new_tokens = 16;
+        args.contexts = vec![32, 128, 512];
+        args.sweep_new_tokens = 8;
+    }
+    if args.dtype.is_empty() {
+        args.dtype = vec![Dtype::F32, Dtype::Bf16];
+    }
+    if args.prompt_tokens < 2 || args.new_tokens < 2 || args.sweep_new_tokens < 2 {
+        bail!("--prompt-tokens, --new-tokens and --sweep-new-tokens must be at least 2");
+    }
+    let models = match args.only {
+        Some(m) => vec![m],
+        None => vec![Model::Tiny, Model::OneB],
+    };
+    let repo = crate::repo_root().to_path_buf();
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| repo.join("target/bench"));
+    let env = Env {
+        logs: out.join("logs"),
+        out: out.clone(),
+        repo: repo.clone(),
+        threads: args.threads.max(1),
+        runs: args.runs.max(1),
+    };
+    std::fs::create_dir_all(&env.logs)
+        .with_context(|| format!("creating {}", env.logs.display()))?;
+
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo.join("target"));
+    let (gemma3, op_matrix) = (
+        target.join("release/gemma3"),
+        target.join("release/op-matrix"),
+    );
+    if !args.no_build {
+        build_release(&repo)?;
+    }
+    for bin in [&gemma3, &op_matrix] {
+        if !bin.exists() {
+            bail!(
+                "{} is missing: build it with `cargo build --release -p gemma3-cli -p op-matrix`",
+                bin.display()
+            );
+        }
+    }
+
+    let pairs: Vec<(Model, Dtype)> = models
+        .iter()
+        .flat_map(|&m| args.dtype.iter().map(move |&d| (m, d)))
+        .collect();
+    let per_pair = if args.skip_peers { 1 } else { 3 } * if args.no_sweep { 1 } else { 2 };
+    let multi = MultiProgress::new();
+    let bar = multi.add(ProgressBar::new((3 + pairs.len() * (1 + per_pair)) as u64));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+            .expect("a valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    set_bars(Some(multi.clone()));
+    let result = measure_all(&args, &env, &pairs, &gemma3, &op_matrix, &multi, &bar);
+    bar.finish_and_clear();
+    set_bars(None);
+    let mut report = result?;
+
+    report.derive();
+    let json = out.join("report.json");
+    std::fs::write(&json, serde_json::to_string_pretty(&report)? + "\n")
+        .with_context(|| format!("writing {}", json.display()))?;
+    let svg = out.join("decode_vs_context.svg");
+    std::fs::write(&svg, report.svg()).with_context(|| format!("writing {}", svg.display()))?;
+    let text = report.render_text();
+    let txt = out.join("report.txt");
+    std::fs::write(&txt, &text).with_context(|| format!("writing {}", txt.display()))?;
+    println!("{text}");
+    println!(
+        "wrote {}, {} and {}",
+        json.display(),
+        svg.display(),
+        txt.display()
+    );
+    let ours_ok = report.runs.iter().all(|r| {
+        r.engines
+            .iter()
+            .any(|e| e.engine == OURS && e.metrics.is_some())
+    });
+    if !ours_ok {
+        eprintln!("error: gemma3 failed on some checkpoint; see the table and target/bench/logs");
+    }
+    Ok(ours_ok)
+}
+
+fn build_release(repo: &Path) -> Result<()> {
+    eprintln!("building the release gemma3 and op-matrix");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(repo)
+        .args(["build", "--release", "-p", "gemma3-cli", "-p", "op-matrix"])
+        .status()
+        .context("running cargo build --release")?;
+    if !status.success() {
+        bail!("`cargo build --release -p gemma3-cli -p op-matrix` failed ({status}): fix the build, or run again once an edit in progress is saved (--no-build uses the binaries as they are)");
+    }
+    Ok(())
+}
+
+fn measure_all(
+    args: &Args,
+    env: &Env,
+    pairs: &[(Model, Dtype)],
+    gemma3: &Path,
+    op_matrix: &Path,
+    multi: &MultiProgress,
+    bar: &ProgressBar,
+) -> Result<Report> {
+    bar.set_message("memory bandwidth");
+    let bandwidth = bandwidth::measure(1 << 30, env.threads, 5);
+    tracing::info!(
+        "memory bandwidth: read {:.1} GB/s, memcpy {:.1} GB/s",
+        bandwidth.read_gb_s,
+        bandwidth.copy_gb_s
+    );
+    bar.inc(1);
+
+    bar.set_message("op-matrix --backend cpu");
+    let op_matrix = time_op_matrix(op_matrix, env);
+    bar.inc(1);
+
+    // Peers' setup: a failure skips that peer everywhere, with the reason.
+    bar.set_message("peers' setup");
+    let (venv, llama) = if args.skip_peers {
+        (
+            Err("--skip-peers".to_owned()),
+            Err("--skip-peers".to_owned()),
+        )
+    } else {
+        let venv = transformers::ensure_venv(env).map_err(|e| {
+            tracing::warn!("no Python peers: {e:#}");
+            format!("the Python venv could not be made: {}", first_line(&e))
+        });
+        let llama = match &venv {
+            Ok(v) => llama_cpp::ensure(env, v).map_err(|e| {
+                tracing::warn!("no llama.cpp: {e:#}");
+                format!("llama.cpp could not be built: {}", first_line(&e))
+            }),
+            Err(reason) => Err(reason.clone()),
+        };
+        (venv, llama)
+    };
+    let mut llama = llama;
+    bar.inc(1);
+
+    let mut runs = Vec::new();
+    for &(model, dtype) in pairs {
+        let label = format!("{} {}", model.name(), dtype.name());
+        bar.set_message(format!("{label}: checkpoint"));
+        let ckpt_bar = multi.add(
+            ProgressBar::new(0).with_style(
+                ProgressStyle::with_template(
+                    "  writing {label}: {bar:30} {bytes}/{total_bytes} {bytes_per_sec}",
+                )
+                .expect("a valid template")
+                .with_key("label", {
+                    let l = label.clone();
+                    move |_: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = w.write_str(&l);
+                    }
+                }),
+            ),
+        );
+        let ckpt = checkpoints::ensure(
+            &env.out.join("models"),
+            &env.repo,
+            model,
+            dtype,
+            args.seed,
+            env.threads,
+            &ckpt_bar,
+        );
+        ckpt_bar.finish_and_clear();
+        multi.remove(&ckpt_bar);
+        let ckpt = ckpt?;
+        bar.inc(1);
+        let run = measure_checkpoint(args, env, &ckpt, gemma3, &venv, &mut llama, &bandwidth, bar)?;
+        runs.push(run);
+    }
+
+    Ok(Report {
+        created_unix_s: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        commit: git_commit(&env.repo),
+        machine: machine(),
+        settings: report::Settings {
+            threads: env.threads,
+            prompt_tokens: args.prompt_tokens,
+            new_tokens: args.new_tokens,
+            contexts: args.contexts.clone(),
+            sweep_new_tokens: args.sweep_new_tokens,
+            runs: env.runs,
+            seed: args.seed,
+        },
+        bandwidth,
+        op_matrix,
+        runs,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn measure_checkpoint(
+    args: &Args,
+    env: &Env,
+    ckpt: &Checkpoint,
+    gemma3: &Path,
+    venv: &Result<transformers::Venv, String>,
+    llama: &mut Result<llama_cpp::LlamaCpp, String>,
+    bandwidth: &report::Bandwidth,
+    bar: &ProgressBar,
+) -> Result<ModelRun> {
+    let label = format!("{} {}", ckpt.model.name(), ckpt.dtype.name());
+    let fits = |c: usize, n: usize| c + n <= ckpt.max_positions;
+    if !fits(args.prompt_tokens, args.new_tokens) {
+        bail!(
+            "{label}: a {}-token prompt and {} new tokens exceed its {} positions",
+            args.prompt_tokens,
+            args.new_tokens,
+            ckpt.max_positions
+        );
+    }
+    let contexts: Vec<usize> = if args.no_sweep {
+        Vec::new()
+    } else {
+        let (keep, drop): (Vec<usize>, Vec<usize>) = args
+            .contexts
+            .iter()
+            .partition(|&&c| c >= 2 && fits(c, args.sweep_new_tokens));
+        if !drop.is_empty() {
+            tracing::info!(
+                "{label}: contexts {drop:?} do not fit its {} positions; left out",
+                ckpt.max_positions
+            );
+        }
+        keep
+    };
+    let longest = contexts
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(0)
+        .max(args.prompt_tokens);
+    let ids = checkpoints::prompt_ids(ckpt.vocab, longest, args.seed);
+    let ids_file = env.out.join(format!("prompt-{}.json", ckpt.model.name()));
+    std::fs::write(&ids_file, serde_json::to_string(&ids)?)
+        .with_context(|| format!("writing {}", ids_file.display()))?;
+    let prompt = &ids[..args.prompt_tokens];
+
+    let elem = ckpt.dtype.bytes();
+    let mean_context = |c: usize, n: usize| c + n / 2;
+    let floor = report::floor(
+        ckpt.weight_bytes(),
+        &ckpt.kv,
+        elem,
+        mean_context(args.prompt_tokens, args.new_tokens),
+        bandwidth.read_gb_s,
+    );
+    let sweep_floor = contexts
+        .iter()
+        .map(|&c| Point {
+            context: c,
+            decode_tok_s: report::floor(
+                ckpt.weight_bytes(),
+                &ckpt.kv,
+                elem,
+                mean_context(c, args.sweep_new_tokens),
+                bandwidth.read_gb_s,
+            )
+            .tok_s,
+        })
+        .collect();
+
+    // Ours. A warm-up run first: the page cache, so that load times compare.
+    bar.set_message(format!("{label}: gemma3"));
+    let _ = ours::generate(gemma3, ckpt, &ids[..2], 2, env, "warmup");
+    let mut ours_tokens = Vec::new();
+    let mut us = match best_of(env.runs, || {
+        ours::generate(gemma3, ckpt, prompt, args.new_tokens, env, "main")
+    }) {
+        Ok(g) => {
+            ours_tokens = g.token_ids;
+            tracing::info!("{label}: gemma3 {}", summary(&g.metrics));
+            let mut run = EngineRun::measured(OURS, None, g.metrics);
+            if run
+                .metrics
+                .as_ref()
+                .is_some_and(|m| m.preflight_ms.is_none())
+            {
+                run.notes
+                    .push("no preflight line in the log (GEMMA3_LOG=info)".into());
+            }
+            run
+        }
+        Err(e) => failed(OURS, &label, &e),
+    };
+    bar.inc(1);
+    if !contexts.is_empty() {
+        bar.set_message(format!("{label}: gemma3 sweep"));
+        us.sweep = sweep_points(&contexts, |c| {
+            best_of(env.runs, || {
+                ours::generate(
+                    gemma3,
+                    ckpt,
+                    &ids[..c],
+                    args.sweep_new_tokens,
+                    env,
+                    &format!("ctx{c}"),
+                )
+            })
+            .map(|g| g.metrics.decode_tok_s)
+        });
+        bar.inc(1);
+    }
+    let mut engines = vec![us];
+
+    // transformers.
+    let steps = if contexts.is_empty() { 1 } else { 2 };
+    match venv {
+        Err(reason) => {
+            engines.push(EngineRun::skipped("transformers", reason.clone()));
+            bar.inc(steps);
+        }
+        Ok(venv) => {
+            bar.set_message(format!("{label}: transformers"));
+            let mut run = match transformers::measure(
+                venv,
+                ckpt,
+                &ids_file,
+                args.prompt_tokens,
+                args.new_tokens,
+                env,
+            ) {
+                Ok(r) => {
+                    tracing::info!("{label}: transformers {}", summary(&r.metrics));
+                    let mut run = EngineRun::measured("transformers", Some(r.version), r.metrics);
+                    run.notes.push(agreement(&ours_tokens, &r.token_ids));
+                    run
+                }
+                Err(e) => failed("transformers", &label, &e),
+            };
+            bar.inc(1);
+            if !contexts.is_empty() {
+                bar.set_message(format!("{label}: transformers sweep"));
+                match transformers::sweep(
+                    venv,
+                    ckpt,
+                    &ids_file,
+                    &contexts,
+                    args.sweep_new_tokens,
+                    env,
+                ) {
+                    Ok(points) => run.sweep = points,
+                    Err(e) => {
+                        tracing::warn!("{label}: transformers sweep: {e:#}");
+                        run.notes.push(format!("sweep failed: {}", first_line(&e)));
+                    }
+                }
+                bar.inc(1);
+            }
+            engines.push(run);
+        }
+    }
+
+    // llama.cpp.
+    match (llama.as_mut(), venv) {
+        (Err(reason), _) => {
+            engines.push(EngineRun::skipped("llama.cpp", reason.clone()));
+            bar.inc(steps);
+        }
+        (_, Err(reason)) => {
+            engines.push(EngineRun::skipped("llama.cpp", reason.clone()));
+            bar.inc(steps);
+        }
+        (Ok(llama), Ok(venv)) => {
+            bar.set_message(format!("{label}: llama.cpp"));
+            let name = format!("{}-{}", ckpt.model.name(), ckpt.dtype.name());
+            let gguf = llama.gguf(ckpt, venv, env);
+            let mut run = match &gguf {
+                Err(e) => failed("llama.cpp", &label, e),
+                Ok(gguf) => {
+                    match llama.measure(gguf, args.prompt_tokens, args.new_tokens, env, &name) {
+                        Ok(m) => {
+                            tracing::info!("{label}: llama.cpp {}", summary(&m));
+                            let mut run =
+                                EngineRun::measured("llama.cpp", Some(llama.version.clone()), m);
+                            run.notes.push(
+                                "llama-bench: its own prompt ids, TTFT = prompt / prefill rate, no load time"
+                                    .into(),
+                            );
+                            run
+                        }
+                        Err(e) => failed("llama.cpp", &label, &e),
+                    }
+                }
+            };
+            bar.inc(1);
+            if let (Ok(gguf), false) = (&gguf, contexts.is_empty()) {
+                bar.set_message(format!("{label}: llama.cpp sweep"));
+                match llama.sweep(gguf, &contexts, args.sweep_new_tokens, env, &name) {
+                    Ok(points) => run.sweep = points,
+                    Err(e) => {
+                        tracing::warn!("{label}: llama.cpp sweep: {e:#}");
+                        run.notes.push(format!("sweep failed: {}", first_line(&e)));
+                    }
+                }
+            }
+            if !contexts.is_empty() {
+                bar.inc(1);
+            }
+            engines.push(run);
+        }
+    }
+
+    Ok(ModelRun {
+        model: ckpt.model.name().into(),
+        dtype: ckpt.dtype.name().into(),
+        checkpoint: ckpt.dir.display().to_string(),
+        params: ckpt.params,
+        checkpoint_bytes: ckpt.file_bytes,
+        floor,
+        sweep_floor,
+        engines,
+    })
+}
+
+/// The run with the fastest decode of `runs` tries; the first error ends it.
+fn best_of(runs: usize, mut f: impl FnMut() -> Result<ours::Generated>) -> Result<ours::Generated> {
+    let mut best: Option<ours::Generated> = None;
+    for _ in 0..runs.max(1) {
+        let g = f()?;
+        if best
+            .as_ref()
+            .is_none_or(|b| g.metrics.decode_tok_s > b.metrics.decode_tok_s)
+        {
+            best = Some(g);
+        }
+    }
+    Ok(best.expect("at least one run"))
+}
+
+/// Points that measured; a failing context is logged and left out.
+fn sweep_points(contexts: &[usize], mut f: impl FnMut(usize) -> Result<f64>) -> Vec<Point> {
+    contexts
+        .iter()
+        .filter_map(|&c| match f(c) {
+            Ok(v) => Some(Point {
+                context: c,
+                decode_tok_s: v,
+            }),
+            Err(e) => {
+                tracing::warn!("context {c}: {e:#}");
+                None
+            }
+        })
+        .collect()
+}
+
+fn failed(engine: &str, label: &str, e: &anyhow::Error) -> EngineRun {
+    tracing::warn!("{label}: {engine} failed: {e:#}");
+    EngineRun::failed(engine, first_line(e))
+}
+
+fn first_line(e: &anyhow::Error) -> String {
+    format!("{e:#}")
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn summary(m: &Metrics) -> String {
+    format!(
+        "prefill {:.1} tok/s, decode {:.2} tok/s",
+        m.prefill_tok_s, m.decode_tok_s
+    )
+}
+
+/// How many greedy tokens a peer produced identically to ours, from the start.
+fn agreement(ours: &[u32], theirs: &[u32]) -> String {
+    let same = ours.iter().zip(theirs).take_while(|(a, b)| a == b).count();
+    let n = ours.len().min(theirs.len());
+    format!("greedy tokens equal to ours: {same} of {n}")
+}
+
+fn time_op_matrix(bin: &Path, env: &Env) -> Option<report::OpMatrix> {
+    let started = std::time::Instant::now();
+    let mut cmd = Command::new(bin);
+    cmd.args(["--backend", "cpu"]);
+    let log = process::log_path(&env.logs, "op-matrix");
+    match process::run(&mut cmd, "op-matrix --backend cpu", &log, "see the log") {
+        Ok(done) => Some(report::OpMatrix {
+            wall_s: done.wall.as_secs_f64(),
+            passed: true,
+            summary: done
+                .stdout
+                .lines()
+                .find(|l| l.starts_with("executed"))
+                .unwrap_or("")
+                .to_owned(),
+        }),
+        Err(e) => {
+            tracing::warn!("{e:#}");
+            Some(report::OpMatrix {
+                wall_s: started.elapsed().as_secs_f64(),
+                passed: false,
+                summary: first_line(&e),
+            })
+        }
+    }
+}
+
+fn git_commit(repo: &Path) -> Option<String> {
+    let out = Command::new("git")
+        .current_dir(repo)
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()?;
+    let head = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+    let dirty = Command::new("git")
+        .current_dir(repo)
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .output()
+        .is_ok_and(|o| !o.stdout.is_empty());
+    (!head.is_empty()).then(|| if dirty { format!("{head}-dirty") } else { head })
+}
+
+/// CPU model, cores, the SIMD flags that matter here, and memory, from /proc.
+fn machine() -> report::Machine {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        cpuinfo
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_owned())
+    };
+    let flags = field("flags").unwrap_or_default();
+    let interesting = [
+        "avx2",
+        "fma",
+        "f16c",
+        "avx512f",
+        "avx512bw",
+        "avx512vl",
+        "avx512_vnni",
+        "avx512_bf16",
+        "avx512_fp16",
+        "amx_bf16",
+        "amx_tile",
+    ];
+    let have: Vec<String> = interesting
+        .iter()
+        .filter(|f| flags.split_whitespace().any(|x| x == **f))
+        .map(|f| f.to_string())
+        .collect();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let kib: f64 = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    report::Machine {
+        cpu: field("model name").unwrap_or_else(|| "unknown".into()),
+        cores: std::thread::available_parallelism().map_or(1, usize::from),
+        flags: have,
+        memory_gib: kib / (1u64 << 20) as f64,
+    }
+}

@@ -1,0 +1,909 @@
+//! What `cargo xtask bench` measured, the floor it derives from the memory bandwidth, and the
+//! three renderings: the terminal tables, `report.json` and the decode-vs-context SVG.
+
+use std::fmt::Write as _;
+
+use comfy_table::{presets::ASCII_FULL_CONDENSED, Cell, CellAlignment, Table};
+use serde::{Deserialize, Serialize};
+
+/// The engine this workspace builds; every ratio is ours over a peer's.
+pub const OURS: &str = "gemma3";
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Report {
+    pub created_unix_s: u64,
+    pub commit: Option<String>,
+    pub machine: Machine,
+    pub settings: Settings,
+    pub bandwidth: Bandwidth,
+    pub op_matrix: Option<OpMatrix>,
+    pub runs: Vec<ModelRun>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Machine {
+    pub cpu: String,
+    pub cores: usize,
+    /// The SIMD flags that matter to these kernels, as `/proc/cpuinfo` spells them.
+    pub flags: Vec<String>,
+    pub memory_gib: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Settings {
+    pub threads: usize,
+    pub prompt_tokens: usize,
+    pub new_tokens: usize,
+    pub contexts: Vec<usize>,
+    pub sweep_new_tokens: usize,
+    pub runs: usize,
+    pub seed: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Bandwidth {
+    /// Bytes read per second by a sum over the buffer, in GB/s (1e9): the floor's bandwidth,
+    /// because decoding reads the weights and writes almost nothing.
+    pub read_gb_s: f64,
+    /// Bytes copied per second by memcpy (each byte read once and written once), in GB/s.
+    pub copy_gb_s: f64,
+    pub buffer_bytes: u64,
+    pub threads: usize,
+    pub repeats: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct OpMatrix {
+    pub wall_s: f64,
+    pub passed: bool,
+    /// The matrix's own summary line.
+    pub summary: String,
+}
+
+/// One checkpoint in one dtype: the floor and every engine on it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ModelRun {
+    pub model: String,
+    pub dtype: String,
+    pub checkpoint: String,
+    pub params: u64,
+    pub checkpoint_bytes: u64,
+    /// Decode floor at the main measurement's mean context.
+    pub floor: Floor,
+    /// Decode floor at each context of the sweep.
+    pub sweep_floor: Vec<Point>,
+    pub engines: Vec<EngineRun>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Floor {
+    /// Mean context over the decoded tokens.
+    pub context: usize,
+    pub weight_bytes: u64,
+    pub kv_bytes: u64,
+    pub tok_s: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Point {
+    pub context: usize,
+    pub decode_tok_s: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    Measured,
+    Skipped { reason: String },
+    Failed { error: String },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EngineRun {
+    pub engine: String,
+    pub version: Option<String>,
+    pub outcome: Outcome,
+    pub metrics: Option<Metrics>,
+    pub sweep: Vec<Point>,
+    /// What a reader needs to know to trust the numbers (how a value was derived, warnings).
+    pub notes: Vec<String>,
+    /// Ours over this engine, prefill and decode; absent for ours.
+    pub ours_over_this: Option<Ratios>,
+    /// This engine's decode over the floor.
+    pub decode_over_floor: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Metrics {
+    pub prompt_tokens: usize,
+    pub generated_tokens: usize,
+    pub prefill_tok_s: f64,
+    pub decode_tok_s: f64,
+    pub ttft_ms: Option<f64>,
+    pub load_s: Option<f64>,
+    pub peak_rss_bytes: Option<u64>,
+    pub preflight_ms: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Ratios {
+    pub prefill: Option<f64>,
+    pub decode: Option<f64>,
+}
+
+impl EngineRun {
+    pub fn measured(engine: &str, version: Option<String>, metrics: Metrics) -> Self {
+        EngineRun {
+            engine: engine.to_owned(),
+            version,
+            outcome: Outcome::Measured,
+            metrics: Some(metrics),
+            sweep: Vec::new(),
+            notes: Vec::new(),
+            ours_over_this: None,
+            decode_over_floor: None,
+        }
+    }
+
+    pub fn skipped(engine: &str, reason: impl Into<String>) -> Self {
+        Self::without_numbers(
+            engine,
+            Outcome::Skipped {
+                reason: reason.into(),
+            },
+        )
+    }
+
+    pub fn failed(engine: &str, error: impl Into<String>) -> Self {
+        Self::without_numbers(
+            engine,
+            Outcome::Failed {
+                error: error.into(),
+            },
+        )
+    }
+
+    fn without_numbers(engine: &str, outcome: Outcome) -> Self {
+        EngineRun {
+            engine: engine.to_owned(),
+            version: None,
+            outcome,
+            metrics: None,
+            sweep: Vec::new(),
+            notes: Vec::new(),
+            ours_over_this: None,
+            decode_over_floor: None,
+        }
+    }
+}
+
+/// The KV cache's shape, which decides how many cache bytes one decode step reads.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KvShape {
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub sliding_window: usize,
+    /// One entry per layer: true for a global (full-context) layer.
+    pub global: Vec<bool>,
+}
+
+impl KvShape {
+    /// Gemma 3's layer pattern: every `pattern`-th layer is global, the rest slide.
+    pub fn gemma3(
+        layers: usize,
+        kv_heads: usize,
+        head_dim: usize,
+        window: usize,
+        pattern: usize,
+    ) -> Self {
+        KvShape {
+            kv_heads,
+            head_dim,
+            sliding_window: window,
+            global: (0..layers).map(|i| (i + 1) % pattern.max(1) == 0).collect(),
+        }
+    }
+
+    /// Bytes of keys and values one decode step reads at `context` positions: every position
+    /// on a global layer, at most the window on a sliding one.
+    pub fn bytes_read(&self, context: usize, elem_bytes: u64) -> u64 {
+        let per_position = 2 * (self.kv_heads * self.head_dim) as u64 * elem_bytes;
+        self.global
+            .iter()
+            .map(|&g| {
+                let seen = if g {
+                    context
+                } else {
+                    context.min(self.sliding_window)
+                };
+                seen as u64 * per_position
+            })
+            .sum()
+    }
+}
+
+/// The decode floor: one step reads every weight once (the tied LM head included, in full)
+/// and the KV cache at that context, so tokens/s cannot beat bandwidth / those bytes.
+pub fn floor(
+    weight_bytes: u64,
+    kv: &KvShape,
+    elem_bytes: u64,
+    context: usize,
+    read_gb_s: f64,
+) -> Floor {
+    let kv_bytes = kv.bytes_read(context, elem_bytes);
+    Floor {
+        context,
+        weight_bytes,
+        kv_bytes,
+        tok_s: read_gb_s * 1e9 / (weight_bytes + kv_bytes) as f64,
+    }
+}
+
+fn ratio(a: f64, b: f64) -> Option<f64> {
+    (a.is_finite() && b.is_finite() && b > 0.0).then(|| a / b)
+}
+
+impl Report {
+    /// Fills in the ratios: each peer against ours, each engine against the floor.
+    pub fn derive(&mut self) {
+        for run in &mut self.runs {
+            let ours = run
+                .engines
+                .iter()
+                .find(|e| e.engine == OURS)
+                .and_then(|e| e.metrics.clone());
+            let floor = run.floor.tok_s;
+            for e in &mut run.engines {
+                let Some(m) = &e.metrics else {
+                    e.ours_over_this = None;
+                    e.decode_over_floor = None;
+                    continue;
+                };
+                e.decode_over_floor = ratio(m.decode_tok_s, floor);
+                e.ours_over_this = match &ours {
+                    Some(o) if e.engine != OURS => Some(Ratios {
+                        prefill: ratio(o.prefill_tok_s, m.prefill_tok_s),
+                        decode: ratio(o.decode_tok_s, m.decode_tok_s),
+                    }),
+                    _ => None,
+                };
+            }
+        }
+    }
+
+    /// The lines above the table: machine, bandwidth, op-matrix.
+    pub fn preamble(&self) -> String {
+        let m = &self.machine;
+        let b = &self.bandwidth;
+        let mut s = format!(
+            "machine: {}, {} cores, {:.0} GiB, flags: {}\n",
+            m.cpu,
+            m.cores,
+            m.memory_gib,
+            m.flags.join(" ")
+        );
+        let _ = writeln!(
+            s,
+            "memory bandwidth ({} threads, {} MiB, best of {}): read {:.1} GB/s, memcpy {:.1} GB/s; floors use the read figure",
+            b.threads,
+            b.buffer_bytes >> 20,
+            b.repeats,
+            b.read_gb_s,
+            b.copy_gb_s
+        );
+        if let Some(om) = &self.op_matrix {
+            let _ = writeln!(
+                s,
+                "op-matrix --backend cpu: {:.2} s wall, {} ({})",
+                om.wall_s,
+                if om.passed { "passed" } else { "FAILED" },
+                om.summary
+            );
+        }
+        let st = &self.settings;
+        let _ = writeln!(
+            s,
+            "prompt {} tokens, {} new tokens (greedy), {} threads, best of {} run(s)",
+            st.prompt_tokens, st.new_tokens, st.threads, st.runs
+        );
+        s
+    }
+
+    /// The main table: one row per engine per checkpoint and dtype, then the floor.
+    pub fn table(&self) -> Table {
+        let mut t = Table::new();
+        t.load_preset(ASCII_FULL_CONDENSED);
+        t.set_header(vec![
+            "model",
+            "dtype",
+            "engine",
+            "prefill tok/s",
+            "decode tok/s",
+            "TTFT ms",
+            "load s",
+            "peak RSS MiB",
+            "preflight ms",
+            "decode ÷ floor",
+            "ours ÷ this (prefill, decode)",
+            "note",
+        ]);
+        for run in &self.runs {
+            for e in &run.engines {
+                let m = e.metrics.as_ref();
+                let note = match &e.outcome {
+                    Outcome::Measured => e.notes.join("; "),
+                    Outcome::Skipped { reason } => format!("skipped: {reason}"),
+                    Outcome::Failed { error } => format!("FAILED: {error}"),
+                };
+                let engine = match &e.version {
+                    Some(v) => format!("{} {v}", e.engine),
+                    None => e.engine.clone(),
+                };
+                t.add_row(vec![
+                    Cell::new(&run.model),
+                    Cell::new(&run.dtype),
+                    Cell::new(engine),
+                    num(m.map(|m| m.prefill_tok_s), 1),
+                    num(m.map(|m| m.decode_tok_s), 2),
+                    num(m.and_then(|m| m.ttft_ms), 1),
+                    num(m.and_then(|m| m.load_s), 2),
+                    num(
+                        m.and_then(|m| m.peak_rss_bytes)
+                            .map(|b| b as f64 / (1u64 << 20) as f64),
+                        0,
+                    ),
+                    num(m.and_then(|m| m.preflight_ms), 1),
+                    times(e.decode_over_floor),
+                    Cell::new(match &e.ours_over_this {
+                        Some(r) => format!("{} {}", times_str(r.prefill), times_str(r.decode)),
+                        None => "-".into(),
+                    })
+                    .set_alignment(CellAlignment::Right),
+                    Cell::new(note),
+                ]);
+            }
+            let f = &run.floor;
+            t.add_row(vec![
+                Cell::new(&run.model),
+                Cell::new(&run.dtype),
+                Cell::new("floor (bandwidth)"),
+                Cell::new("-").set_alignment(CellAlignment::Right),
+                num(Some(f.tok_s), 2),
+                Cell::new("-").set_alignment(CellAlignment::Right),
+                Cell::new("-").set_alignment(CellAlignment::Right),
+                num(Some(run.checkpoint_bytes as f64 / (1u64 << 20) as f64), 0),
+                Cell::new("-").set_alignment(CellAlignment::Right),
+                times(Some(1.0)),
+                Cell::new("-").set_alignment(CellAlignment::Right),
+                Cell::new(format!(
+                    "{:.3} GB/token ({:.4} of KV at context {}); RSS: checkpoint size",
+                    (f.weight_bytes + f.kv_bytes) as f64 / 1e9,
+                    f.kv_bytes as f64 / 1e9,
+                    f.context
+                )),
+            ]);
+        }
+        t
+    }
+
+    /// Every context of any sweep, in order.
+    fn contexts(&self) -> Vec<usize> {
+        let mut c: Vec<usize> = self
+            .runs
+            .iter()
+            .flat_map(|r| {
+                r.engines
+                    .iter()
+                    .flat_map(|e| e.sweep.iter().map(|p| p.context))
+            })
+            .collect();
+        c.sort_unstable();
+        c.dedup();
+        c
+    }
+
+    /// Decode tokens/s against context: one row per engine, and the floor.
+    pub fn sweep_table(&self) -> Option<Table> {
+        let contexts = self.contexts();
+        if contexts.is_empty() {
+            return None;
+        }
+        let mut t = Table::new();
+        t.load_preset(ASCII_FULL_CONDENSED);
+        let mut header = vec!["model".to_string(), "dtype".into(), "decode tok/s".into()];
+        header.extend(contexts.iter().map(|c| format!("ctx {c}")));
+        t.set_header(header);
+        let at = |points: &[Point], c: usize| {
+            num(
+                points
+                    .iter()
+                    .find(|p| p.context == c)
+                    .map(|p| p.decode_tok_s),
+                2,
+            )
+        };
+        for run in &self.runs {
+            let rows = run
+                .engines
+                .iter()
+                .filter(|e| !e.sweep.is_empty())
+                .map(|e| (e.engine.as_str(), &e.sweep));
+            for (name, points) in rows.chain(std::iter::once(("floor", &run.sweep_floor))) {
+                let mut row = vec![
+                    Cell::new(&run.model),
+                    Cell::new(&run.dtype),
+                    Cell::new(name),
+                ];
+                row.extend(contexts.iter().map(|&c| at(points, c)));
+                t.add_row(row);
+            }
+        }
+        Some(t)
+    }
+
+    /// Everything printed at the end of a run.
+    pub fn render_text(&self) -> String {
+        let mut s = self.preamble();
+        let _ = writeln!(s, "{}", self.table());
+        if let Some(t) = self.sweep_table() {
+            let _ = writeln!(s, "{t}");
+        }
+        s
+    }
+
+    /// Decode tokens/s against context length, one panel per model, as a standalone SVG.
+    pub fn svg(&self) -> String {
+        let mut models: Vec<&str> = Vec::new();
+        for r in &self.runs {
+            if !models.contains(&r.model.as_str()) {
+                models.push(&r.model);
+            }
+        }
+        let (pw, ph) = (560.0, 380.0);
+        let width = pw * models.len().max(1) as f64;
+        let mut s = format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{ph}\" viewBox=\"0 0 {width} {ph}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+        );
+        for (i, model) in models.iter().enumerate() {
+            let runs: Vec<&ModelRun> = self.runs.iter().filter(|r| r.model == *model).collect();
+            panel(&mut s, i as f64 * pw, pw, ph, model, &runs);
+        }
+        s.push_str("</svg>\n");
+        s
+    }
+}
+
+fn num(v: Option<f64>, decimals: usize) -> Cell {
+    let text = match v {
+        Some(x) if x.is_finite() => format!("{x:.decimals$}"),
+        _ => "-".into(),
+    };
+    Cell::new(text).set_alignment(CellAlignment::Right)
+}
+
+fn times_str(v: Option<f64>) -> String {
+    match v {
+        Some(x) if x.is_finite() => format!("{x:.2}x"),
+        _ => "-".into(),
+    }
+}
+
+fn times(v: Option<f64>) -> Cell {
+    Cell::new(times_str(v)).set_alignment(CellAlignment::Right)
+}
+
+fn color(engine: &str) -> &'static str {
+    match engine {
+        OURS => "#d62728",
+        "transformers" => "#1f77b4",
+        "llama.cpp" => "#2ca02c",
+        _ => "#9467bd",
+    }
+}
+
+fn dash(dtype: &str) -> &'static str {
+    if dtype == "f32" {
+        " stroke-dasharray=\"7 4\""
+    } else {
+        ""
+    }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A round axis maximum and tick step covering `max`.
+pub fn nice_axis(max: f64) -> (f64, f64) {
+    if !(max.is_finite() && max > 0.0) {
+        return (1.0, 0.2);
+    }
+    let raw = max / 5.0;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|&s| s >= raw)
+        .unwrap_or(10.0 * mag);
+    ((max / step).ceil() * step, step)
+}
+
+fn panel(s: &mut String, x0: f64, w: f64, h: f64, model: &str, runs: &[&ModelRun]) {
+    let (left, right, top, bottom) = (x0 + 64.0, x0 + w - 150.0, 36.0, h - 48.0);
+    // Series: (label, color, dash, points).
+    let mut series: Vec<(String, &str, &str, &[Point])> = Vec::new();
+    for run in runs {
+        for e in run.engines.iter().filter(|e| !e.sweep.is_empty()) {
+            series.push((
+                format!("{} {}", e.engine, run.dtype),
+                color(&e.engine),
+                dash(&run.dtype),
+                &e.sweep,
+            ));
+        }
+        if !run.sweep_floor.is_empty() {
+            series.push((
+                format!("floor {}", run.dtype),
+                "#7f7f7f",
+                dash(&run.dtype),
+                &run.sweep_floor,
+            ));
+        }
+    }
+    let _ = writeln!(
+        s,
+        "<text x=\"{:.1}\" y=\"20\" font-size=\"14\" font-weight=\"bold\">Gemma 3 {}: decode tokens/s against context</text>",
+        x0 + 16.0,
+        escape(model)
+    );
+    let points = series.iter().flat_map(|(_, _, _, p)| p.iter());
+    let (mut cmin, mut cmax, mut ymax) = (usize::MAX, 0usize, 0f64);
+    for p in points {
+        cmin = cmin.min(p.context.max(1));
+        cmax = cmax.max(p.context.max(1));
+        if p.decode_tok_s.is_finite() {
+            ymax = ymax.max(p.decode_tok_s);
+        }
+    }
+    if cmax == 0 {
+        let _ = writeln!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\">no sweep measured</text>",
+            left,
+            (top + bottom) / 2.0
+        );
+        return;
+    }
+    let (lmin, mut lmax) = ((cmin as f64).log2(), (cmax as f64).log2());
+    if lmax - lmin < 1e-9 {
+        lmax = lmin + 1.0;
+    }
+    let (ytop, ystep) = nice_axis(ymax);
+    let px = |c: usize| left + ((c.max(1) as f64).log2() - lmin) / (lmax - lmin) * (right - left);
+    let py = |v: f64| bottom - v.max(0.0) / ytop * (bottom - top);
+    // Axes, grid and ticks.
+    let _ = writeln!(
+        s,
+        "<rect x=\"{left:.1}\" y=\"{top:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"none\" stroke=\"#333\"/>",
+        right - left,
+        bottom - top
+    );
+    let mut v = 0.0;
+    while v <= ytop + ystep * 1e-6 {
+        let y = py(v);
+        let _ = writeln!(
+            s,
+            "<line x1=\"{left:.1}\" y1=\"{y:.1}\" x2=\"{right:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            left - 6.0,
+            y + 4.0,
+            trim_number(v)
+        );
+        v += ystep;
+    }
+    let mut ticks: Vec<usize> = series
+        .iter()
+        .flat_map(|(_, _, _, p)| p.iter().map(|p| p.context))
+        .collect();
+    ticks.sort_unstable();
+    ticks.dedup();
+    for c in ticks {
+        let x = px(c);
+        let _ = writeln!(
+            s,
+            "<line x1=\"{x:.1}\" y1=\"{bottom:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"#333\"/><text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{c}</text>",
+            bottom + 5.0,
+            bottom + 18.0
+        );
+    }
+    let _ = writeln!(
+        s,
+        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">context (tokens before the decoded ones, log scale)</text>",
+        (left + right) / 2.0,
+        h - 12.0
+    );
+    let _ = writeln!(
+        s,
+        "<text transform=\"translate({:.1},{:.1}) rotate(-90)\" text-anchor=\"middle\">decode tokens/s</text>",
+        x0 + 16.0,
+        (top + bottom) / 2.0
+    );
+    // Lines and the legend.
+    for (i, (label, col, dash, pts)) in series.iter().enumerate() {
+        let mut sorted: Vec<&Point> = pts.iter().filter(|p| p.decode_tok_s.is_finite()).collect();
+        sorted.sort_by_key(|p| p.context);
+        let path: Vec<String> = sorted
+            .iter()
+            .map(|p| format!("{:.1},{:.1}", px(p.context), py(p.decode_tok_s)))
+            .collect();
+        let _ = writeln!(
+            s,
+            "<polyline points=\"{}\" fill=\"none\" stroke=\"{col}\" stroke-width=\"2\"{dash}/>",
+            path.join(" ")
+        );
+        for p in &sorted {
+            let _ = writeln!(
+                s,
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{col}\"><title>{} at {}: {:.2} tok/s</title></circle>",
+                px(p.context),
+                py(p.decode_tok_s),
+                escape(label),
+                p.context,
+                p.decode_tok_s
+            );
+        }
+        let ly = top + 8.0 + 18.0 * i as f64;
+        let _ = writeln!(
+            s,
+            "<line x1=\"{:.1}\" y1=\"{ly:.1}\" x2=\"{:.1}\" y2=\"{ly:.1}\" stroke=\"{col}\" stroke-width=\"2\"{dash}/><text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
+            right + 10.0,
+            right + 34.0,
+            right + 40.0,
+            ly + 4.0,
+            escape(label)
+        );
+    }
+}
+
+fn trim_number(v: f64) -> String {
+    if (v - v.round()).abs() < 1e-9 {
+        format!("{}", v.round() as i64)
+    } else {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Gemma 3 1B: 26 layers, every sixth global, one kv head of 256, window 512.
+    fn kv_1b() -> KvShape {
+        KvShape::gemma3(26, 1, 256, 512, 6)
+    }
+
+    #[test]
+    fn the_1b_has_four_global_layers() {
+        let kv = kv_1b();
+        let globals: Vec<usize> = (0..26).filter(|&i| kv.global[i]).collect();
+        assert_eq!(globals, vec![5, 11, 17, 23]);
+    }
+
+    #[test]
+    fn kv_bytes_count_the_window_on_sliding_layers_only() {
+        let kv = kv_1b();
+        // bf16, context 1000: 4 global layers read 1000 positions, 22 sliding ones 512; each
+        // position is a key and a value of 256 elements of 2 bytes.
+        let expected = (4 * 1000 + 22 * 512) * 2 * 256 * 2;
+        assert_eq!(kv.bytes_read(1000, 2), expected);
+        // Below the window every layer reads the whole context.
+        assert_eq!(kv.bytes_read(100, 4), 26 * 100 * 2 * 256 * 4);
+    }
+
+    #[test]
+    fn the_floor_is_bandwidth_over_bytes_per_token() {
+        let kv = kv_1b();
+        // 999,885,952 parameters in bf16, at context 160, with 40 GB/s.
+        let weights = 999_885_952u64 * 2;
+        let f = floor(weights, &kv, 2, 160, 40.0);
+        let kv_bytes = 26 * 160 * 2 * 256 * 2;
+        assert_eq!(f.kv_bytes, kv_bytes);
+        let want = 40e9 / (weights + kv_bytes) as f64;
+        assert!((f.tok_s - want).abs() < 1e-9);
+        // About 20 tokens/s: the order of magnitude the issue quotes for this machine.
+        assert!((19.5..20.1).contains(&f.tok_s), "{}", f.tok_s);
+    }
+
+    #[test]
+    fn nice_axes_cover_the_maximum_with_round_steps() {
+        assert_eq!(nice_axis(23.0), (25.0, 5.0));
+        assert_eq!(nice_axis(1.3), (1.5, 0.5));
+        assert_eq!(nice_axis(0.9), (1.0, 0.2));
+        assert_eq!(nice_axis(980.0), (1000.0, 200.0));
+        assert_eq!(nice_axis(0.0), (1.0, 0.2));
+    }
+
+    pub(crate) fn fixture() -> Report {
+        let kv = kv_1b();
+        let run = |dtype: &str, elem: u64, ours: (f64, f64), tf: (f64, f64)| {
+            let f = floor(999_885_952 * elem, &kv, elem, 160, 40.0);
+            let sweep_floor = [128, 512]
+                .iter()
+                .map(|&c| Point {
+                    context: c,
+                    decode_tok_s: floor(999_885_952 * elem, &kv, elem, c, 40.0).tok_s,
+                })
+                .collect();
+            let mut us = EngineRun::measured(
+                OURS,
+                None,
+                Metrics {
+                    prompt_tokens: 128,
+                    generated_tokens: 64,
+                    prefill_tok_s: ours.0,
+                    decode_tok_s: ours.1,
+                    ttft_ms: Some(128.0 / ours.0 * 1e3),
+                    load_s: Some(0.4),
+                    peak_rss_bytes: Some(2_100 << 20),
+                    preflight_ms: Some(3.5),
+                },
+            );
+            us.sweep = vec![
+                Point {
+                    context: 128,
+                    decode_tok_s: ours.1,
+                },
+                Point {
+                    context: 512,
+                    decode_tok_s: ours.1 * 0.9,
+                },
+            ];
+            let mut peer = EngineRun::measured(
+                "transformers",
+                Some("5.24.0".into()),
+                Metrics {
+                    prefill_tok_s: tf.0,
+                    decode_tok_s: tf.1,
+                    ..Default::default()
+                },
+            );
+            peer.sweep = vec![Point {
+                context: 128,
+                decode_tok_s: tf.1,
+            }];
+            ModelRun {
+                model: "1b".into(),
+                dtype: dtype.into(),
+                checkpoint: format!("target/bench/models/1b-{dtype}"),
+                params: 999_885_952,
+                checkpoint_bytes: 999_885_952 * elem,
+                floor: f,
+                sweep_floor,
+                engines: vec![
+                    us,
+                    peer,
+                    EngineRun::skipped("llama.cpp", "cmake failed: no C++ compiler"),
+                ],
+            }
+        };
+        Report {
+            created_unix_s: 0,
+            commit: Some("abc123".into()),
+            machine: Machine {
+                cpu: "Test CPU".into(),
+                cores: 2,
+                flags: vec!["avx2".into(), "avx512_bf16".into()],
+                memory_gib: 24.0,
+            },
+            settings: Settings {
+                threads: 2,
+                prompt_tokens: 128,
+                new_tokens: 64,
+                contexts: vec![128, 512],
+                sweep_new_tokens: 8,
+                runs: 1,
+                seed: 7,
+            },
+            bandwidth: Bandwidth {
+                read_gb_s: 40.0,
+                copy_gb_s: 20.0,
+                buffer_bytes: 1 << 30,
+                threads: 2,
+                repeats: 5,
+            },
+            op_matrix: Some(OpMatrix {
+                wall_s: 1.5,
+                passed: true,
+                summary: "executed 470, passed 470".into(),
+            }),
+            runs: vec![
+                run("bf16", 2, (34.0, 1.25), (335.0, 19.8)),
+                run("f32", 4, (98.0, 8.0), (90.0, 4.5)),
+            ],
+        }
+    }
+
+    #[test]
+    fn ratios_are_ours_over_the_peer_and_each_engine_over_the_floor() {
+        let mut r = fixture();
+        r.derive();
+        let bf16 = &r.runs[0];
+        let tf = &bf16.engines[1];
+        let ratios = tf.ours_over_this.as_ref().unwrap();
+        assert!((ratios.prefill.unwrap() - 34.0 / 335.0).abs() < 1e-12);
+        assert!((ratios.decode.unwrap() - 1.25 / 19.8).abs() < 1e-12);
+        assert!(bf16.engines[0].ours_over_this.is_none());
+        let ours_floor = bf16.engines[0].decode_over_floor.unwrap();
+        assert!((ours_floor - 1.25 / bf16.floor.tok_s).abs() < 1e-12);
+        // A skipped peer has no numbers and no ratios.
+        assert!(bf16.engines[2].ours_over_this.is_none());
+        assert!(bf16.engines[2].decode_over_floor.is_none());
+    }
+
+    #[test]
+    fn the_table_shows_every_engine_the_floor_and_skips_with_their_reason() {
+        let mut r = fixture();
+        r.derive();
+        let text = r.render_text();
+        assert!(text.contains("read 40.0 GB/s, memcpy 20.0 GB/s"), "{text}");
+        assert!(text.contains("op-matrix --backend cpu: 1.50 s wall, passed"));
+        assert!(text.contains("transformers 5.24.0"));
+        assert!(text.contains("skipped: cmake failed: no C++ compiler"));
+        assert!(text.contains("floor (bandwidth)"));
+        // bf16 ours over transformers: prefill 34/335 = 0.10x, decode 1.25/19.8 = 0.06x.
+        assert!(text.contains("0.10x 0.06x"), "{text}");
+        // f32: 98/90 = 1.09x, 8/4.5 = 1.78x.
+        assert!(text.contains("1.09x 1.78x"), "{text}");
+        // The sweep table has a column per context and a floor row.
+        let sweep = r.sweep_table().unwrap().to_string();
+        assert!(sweep.contains("ctx 128") && sweep.contains("ctx 512"));
+        assert_eq!(sweep.lines().filter(|l| l.contains("floor")).count(), 2);
+        // transformers measured only context 128.
+        assert!(sweep
+            .lines()
+            .any(|l| l.contains("transformers") && l.trim_end().ends_with("- |")));
+    }
+
+    #[test]
+    fn json_round_trips_with_tagged_outcomes() {
+        let mut r = fixture();
+        r.derive();
+        let json = serde_json::to_string_pretty(&r).unwrap();
+        assert!(json.contains("\"status\": \"skipped\""));
+        assert!(json.contains("\"status\": \"measured\""));
+        let back: Report = serde_json::from_str(&json).unwrap();
+        // Floats may differ in the last bit after a round trip; compare what can't.
+        assert_eq!(back.runs.len(), r.runs.len());
+        for (b, r) in back.runs.iter().zip(&r.runs) {
+            assert_eq!(b.engines.len(), r.engines.len());
+            for (b, r) in b.engines.iter().zip(&r.engines) {
+                assert_eq!((&b.engine, &b.outcome), (&r.engine, &r.outcome));
+                let (x, y) = (b.decode_over_floor, r.decode_over_floor);
+                assert_eq!(x.is_some(), y.is_some());
+                assert!((x.unwrap_or(0.0) - y.unwrap_or(0.0)).abs() < 1e-12);
+            }
+        }
+    }
+
+    #[test]
+    fn the_svg_has_a_line_per_engine_and_dtype_and_the_floors() {
+        let mut r = fixture();
+        r.derive();
+        let svg = r.svg();
+        assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+        assert!(svg.trim_end().ends_with("</svg>"));
+        // ours and transformers in two dtypes, plus two floors; llama.cpp was skipped.
+        assert_eq!(svg.matches("<polyline").count(), 6);
+        assert!(svg.contains("gemma3 bf16") && svg.contains("floor f32"));
+        assert!(!svg.contains("NaN") && !svg.contains("inf"));
+        // The points stay inside the panel.
+        for cap in svg.split("<circle cx=\"").skip(1) {
+            let x: f64 = cap.split('"').next().unwrap().parse().unwrap();
+            assert!((64.0..=410.0).contains(&x), "{x}");
+        }
+    }
+}
