@@ -58,6 +58,7 @@ fn the_trace_names_every_op_kind_of_the_forward_pass() {
         "affine",
         "cast",
         "rms_norm",
+        "linear",
         "matmul",
         "contiguous",
         "rope",

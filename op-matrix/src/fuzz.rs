@@ -145,6 +145,33 @@ pub fn strategy(op: &str) -> BoxedStrategy<FuzzCase> {
                 }
             })
             .boxed(),
+        "linear" => (
+            dim(),
+            prop_oneof![dim(), 31usize..=97],
+            dim(),
+            any_layout(),
+            any_layout(),
+            float(),
+            seed,
+        )
+            .prop_map(|(m, k, n, lx, lw, dt, s)| {
+                // k past one 32-lane vector, with a tail, reaches every path of the CPU kernel.
+                let fix = |l| {
+                    if l == Layout::Broadcast {
+                        Layout::Contiguous
+                    } else {
+                        l
+                    }
+                };
+                FuzzCase {
+                    op: Op::Linear,
+                    inputs: vec![
+                        tensor(&[m, k], dt, fix(lx), s),
+                        tensor(&[n, k], dt, fix(lw), s ^ 1),
+                    ],
+                }
+            })
+            .boxed(),
         "add" | "mul" => {
             let op = if op == "add" { Op::Add } else { Op::Mul };
             (shape(4), any_layout(), any_layout(), float(), seed)
@@ -292,8 +319,9 @@ fn masked_scores(shape: &[usize], dtype: DType, seed: u64) -> Tensor {
 }
 
 /// Every op name of the vocabulary, in the order the fuzzer runs them.
-pub const OPS: [&str; 14] = [
+pub const OPS: [&str; 15] = [
     "matmul",
+    "linear",
     "add",
     "mul",
     "broadcast_add",

@@ -47,12 +47,12 @@ pub fn for_dtype(dtype: DType) -> Tolerance {
 /// The tolerance for `op` with output dtype `dtype`. Ops not named here use [`for_dtype`].
 pub fn for_op(op: &str, dtype: DType) -> Tolerance {
     match (op, dtype) {
-        ("matmul", DType::F32) => Tolerance {
+        ("matmul" | "linear", DType::F32) => Tolerance {
             atol: 1e-4,
             reason: "f32 matmul: accumulation order over K differs between gemm kernels",
             ..for_dtype(dtype)
         },
-        ("matmul", DType::BF16 | DType::F16) => Tolerance {
+        ("matmul" | "linear", DType::BF16 | DType::F16) => Tolerance {
             nmse: for_dtype(dtype).nmse * 4.0,
             reason:
                 "half matmul: GPUs accumulate in f32 and round once; CPUs may round partial sums",

@@ -25,7 +25,7 @@ impl Linear {
         let mut dims = x.dims().to_vec();
         let in_dim = dims.pop().unwrap_or(1);
         let rows: usize = dims.iter().product();
-        let y = ops::matmul(&x.reshape((rows, in_dim))?, &self.weight.t()?)?;
+        let y = ops::linear(&x.reshape((rows, in_dim))?, &self.weight)?;
         dims.push(self.weight.dim(0)?);
         Ok(y.reshape(dims)?)
     }

@@ -10,6 +10,8 @@
 
 mod dtype_name;
 pub mod fallback;
+mod gemm;
+mod linear;
 pub mod trace;
 
 use std::fmt;
@@ -25,6 +27,9 @@ use crate::error::{Error, Result};
 pub enum Op {
     /// `a @ b`, batched over leading dims.
     Matmul,
+    /// `x · wᵀ` for `x: (m, k)` and a weight `w: (n, k)`: every projection of the model. Its
+    /// own kernel on the CPU, Candle's matmul on other backends.
+    Linear,
     /// Element-wise `a + b` of equal shapes.
     Add,
     /// Element-wise `a * b` of equal shapes.
@@ -70,7 +75,7 @@ impl Op {
         match self {
             Op::Affine { .. } | Op::GeluTanh | Op::Tanh | Op::Cast { .. } => Some(1),
             Op::Contiguous | Op::SoftmaxLastDim => Some(1),
-            Op::Matmul | Op::Add | Op::Mul | Op::BroadcastAdd => Some(2),
+            Op::Matmul | Op::Linear | Op::Add | Op::Mul | Op::BroadcastAdd => Some(2),
             Op::IndexSelect { .. } | Op::RmsNorm { .. } => Some(2),
             Op::Rope => Some(3),
             Op::Cat { .. } => None,
@@ -81,6 +86,7 @@ impl Op {
     pub fn name(&self) -> &'static str {
         match self {
             Op::Matmul => "matmul",
+            Op::Linear => "linear",
             Op::Add => "add",
             Op::Mul => "mul",
             Op::BroadcastAdd => "broadcast_add",
@@ -113,6 +119,7 @@ impl Op {
         }
         let out = match self {
             Op::Matmul => xs[0].matmul(xs[1]),
+            Op::Linear => linear::linear(xs[0], xs[1]),
             Op::Add => xs[0].add(xs[1]),
             Op::Mul => xs[0].mul(xs[1]),
             Op::BroadcastAdd => xs[0].broadcast_add(xs[1]),
@@ -174,6 +181,10 @@ pub fn source(t: Tensor) -> Tensor {
 
 pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     Op::Matmul.call(&[a, b])
+}
+
+pub fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    Op::Linear.call(&[x, w])
 }
 
 pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {

@@ -1,0 +1,70 @@
+//! The hot ops of the vocabulary at Gemma 3 1B decode shapes, on the CPU:
+//! `cargo bench -p inference --bench ops` (or `cargo xtask bench`, which runs the model).
+//! Throughput is reported in bytes of weights read, the quantity decode is bound by.
+
+use candle_core::{DType, Device, Tensor};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use inference::ops;
+
+const HIDDEN: usize = 1152;
+const VOCAB: usize = 262_144;
+const INTERMEDIATE: usize = 6912;
+const HEAD_DIM: usize = 256;
+const HEADS: usize = 4;
+const CONTEXT: usize = 512;
+
+fn randn(shape: &[usize], dtype: DType) -> Tensor {
+    let t = Tensor::randn(0f32, 1.0, shape, &Device::Cpu).expect("a random tensor");
+    ops::cast(&t, dtype).expect("a cast")
+}
+
+fn linear(c: &mut Criterion) {
+    for dtype in [DType::BF16, DType::F32] {
+        let mut group = c.benchmark_group(format!("linear/{}", dtype.as_str()));
+        group.sample_size(10);
+        for (name, n, k) in [
+            ("lm_head", VOCAB, HIDDEN),
+            ("mlp_up", INTERMEDIATE, HIDDEN),
+            ("mlp_down", HIDDEN, INTERMEDIATE),
+        ] {
+            let w = randn(&[n, k], dtype);
+            let x = randn(&[1, k], dtype);
+            group.throughput(Throughput::Bytes((n * k * dtype.size_in_bytes()) as u64));
+            group.bench_function(name, |b| b.iter(|| ops::linear(&x, &w).unwrap()));
+        }
+        let (w, x) = (
+            randn(&[INTERMEDIATE, HIDDEN], dtype),
+            randn(&[128, HIDDEN], dtype),
+        );
+        group.throughput(Throughput::Elements(
+            (2 * 128 * INTERMEDIATE * HIDDEN) as u64,
+        ));
+        group.bench_function("mlp_up_prefill_128", |b| {
+            b.iter(|| ops::linear(&x, &w).unwrap())
+        });
+        group.finish();
+    }
+}
+
+fn small_ops(c: &mut Criterion) {
+    for dtype in [DType::BF16, DType::F32] {
+        let mut group = c.benchmark_group(format!("decode_ops/{}", dtype.as_str()));
+        let q = randn(&[1, HEADS, 1, HEAD_DIM], dtype);
+        let cos = randn(&[1, HEAD_DIM / 2], dtype);
+        let sin = randn(&[1, HEAD_DIM / 2], dtype);
+        group.bench_function("rope", |b| b.iter(|| ops::rope(&q, &cos, &sin).unwrap()));
+        let scores = randn(&[1, HEADS, 1, CONTEXT], DType::F32);
+        group.bench_function("softmax_last_dim_f32", |b| {
+            b.iter(|| ops::softmax_last_dim(&scores).unwrap())
+        });
+        let x = randn(&[1, 1, HIDDEN], dtype);
+        let alpha = randn(&[HIDDEN], dtype);
+        group.bench_function("rms_norm", |b| {
+            b.iter(|| ops::rms_norm(&x, &alpha, 1e-6).unwrap())
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, linear, small_ops);
+criterion_main!(benches);
