@@ -1,10 +1,18 @@
-//! Memory-mapped safetensors checkpoints: one file or sharded with an index.
+//! Safetensors checkpoints, one file or sharded with an index.
+//!
+//! Each tensor is read once, straight from the file into the buffer the tensor will own. Candle's
+//! CPU tensors must own their memory, so a mapping of the file cannot be borrowed; copying out of
+//! one would leave its pages counted in the process's memory on top of the copy. Reading keeps the
+//! peak at one copy of the weights. The files are mapped only to parse their headers.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device, Tensor};
+use half::{bf16, f16};
+use safetensors::{tensor::TensorInfo, Dtype, SafeTensors};
 
 use crate::error::{Error, Result};
 use crate::ops;
@@ -39,10 +47,23 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(vec![dir.join(SINGLE_FILE)])
 }
 
+/// One weight file: its handle and where each tensor's bytes start.
+struct Shard {
+    path: PathBuf,
+    file: File,
+    data_start: u64,
+}
+
+/// Where one tensor lives.
+struct Entry {
+    shard: usize,
+    info: TensorInfo,
+}
+
 /// Tensors of one checkpoint, loaded on demand onto a device in a chosen dtype.
 pub struct Weights {
-    st: MmapedSafetensors,
-    files: Vec<String>,
+    shards: Vec<Shard>,
+    entries: HashMap<String, Entry>,
     prefix: String,
     device: Device,
     dtype: DType,
@@ -50,18 +71,18 @@ pub struct Weights {
 
 impl Weights {
     pub fn open(files: &[PathBuf], prefix: &str, device: &Device, dtype: DType) -> Result<Self> {
-        for file in files {
-            check_file(file)?;
+        let mut shards = Vec::with_capacity(files.len());
+        let mut entries = HashMap::new();
+        for (i, path) in files.iter().enumerate() {
+            let (shard, infos) = open_shard(path)?;
+            shards.push(shard);
+            for (name, info) in infos {
+                entries.insert(name, Entry { shard: i, info });
+            }
         }
-        // SAFETY: the files are mapped read-only; like every mmap-based loader, this assumes no
-        // other process truncates them while the model is alive.
-        let st = unsafe { MmapedSafetensors::multi(files) }.map_err(|e| Error::CorruptWeights {
-            path: files[0].clone(),
-            reason: e.to_string(),
-        })?;
         Ok(Self {
-            st,
-            files: files.iter().map(|f| f.display().to_string()).collect(),
+            shards,
+            entries,
             prefix: prefix.to_string(),
             device: device.clone(),
             dtype,
@@ -83,25 +104,126 @@ impl Weights {
 
     /// Loads a tensor by its full name in the file, without the prefix.
     pub fn get_exact(&self, full: &str, shape: &[usize]) -> Result<Tensor> {
-        let view = self.st.get(full).map_err(|_| Error::MissingTensor {
+        let entry = self.entries.get(full).ok_or_else(|| Error::MissingTensor {
             name: full.to_string(),
-            files: self.files.clone(),
+            files: self
+                .shards
+                .iter()
+                .map(|s| s.path.display().to_string())
+                .collect(),
         })?;
-        if view.shape() != shape {
+        if entry.info.shape != shape {
             return Err(Error::TensorShape {
                 name: full.to_string(),
                 expected: shape.to_vec(),
-                found: view.shape().to_vec(),
+                found: entry.info.shape.clone(),
             });
         }
-        let tensor = ops::source(self.st.load(full, &self.device)?);
+        let shard = &self.shards[entry.shard];
+        let tensor = ops::source(read(shard, full, &entry.info, &self.device)?);
         ops::cast(&tensor, self.dtype)
     }
 }
 
-/// A clear error for a missing weight file, before the mmap layer reports it less helpfully.
-fn check_file(file: &Path) -> Result<()> {
-    std::fs::metadata(file)
-        .map(|_| ())
-        .map_err(|e| Error::io(file, e))
+fn open_shard(path: &Path) -> Result<(Shard, Vec<(String, TensorInfo)>)> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let corrupt = |reason: String| Error::CorruptWeights {
+        path: path.to_path_buf(),
+        reason,
+    };
+    // SAFETY: mapped read-only and only its header is read, here; like every mmap-based
+    // loader, this assumes no other process truncates the file meanwhile.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+    let (header, metadata) =
+        SafeTensors::read_metadata(&map).map_err(|e| corrupt(e.to_string()))?;
+    let infos = metadata
+        .tensors()
+        .into_iter()
+        .map(|(name, info)| (name, info.clone()))
+        .collect();
+    let shard = Shard {
+        path: path.to_path_buf(),
+        file,
+        data_start: (8 + header) as u64,
+    };
+    Ok((shard, infos))
 }
+
+fn read(shard: &Shard, name: &str, info: &TensorInfo, device: &Device) -> Result<Tensor> {
+    let (start, end) = info.data_offsets;
+    let offset = shard.data_start + start as u64;
+    let len = end - start;
+    let tensor = match info.dtype {
+        Dtype::BF16 => {
+            let v: Vec<u16> = read_words(shard, offset, len)?;
+            Tensor::from_vec(
+                bytemuck::allocation::cast_vec::<u16, bf16>(v),
+                info.shape.as_slice(),
+                &Device::Cpu,
+            )
+        }
+        Dtype::F16 => {
+            let v: Vec<u16> = read_words(shard, offset, len)?;
+            Tensor::from_vec(
+                bytemuck::allocation::cast_vec::<u16, f16>(v),
+                info.shape.as_slice(),
+                &Device::Cpu,
+            )
+        }
+        Dtype::F32 => {
+            let v: Vec<f32> = read_words(shard, offset, len)?;
+            Tensor::from_vec(v, info.shape.as_slice(), &Device::Cpu)
+        }
+        other => {
+            return Err(Error::CorruptWeights {
+                path: shard.path.clone(),
+                reason: format!(
+                    "tensor `{name}` has dtype {other:?}; this engine reads f32, bf16 and f16"
+                ),
+            })
+        }
+    }?;
+    Ok(if device.is_cpu() {
+        tensor
+    } else {
+        tensor.to_device(device)?
+    })
+}
+
+/// `len` bytes at `offset`, as little-endian words of `T` (every supported platform is
+/// little-endian, as safetensors is).
+fn read_words<T: bytemuck::Pod + bytemuck::Zeroable>(
+    shard: &Shard,
+    offset: u64,
+    len: usize,
+) -> Result<Vec<T>> {
+    let mut words = vec![T::zeroed(); len / std::mem::size_of::<T>()];
+    advise_huge_pages(bytemuck::cast_slice_mut(&mut words));
+    let mut file = &shard.file;
+    file.seek(SeekFrom::Start(offset))
+        .and_then(|_| file.read_exact(bytemuck::cast_slice_mut(&mut words)))
+        .map_err(|e| Error::io(&shard.path, e))?;
+    Ok(words)
+}
+
+/// Asks for transparent huge pages under a large buffer before it is first touched: reading
+/// the weights then faults in 2 MiB at a time instead of 4 KiB, and decoding, which streams
+/// every weight once per token, misses the TLB far less.
+#[cfg(target_os = "linux")]
+fn advise_huge_pages(bytes: &mut [u8]) {
+    const PAGE: usize = 4096;
+    const HUGE: usize = 2 << 20;
+    if bytes.len() < HUGE {
+        return;
+    }
+    let start = bytes.as_mut_ptr() as usize;
+    let aligned = start.next_multiple_of(PAGE);
+    let len = (start + bytes.len() - aligned) / PAGE * PAGE;
+    // SAFETY: advice only, on whole pages inside the buffer; the kernel may ignore it.
+    unsafe {
+        libc::madvise(aligned as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn advise_huge_pages(_: &mut [u8]) {}
