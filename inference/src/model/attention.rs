@@ -11,9 +11,8 @@ use crate::ops;
 use crate::weights::Weights;
 
 pub struct Attention {
-    q_proj: Linear,
-    k_proj: Linear,
-    v_proj: Linear,
+    /// q, k and v projections in one: a single kernel, and one pass over the input.
+    qkv_proj: Linear,
     o_proj: Linear,
     q_norm: RmsNorm,
     k_norm: RmsNorm,
@@ -36,9 +35,15 @@ impl Attention {
         let (nq, nkv) = (cfg.num_attention_heads, cfg.num_key_value_heads);
         let name = |s: &str| format!("{prefix}.{s}");
         Ok(Self {
-            q_proj: Linear::load(weights, &name("q_proj.weight"), nq * d, h)?,
-            k_proj: Linear::load(weights, &name("k_proj.weight"), nkv * d, h)?,
-            v_proj: Linear::load(weights, &name("v_proj.weight"), nkv * d, h)?,
+            qkv_proj: Linear::load_stacked(
+                weights,
+                &[
+                    (&name("q_proj.weight"), nq * d),
+                    (&name("k_proj.weight"), nkv * d),
+                    (&name("v_proj.weight"), nkv * d),
+                ],
+                h,
+            )?,
             o_proj: Linear::load(weights, &name("o_proj.weight"), h, nq * d)?,
             q_norm: RmsNorm::load(weights, &name("q_norm.weight"), d, cfg.rms_norm_eps)?,
             k_norm: RmsNorm::load(weights, &name("k_norm.weight"), d, cfg.rms_norm_eps)?,
@@ -49,10 +54,11 @@ impl Attention {
         })
     }
 
-    /// `(b, t, heads * d)` projections to normalised, rotated `(b, heads, t, d)`.
+    /// `(b, t, heads * d)` projections, a slice of the fused output, to normalised
+    /// `(b, heads, t, d)`. The slice is contiguous for a single token.
     fn heads_of(&self, x: &Tensor, heads: usize, norm: Option<&RmsNorm>) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
-        let mut y = x.reshape((b, t, heads, self.head_dim))?;
+        let mut y = ops::contiguous(x)?.reshape((b, t, heads, self.head_dim))?;
         if let Some(norm) = norm {
             y = norm.forward(&y)?;
         }
@@ -67,9 +73,14 @@ impl Attention {
         inputs: &AttentionInputs,
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
-        let q = self.heads_of(&self.q_proj.forward(x)?, self.heads, Some(&self.q_norm))?;
-        let k = self.heads_of(&self.k_proj.forward(x)?, self.kv_heads, Some(&self.k_norm))?;
-        let v = self.heads_of(&self.v_proj.forward(x)?, self.kv_heads, None)?;
+        let qkv = self.qkv_proj.forward(x)?;
+        let (q_dim, kv_dim) = (self.heads * self.head_dim, self.kv_heads * self.head_dim);
+        let q = qkv.narrow(2, 0, q_dim)?;
+        let k = qkv.narrow(2, q_dim, kv_dim)?;
+        let v = qkv.narrow(2, q_dim + kv_dim, kv_dim)?;
+        let q = self.heads_of(&q, self.heads, Some(&self.q_norm))?;
+        let k = self.heads_of(&k, self.kv_heads, Some(&self.k_norm))?;
+        let v = self.heads_of(&v, self.kv_heads, None)?;
         let q = ops::rope(&q, inputs.cos, inputs.sin)?;
         let k = ops::rope(&k, inputs.cos, inputs.sin)?;
         let kv = cache.append(layer, k, v)?;

@@ -16,6 +16,11 @@ impl Linear {
         Ok(Self::new(weights.get(name, &[out_dim, in_dim])?))
     }
 
+    /// Several projections of the same input as one: their weights stacked, `(Σ out, in)`.
+    pub fn load_stacked(weights: &Weights, parts: &[(&str, usize)], in_dim: usize) -> Result<Self> {
+        Ok(Self::new(weights.get_stacked(parts, in_dim)?))
+    }
+
     pub fn new(weight: Tensor) -> Self {
         Self { weight }
     }
