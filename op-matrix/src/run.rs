@@ -198,10 +198,12 @@ pub fn run(opts: &Options, inputs: &Inputs, backends: &[Backend]) -> Result<Repo
 
 fn describe(backend: &Backend) -> String {
     match backend.device() {
-        Some(candle_core::Device::Cpu) => {
-            format!("{} {}", std::env::consts::OS, std::env::consts::ARCH)
-        }
-        Some(d) => format!("{:?}", d.location()),
+        Some(d) => format!(
+            "{} ({} {})",
+            inference::device::describe(d),
+            std::env::consts::OS,
+            std::env::consts::ARCH
+        ),
         None => "-".into(),
     }
 }
