@@ -107,3 +107,30 @@ fn a_checkpoint_without_a_chat_template_is_refused_with_the_alternative() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_system_prompt_and_sampling_flags_reach_the_conversation() {
+    let dir = checkpoint_dir("tiny-text");
+    let first_prompt = |extra: &[&str]| {
+        let out = chat(
+            &dir,
+            "Hello there\n",
+            &[&["--max-tokens", "6"][..], extra].concat(),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{stderr}");
+        (
+            turns(&stderr)[0].0,
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let (plain, _) = first_prompt(&[]);
+    let (with_system, _) = first_prompt(&["--system", "Answer in one word."]);
+    assert!(with_system > plain, "{with_system} vs {plain}");
+    let hot = ["--temperature", "5", "--seed"];
+    let (_, a) = first_prompt(&[&hot[..], &["7"]].concat());
+    let (_, b) = first_prompt(&[&hot[..], &["7"]].concat());
+    let (_, c) = first_prompt(&[&hot[..], &["8"]].concat());
+    assert_eq!(a, b, "same seed, same reply");
+    assert_ne!(a, c, "another seed, another reply");
+}
