@@ -15,6 +15,7 @@ With --contexts, the same measurement runs on the first C ids for each C (decode
 """
 
 import argparse
+import inspect
 import json
 import sys
 import time
@@ -34,17 +35,23 @@ def parse_args():
     return p.parse_args()
 
 
+def cache_name(model):
+    """The KV cache's keyword: `cache` from transformers 5.2x, `past_key_values` before."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 def greedy(model, torch, ids, new_tokens):
+    key = cache_name(model)
     x = torch.tensor([ids])
     t0 = time.perf_counter()
     out = model(x, use_cache=True, logits_to_keep=1)
     nxt = out.logits[0, -1].argmax()
     tokens = [int(nxt)]
     t1 = time.perf_counter()
-    past = out.past_key_values
+    past = getattr(out, key)
     for _ in range(new_tokens - 1):
-        out = model(nxt.view(1, 1), past_key_values=past, use_cache=True, logits_to_keep=1)
-        past = out.past_key_values
+        out = model(nxt.view(1, 1), **{key: past}, use_cache=True, logits_to_keep=1)
+        past = getattr(out, key)
         nxt = out.logits[0, -1].argmax()
         tokens.append(int(nxt))
     t2 = time.perf_counter()
@@ -70,6 +77,7 @@ def main():
     import transformers
 
     torch.set_num_threads(args.threads)
+    transformers.utils.logging.disable_progress_bar()
     dtype = {"f32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
     with open(args.ids) as f:
         ids = json.load(f)

@@ -46,6 +46,7 @@ pub fn measure(bytes: usize, threads: usize, repeats: usize) -> Bandwidth {
         buffer_bytes: (words * 8) as u64,
         threads,
         repeats: repeats.max(1),
+        samples_read_gb_s: Vec::new(),
     }
 }
 

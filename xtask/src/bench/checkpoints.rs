@@ -337,6 +337,13 @@ pub fn write_random(
     bar: &ProgressBar,
 ) -> Result<()> {
     let elem = dtype.bytes() as usize;
+    let total: usize = specs
+        .iter()
+        .map(|(_, s, _, _)| s.iter().product::<usize>())
+        .sum();
+    if let Some(dir) = path.parent() {
+        super::process::ensure_free_space(dir, (total * elem) as u64, "the checkpoint")?;
+    }
     let mut header = Map::new();
     header.insert("__metadata__".into(), json!({"format": "pt"}));
     let mut offset = 0usize;

@@ -166,7 +166,8 @@ impl LlamaCpp {
             ckpt.dtype.name()
         );
         let partial = dir.join(format!("{name}.partial.gguf"));
-        process::run(
+        process::ensure_free_space(&dir, ckpt.file_bytes, "the GGUF conversion")?;
+        let converted = process::run(
             Command::new(&venv.python)
                 .arg(self.src.join("convert_hf_to_gguf.py"))
                 .arg(&ckpt.dir)
@@ -177,7 +178,11 @@ impl LlamaCpp {
             &format!("convert_hf_to_gguf.py ({name})"),
             &log_path(&env.logs, &format!("llama.cpp-convert-{name}")),
             "see the log: the converter's Python packages come from scripts/bench/requirements.txt",
-        )?;
+        );
+        if let Err(e) = converted {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e);
+        }
         std::fs::rename(&partial, &out)
             .with_context(|| format!("renaming {} to {}", partial.display(), out.display()))?;
         std::fs::write(&source, want).with_context(|| format!("writing {}", source.display()))?;
@@ -238,11 +243,9 @@ impl LlamaCpp {
             .map(String::from),
         );
         let (tg, rss_b) = self.bench(&b, &format!("llama-bench-{name}-decode"), env)?;
-        if let Some(row) = pp.first() {
-            if let (Some(n), Some(c)) = (row["build_number"].as_u64(), row["build_commit"].as_str())
-            {
-                self.version = format!("b{n} ({c})");
-            }
+        // The archive has no git history, so build_number is meaningless; the commit is not.
+        if let Some(commit) = pp.first().and_then(|r| r["build_commit"].as_str()) {
+            self.version = format!("{commit} (from {} {})", SDIST.0, SDIST.1);
         }
         let prefill = best_ts(&pp, |r| r["n_prompt"].as_u64() == Some(prompt as u64))?;
         let decode = best_ts(&tg, |r| r["n_gen"].as_u64() == Some(new_tokens as u64))?;

@@ -2,9 +2,9 @@
 //! checkpoints and the same token ids, with the memory-bandwidth floor measured in the same run.
 //!
 //! Everything it makes is cached under `target/bench/`: the checkpoints (from a seed), the
-//! Python venv, llama.cpp's build and the GGUF files. Results go to `report.json`, the table
-//! to stdout (and `report.txt`), the decode-vs-context plot to `decode_vs_context.svg`, and
-//! every child's output to `logs/`.
+//! Python venv, llama.cpp's build and the GGUF files. Results go to `report.json`, the tables
+//! to stdout (and `report.txt`, `report.md`), the decode-vs-context plot to
+//! `decode_vs_context.svg`, and every child's output to `logs/`.
 
 mod bandwidth;
 mod checkpoints;
@@ -204,12 +204,16 @@ pub fn run(mut args: Args) -> Result<bool> {
     let text = report.render_text();
     let txt = out.join("report.txt");
     std::fs::write(&txt, &text).with_context(|| format!("writing {}", txt.display()))?;
+    let md = out.join("report.md");
+    std::fs::write(&md, report.render_markdown())
+        .with_context(|| format!("writing {}", md.display()))?;
     println!("{text}");
     println!(
-        "wrote {}, {} and {}",
+        "wrote {}, {}, {} and {}",
         json.display(),
         svg.display(),
-        txt.display()
+        txt.display(),
+        md.display()
     );
     let ours_ok = report.runs.iter().all(|r| {
         r.engines
@@ -245,13 +249,21 @@ fn measure_all(
     multi: &MultiProgress,
     bar: &ProgressBar,
 ) -> Result<Report> {
-    bar.set_message("memory bandwidth");
-    let bandwidth = bandwidth::measure(1 << 30, env.threads, 5);
-    tracing::info!(
-        "memory bandwidth: read {:.1} GB/s, memcpy {:.1} GB/s",
-        bandwidth.read_gb_s,
-        bandwidth.copy_gb_s
-    );
+    let load_start = load_average();
+    // Bandwidth is sampled before each checkpoint too: other processes may take the memory
+    // bus for a while, and the floor should use what the machine can do, the best sample.
+    let mut samples = Vec::new();
+    let mut sample_bandwidth = |bar: &ProgressBar| {
+        bar.set_message("memory bandwidth");
+        let b = bandwidth::measure(1 << 30, env.threads, 5);
+        tracing::info!(
+            "memory bandwidth: read {:.1} GB/s, memcpy {:.1} GB/s",
+            b.read_gb_s,
+            b.copy_gb_s
+        );
+        samples.push(b);
+    };
+    sample_bandwidth(bar);
     bar.inc(1);
 
     bar.set_message("op-matrix --backend cpu");
@@ -313,9 +325,19 @@ fn measure_all(
         multi.remove(&ckpt_bar);
         let ckpt = ckpt?;
         bar.inc(1);
-        let run = measure_checkpoint(args, env, &ckpt, gemma3, &venv, &mut llama, &bandwidth, bar)?;
-        runs.push(run);
+        sample_bandwidth(bar);
+        runs.push(measure_checkpoint(
+            args, env, &ckpt, gemma3, &venv, &mut llama, bar,
+        )?);
     }
+    let bandwidth = report::Bandwidth::best_of(&samples);
+    let runs = runs
+        .into_iter()
+        .map(|(mut run, plan)| {
+            (run.floor, run.sweep_floor) = plan.apply(bandwidth.read_gb_s);
+            run
+        })
+        .collect();
 
     Ok(Report {
         created_unix_s: SystemTime::now()
@@ -323,6 +345,7 @@ fn measure_all(
             .map_or(0, |d| d.as_secs()),
         commit: git_commit(&env.repo),
         machine: machine(),
+        load_average: [load_start, load_average()],
         settings: report::Settings {
             threads: env.threads,
             prompt_tokens: args.prompt_tokens,
@@ -346,9 +369,8 @@ fn measure_checkpoint(
     gemma3: &Path,
     venv: &Result<transformers::Venv, String>,
     llama: &mut Result<llama_cpp::LlamaCpp, String>,
-    bandwidth: &report::Bandwidth,
     bar: &ProgressBar,
-) -> Result<ModelRun> {
+) -> Result<(ModelRun, FloorPlan)> {
     let label = format!("{} {}", ckpt.model.name(), ckpt.dtype.name());
     let fits = |c: usize, n: usize| c + n <= ckpt.max_positions;
     if !fits(args.prompt_tokens, args.new_tokens) {
@@ -386,29 +408,18 @@ fn measure_checkpoint(
         .with_context(|| format!("writing {}", ids_file.display()))?;
     let prompt = &ids[..args.prompt_tokens];
 
-    let elem = ckpt.dtype.bytes();
+    // The floors need the run's best bandwidth, known at the end: computed then, from this.
     let mean_context = |c: usize, n: usize| c + n / 2;
-    let floor = report::floor(
-        ckpt.weight_bytes(),
-        &ckpt.kv,
-        elem,
-        mean_context(args.prompt_tokens, args.new_tokens),
-        bandwidth.read_gb_s,
-    );
-    let sweep_floor = contexts
-        .iter()
-        .map(|&c| Point {
-            context: c,
-            decode_tok_s: report::floor(
-                ckpt.weight_bytes(),
-                &ckpt.kv,
-                elem,
-                mean_context(c, args.sweep_new_tokens),
-                bandwidth.read_gb_s,
-            )
-            .tok_s,
-        })
-        .collect();
+    let plan = FloorPlan {
+        weight_bytes: ckpt.weight_bytes(),
+        kv: ckpt.kv.clone(),
+        elem: ckpt.dtype.bytes(),
+        main: mean_context(args.prompt_tokens, args.new_tokens),
+        sweep: contexts
+            .iter()
+            .map(|&c| (c, mean_context(c, args.sweep_new_tokens)))
+            .collect(),
+    };
 
     // Ours. A warm-up run first: the page cache, so that load times compare.
     bar.set_message(format!("{label}: gemma3"));
@@ -551,16 +562,46 @@ fn measure_checkpoint(
         }
     }
 
-    Ok(ModelRun {
-        model: ckpt.model.name().into(),
-        dtype: ckpt.dtype.name().into(),
-        checkpoint: ckpt.dir.display().to_string(),
-        params: ckpt.params,
-        checkpoint_bytes: ckpt.file_bytes,
-        floor,
-        sweep_floor,
-        engines,
-    })
+    let (floor, sweep_floor) = plan.apply(0.0);
+    Ok((
+        ModelRun {
+            model: ckpt.model.name().into(),
+            dtype: ckpt.dtype.name().into(),
+            checkpoint: ckpt.dir.display().to_string(),
+            params: ckpt.params,
+            checkpoint_bytes: ckpt.file_bytes,
+            floor,
+            sweep_floor,
+            engines,
+        },
+        plan,
+    ))
+}
+
+/// What a checkpoint's floors depend on besides the bandwidth.
+struct FloorPlan {
+    weight_bytes: u64,
+    kv: report::KvShape,
+    elem: u64,
+    /// Mean context of the main measurement's decode.
+    main: usize,
+    /// (sweep context, mean context of its decode).
+    sweep: Vec<(usize, usize)>,
+}
+
+impl FloorPlan {
+    fn apply(&self, read_gb_s: f64) -> (report::Floor, Vec<Point>) {
+        let floor = |c| report::floor(self.weight_bytes, &self.kv, self.elem, c, read_gb_s);
+        let sweep = self
+            .sweep
+            .iter()
+            .map(|&(context, mean)| Point {
+                context,
+                decode_tok_s: floor(mean).tok_s,
+            })
+            .collect();
+        (floor(self.main), sweep)
+    }
 }
 
 /// The run with the fastest decode of `runs` tries; the first error ends it.
@@ -640,10 +681,21 @@ fn time_op_matrix(bin: &Path, env: &Env) -> Option<report::OpMatrix> {
         }),
         Err(e) => {
             tracing::warn!("{e:#}");
+            // The matrix's own summary and first failure, from the log.
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let executed = text.lines().find(|l| l.starts_with("executed"));
+            let first = text.lines().find(|l| l.starts_with("FAIL"));
+            let summary = match (executed, first) {
+                (Some(x), Some(f)) => {
+                    format!("{x}; first: {}", f.chars().take(120).collect::<String>())
+                }
+                (Some(x), None) => x.to_owned(),
+                _ => first_line(&e),
+            };
             Some(report::OpMatrix {
                 wall_s: started.elapsed().as_secs_f64(),
                 passed: false,
-                summary: first_line(&e),
+                summary,
             })
         }
     }
@@ -662,6 +714,14 @@ fn git_commit(repo: &Path) -> Option<String> {
         .output()
         .is_ok_and(|o| !o.stdout.is_empty());
     (!head.is_empty()).then(|| if dirty { format!("{head}-dirty") } else { head })
+}
+
+/// The 1-minute load average, from /proc/loadavg (0 where unreadable).
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|t| t.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0.0)
 }
 
 /// CPU model, cores, the SIMD flags that matter here, and memory, from /proc.

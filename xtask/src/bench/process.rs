@@ -240,6 +240,30 @@ pub fn command_line(cmd: &Command) -> String {
         .join(" ")
 }
 
+/// Fails with a clear message unless the file system holding `dir` has `bytes` free.
+pub fn ensure_free_space(dir: &Path, bytes: u64, what: &str) -> Result<()> {
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
+        .with_context(|| format!("{} has a NUL byte", dir.display()))?;
+    // SAFETY: statvfs is plain old data that the call fills.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a valid out-pointer.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("checking the free space of {}", dir.display()));
+    }
+    let free = st.f_bavail as u64 * st.f_frsize as u64;
+    let margin = 512 << 20;
+    if free < bytes + margin {
+        bail!(
+            "{what} needs {:.1} GB in {}, and only {:.1} GB are free: free some space (the bench's caches are in target/bench) and run again",
+            bytes as f64 / 1e9,
+            dir.display(),
+            free as f64 / 1e9
+        );
+    }
+    Ok(())
+}
+
 /// A log file path under `dir` for a step name.
 pub fn log_path(dir: &Path, name: &str) -> PathBuf {
     let safe: String = name

@@ -3,7 +3,8 @@
 
 use std::fmt::Write as _;
 
-use comfy_table::{presets::ASCII_FULL_CONDENSED, Cell, CellAlignment, Table};
+use comfy_table::presets::{ASCII_FULL_CONDENSED, ASCII_MARKDOWN};
+use comfy_table::{Cell, CellAlignment, Table};
 use serde::{Deserialize, Serialize};
 
 /// The engine this workspace builds; every ratio is ours over a peer's.
@@ -14,6 +15,9 @@ pub struct Report {
     pub created_unix_s: u64,
     pub commit: Option<String>,
     pub machine: Machine,
+    /// The 1-minute load average before and after the run: other processes on the machine
+    /// compete for its cores, and every number is noisier when this is not near 0.
+    pub load_average: [f64; 2],
     pub settings: Settings,
     pub bandwidth: Bandwidth,
     pub op_matrix: Option<OpMatrix>,
@@ -50,6 +54,28 @@ pub struct Bandwidth {
     pub buffer_bytes: u64,
     pub threads: usize,
     pub repeats: usize,
+    /// The read figure of every sample taken during the run (the best is used).
+    pub samples_read_gb_s: Vec<f64>,
+}
+
+impl Bandwidth {
+    /// The sample with the best read bandwidth, with every sample's read figure kept.
+    pub fn best_of(samples: &[Bandwidth]) -> Bandwidth {
+        let mut best = samples
+            .iter()
+            .max_by(|a, b| a.read_gb_s.total_cmp(&b.read_gb_s))
+            .cloned()
+            .unwrap_or(Bandwidth {
+                read_gb_s: f64::NAN,
+                copy_gb_s: f64::NAN,
+                buffer_bytes: 0,
+                threads: 0,
+                repeats: 0,
+                samples_read_gb_s: Vec::new(),
+            });
+        best.samples_read_gb_s = samples.iter().map(|s| s.read_gb_s).collect();
+        best
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -285,10 +311,21 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "memory bandwidth ({} threads, {} MiB, best of {}): read {:.1} GB/s, memcpy {:.1} GB/s; floors use the read figure",
+            "load average (1 min) {:.2} at the start, {:.2} at the end",
+            self.load_average[0], self.load_average[1]
+        );
+        let samples: Vec<String> = b
+            .samples_read_gb_s
+            .iter()
+            .map(|x| format!("{x:.1}"))
+            .collect();
+        let _ = writeln!(
+            s,
+            "memory bandwidth ({} threads, {} MiB, best of {} repeats and of the run's samples [{}]): read {:.1} GB/s, memcpy {:.1} GB/s; the floors use the read figure",
             b.threads,
             b.buffer_bytes >> 20,
             b.repeats,
+            samples.join(", "),
             b.read_gb_s,
             b.copy_gb_s
         );
@@ -311,9 +348,9 @@ impl Report {
     }
 
     /// The main table: one row per engine per checkpoint and dtype, then the floor.
-    pub fn table(&self) -> Table {
+    pub fn table(&self, preset: &str) -> Table {
         let mut t = Table::new();
-        t.load_preset(ASCII_FULL_CONDENSED);
+        t.load_preset(preset);
         t.set_header(vec![
             "model",
             "dtype",
@@ -404,13 +441,13 @@ impl Report {
     }
 
     /// Decode tokens/s against context: one row per engine, and the floor.
-    pub fn sweep_table(&self) -> Option<Table> {
+    pub fn sweep_table(&self, preset: &str) -> Option<Table> {
         let contexts = self.contexts();
         if contexts.is_empty() {
             return None;
         }
         let mut t = Table::new();
-        t.load_preset(ASCII_FULL_CONDENSED);
+        t.load_preset(preset);
         let mut header = vec!["model".to_string(), "dtype".into(), "decode tok/s".into()];
         header.extend(contexts.iter().map(|c| format!("ctx {c}")));
         t.set_header(header);
@@ -445,9 +482,42 @@ impl Report {
     /// Everything printed at the end of a run.
     pub fn render_text(&self) -> String {
         let mut s = self.preamble();
-        let _ = writeln!(s, "{}", self.table());
-        if let Some(t) = self.sweep_table() {
+        let _ = writeln!(s, "{}", self.table(ASCII_FULL_CONDENSED));
+        if let Some(t) = self.sweep_table(ASCII_FULL_CONDENSED) {
             let _ = writeln!(s, "{t}");
+        }
+        s
+    }
+
+    /// The same as Markdown, for documentation.
+    pub fn render_markdown(&self) -> String {
+        let mut s: String = self
+            .preamble()
+            .lines()
+            .map(|l| {
+                format!(
+                    "- {l}
+"
+                )
+            })
+            .collect();
+        if let Some(c) = &self.commit {
+            let _ = writeln!(s, "- commit {c}");
+        }
+        let _ = writeln!(
+            s,
+            "
+{}",
+            self.table(ASCII_MARKDOWN)
+        );
+        if let Some(t) = self.sweep_table(ASCII_MARKDOWN) {
+            let _ = writeln!(
+                s,
+                "
+Decode tokens/s against context:
+
+{t}"
+            );
         }
         s
     }
@@ -719,6 +789,18 @@ mod tests {
     }
 
     #[test]
+    fn the_best_bandwidth_sample_is_kept_with_all_samples() {
+        let mut a = fixture().bandwidth;
+        let mut b = a.clone();
+        a.read_gb_s = 20.0;
+        b.read_gb_s = 31.0;
+        b.copy_gb_s = 15.0;
+        let best = Bandwidth::best_of(&[a.clone(), b, a]);
+        assert_eq!((best.read_gb_s, best.copy_gb_s), (31.0, 15.0));
+        assert_eq!(best.samples_read_gb_s, vec![20.0, 31.0, 20.0]);
+    }
+
+    #[test]
     fn nice_axes_cover_the_maximum_with_round_steps() {
         assert_eq!(nice_axis(23.0), (25.0, 5.0));
         assert_eq!(nice_axis(1.3), (1.5, 0.5));
@@ -799,6 +881,7 @@ mod tests {
                 flags: vec!["avx2".into(), "avx512_bf16".into()],
                 memory_gib: 24.0,
             },
+            load_average: [0.1, 0.2],
             settings: Settings {
                 threads: 2,
                 prompt_tokens: 128,
@@ -814,6 +897,7 @@ mod tests {
                 buffer_bytes: 1 << 30,
                 threads: 2,
                 repeats: 5,
+                samples_read_gb_s: vec![38.0, 40.0],
             },
             op_matrix: Some(OpMatrix {
                 wall_s: 1.5,
@@ -849,7 +933,10 @@ mod tests {
         let mut r = fixture();
         r.derive();
         let text = r.render_text();
-        assert!(text.contains("read 40.0 GB/s, memcpy 20.0 GB/s"), "{text}");
+        assert!(
+            text.contains("[38.0, 40.0]): read 40.0 GB/s, memcpy 20.0 GB/s"),
+            "{text}"
+        );
         assert!(text.contains("op-matrix --backend cpu: 1.50 s wall, passed"));
         assert!(text.contains("transformers 5.24.0"));
         assert!(text.contains("skipped: cmake failed: no C++ compiler"));
@@ -859,13 +946,25 @@ mod tests {
         // f32: 98/90 = 1.09x, 8/4.5 = 1.78x.
         assert!(text.contains("1.09x 1.78x"), "{text}");
         // The sweep table has a column per context and a floor row.
-        let sweep = r.sweep_table().unwrap().to_string();
+        let sweep = r.sweep_table(ASCII_FULL_CONDENSED).unwrap().to_string();
         assert!(sweep.contains("ctx 128") && sweep.contains("ctx 512"));
         assert_eq!(sweep.lines().filter(|l| l.contains("floor")).count(), 2);
         // transformers measured only context 128.
         assert!(sweep
             .lines()
             .any(|l| l.contains("transformers") && l.trim_end().ends_with("- |")));
+    }
+
+    #[test]
+    fn markdown_has_the_preamble_as_a_list_and_pipe_tables() {
+        let mut r = fixture();
+        r.derive();
+        let md = r.render_markdown();
+        assert!(md.starts_with("- machine: Test CPU"), "{md}");
+        assert!(md.contains("- commit abc123"));
+        assert!(md.contains("| 1b    | bf16  | gemma3 "), "{md}");
+        assert!(md.contains("|-------|"), "{md}");
+        assert!(md.contains("Decode tokens/s against context"));
     }
 
     #[test]
