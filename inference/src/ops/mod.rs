@@ -10,6 +10,7 @@
 
 mod dtype_name;
 pub mod fallback;
+mod gelu;
 mod gemm;
 mod linear;
 pub mod trace;
@@ -41,7 +42,7 @@ pub enum Op {
         mul: f64,
         add: f64,
     },
-    /// GELU, tanh approximation (`gelu_pytorch_tanh`).
+    /// GELU, tanh approximation (`gelu_pytorch_tanh`). Its own kernel on the CPU.
     GeluTanh,
     Tanh,
     /// Dtype conversion.
@@ -124,7 +125,7 @@ impl Op {
             Op::Mul => xs[0].mul(xs[1]),
             Op::BroadcastAdd => xs[0].broadcast_add(xs[1]),
             Op::Affine { mul, add } => xs[0].affine(*mul, *add),
-            Op::GeluTanh => xs[0].gelu(),
+            Op::GeluTanh => gelu::gelu_tanh(xs[0]),
             Op::Tanh => xs[0].tanh(),
             Op::Cast { to } => xs[0].to_dtype(*to),
             Op::Contiguous => xs[0].force_contiguous(),
