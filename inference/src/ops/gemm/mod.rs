@@ -29,9 +29,8 @@ pub fn bf16_xwt(x: &[bf16], w: &[bf16], out: &mut [bf16], m: usize, n: usize, k:
 /// The f32 counterpart of [`bf16_xwt`].
 pub fn f32_xwt(x: &[f32], w: &[f32], out: &mut [f32], m: usize, n: usize, k: usize) {
     check(x.len(), w.len(), out.len(), m, n, k);
-    run_f32(out, m, n, |rows, acc| {
-        portable::f32_tile_rows(x, w, k, m, rows, acc)
-    });
+    let kernel = pick_f32();
+    run_f32(out, m, n, |rows, acc| kernel(x, w, k, m, rows, acc));
 }
 
 fn check(x: usize, w: usize, out: usize, m: usize, n: usize, k: usize) {
@@ -42,9 +41,17 @@ fn check(x: usize, w: usize, out: usize, m: usize, n: usize, k: usize) {
 
 /// Computes the columns `rows` (rows of `w`) for every row of `x` into `acc`, laid out
 /// `(m, rows.len())`.
-type Kernel = fn(&[bf16], &[bf16], usize, usize, std::ops::Range<usize>, &mut [f32]);
+type Kernel<T> = fn(&[T], &[T], usize, usize, std::ops::Range<usize>, &mut [f32]);
 
-fn pick_bf16() -> Kernel {
+fn pick_f32() -> Kernel<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if x86::has_avx512() {
+        return x86::f32_rows;
+    }
+    portable::f32_rows
+}
+
+fn pick_bf16() -> Kernel<bf16> {
     #[cfg(target_arch = "x86_64")]
     if x86::has_avx512_bf16() {
         return x86::bf16_rows;
@@ -159,6 +166,20 @@ mod tests {
             for (got, want) in out.iter().zip(reference(&x, &w, m, n, k)) {
                 prop_assert!((*got as f64 - want).abs() <= 1e-5 * k as f64, "{} vs {}", got, want);
             }
+        }
+    }
+
+    #[test]
+    fn the_portable_and_the_dispatched_f32_kernels_agree() {
+        let (m, n, k) = (6, 37, 1152 + 9);
+        let x = values(m * k, 3);
+        let w = values(n * k, 4);
+        let mut a = vec![0f32; m * n];
+        let mut b = vec![0f32; m * n];
+        portable::f32_rows(&x, &w, k, m, 0..n, &mut a);
+        pick_f32()(&x, &w, k, m, 0..n, &mut b);
+        for (p, q) in a.iter().zip(&b) {
+            assert!((p - q).abs() <= 1e-4 * p.abs().max(1.0), "{p} vs {q}");
         }
     }
 

@@ -41,14 +41,7 @@ pub fn bf16_rows(x: &[bf16], w: &[bf16], k: usize, m: usize, rows: Range<usize>,
 }
 
 /// f32 `x · w[rows]ᵀ` into `acc` `(m, rows.len())`.
-pub fn f32_tile_rows(
-    x: &[f32],
-    w: &[f32],
-    k: usize,
-    m: usize,
-    rows: Range<usize>,
-    acc: &mut [f32],
-) {
+pub fn f32_rows(x: &[f32], w: &[f32], k: usize, m: usize, rows: Range<usize>, acc: &mut [f32]) {
     let width = rows.len();
     for (c, j) in rows.enumerate() {
         let wr = &w[j * k..(j + 1) * k];
