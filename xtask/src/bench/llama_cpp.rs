@@ -189,7 +189,12 @@ impl LlamaCpp {
         Ok(out)
     }
 
-    fn bench(&self, args: &[String], name: &str, env: &Env) -> Result<(Vec<Value>, u64)> {
+    fn bench(
+        &self,
+        args: &[String],
+        name: &str,
+        env: &Env,
+    ) -> Result<(Vec<Value>, process::Finished)> {
         let done = process::run(
             Command::new(&self.bench).args(args),
             &format!("llama-bench ({name})"),
@@ -202,7 +207,7 @@ impl LlamaCpp {
             .context("llama-bench printed no JSON")?;
         let rows: Vec<Value> = serde_json::from_str(&done.stdout[start..])
             .context("parsing llama-bench's JSON output")?;
-        Ok((rows, done.peak_rss_bytes))
+        Ok((rows, done))
     }
 
     fn common(&self, gguf: &Path, env: &Env) -> Vec<String> {
@@ -229,7 +234,7 @@ impl LlamaCpp {
     ) -> Result<Metrics> {
         let mut a = self.common(gguf, env);
         a.extend(["-p", &prompt.to_string(), "-n", "0"].map(String::from));
-        let (pp, rss_a) = self.bench(&a, &format!("llama-bench-{name}-prefill"), env)?;
+        let (pp, run_a) = self.bench(&a, &format!("llama-bench-{name}-prefill"), env)?;
         let mut b = self.common(gguf, env);
         b.extend(
             [
@@ -242,7 +247,7 @@ impl LlamaCpp {
             ]
             .map(String::from),
         );
-        let (tg, rss_b) = self.bench(&b, &format!("llama-bench-{name}-decode"), env)?;
+        let (tg, run_b) = self.bench(&b, &format!("llama-bench-{name}-decode"), env)?;
         // The archive has no git history, so build_number is meaningless; the commit is not.
         if let Some(commit) = pp.first().and_then(|r| r["build_commit"].as_str()) {
             self.version = format!("{commit} (from {} {})", SDIST.0, SDIST.1);
@@ -256,12 +261,16 @@ impl LlamaCpp {
             decode_tok_s: decode,
             ttft_ms: Some(prompt as f64 / prefill * 1e3),
             load_s: None,
-            peak_rss_bytes: Some(rss_a.max(rss_b)),
+            peak_rss_bytes: Some(run_a.peak_rss_bytes.max(run_b.peak_rss_bytes)),
             preflight_ms: None,
+            others_cores: match (run_a.others_cores, run_b.others_cores) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            },
         })
     }
 
-    /// Decode tokens/s after each context (llama-bench's depth).
+    /// Decode tokens/s after each context (llama-bench's depth), and the other processes' load.
     pub fn sweep(
         &self,
         gguf: &Path,
@@ -269,7 +278,7 @@ impl LlamaCpp {
         new_tokens: usize,
         env: &Env,
         name: &str,
-    ) -> Result<Vec<Point>> {
+    ) -> Result<(Vec<Point>, Option<f64>)> {
         let list: Vec<String> = contexts.iter().map(usize::to_string).collect();
         let mut args = self.common(gguf, env);
         args.extend(
@@ -283,8 +292,8 @@ impl LlamaCpp {
             ]
             .map(String::from),
         );
-        let (rows, _) = self.bench(&args, &format!("llama-bench-{name}-sweep"), env)?;
-        contexts
+        let (rows, done) = self.bench(&args, &format!("llama-bench-{name}-sweep"), env)?;
+        let points = contexts
             .iter()
             .map(|&c| {
                 Ok(Point {
@@ -292,7 +301,8 @@ impl LlamaCpp {
                     decode_tok_s: best_ts(&rows, |r| r["n_depth"].as_u64() == Some(c as u64))?,
                 })
             })
-            .collect()
+            .collect::<Result<_>>()?;
+        Ok((points, done.others_cores))
     }
 }
 

@@ -11,6 +11,7 @@ mod checkpoints;
 mod llama_cpp;
 mod ours;
 mod process;
+mod quiet;
 mod report;
 mod spm;
 mod transformers;
@@ -68,6 +69,16 @@ pub struct Args {
     /// Seed of the 1B's weights and of the prompt.
     #[arg(long, default_value_t = 1234)]
     seed: u64,
+    /// A measurement during which other processes kept more cores than this busy is taken
+    /// again (see --retries); before each, the bench waits for a machine this quiet.
+    #[arg(long, default_value_t = 0.3)]
+    max_other_load: f64,
+    /// Repetitions of a measurement disturbed by other processes; the least disturbed is kept.
+    #[arg(long, default_value_t = 2)]
+    retries: usize,
+    /// Seconds the whole run may spend waiting for a quiet machine; then it measures anyway.
+    #[arg(long, default_value_t = 1800)]
+    patience: u64,
     /// Use the release binaries as they are instead of building them first.
     #[arg(long)]
     no_build: bool,
@@ -83,6 +94,7 @@ pub struct Env {
     logs: PathBuf,
     threads: usize,
     runs: usize,
+    quiet: quiet::Quiet,
 }
 
 static BARS: Mutex<Option<MultiProgress>> = Mutex::new(None);
@@ -154,6 +166,11 @@ pub fn run(mut args: Args) -> Result<bool> {
         repo: repo.clone(),
         threads: args.threads.max(1),
         runs: args.runs.max(1),
+        quiet: quiet::Quiet::new(
+            args.max_other_load,
+            args.retries,
+            Duration::from_secs(args.patience),
+        ),
     };
     std::fs::create_dir_all(&env.logs)
         .with_context(|| format!("creating {}", env.logs.display()))?;
@@ -255,6 +272,7 @@ fn measure_all(
     let mut samples = Vec::new();
     let mut sample_bandwidth = |bar: &ProgressBar| {
         bar.set_message("memory bandwidth");
+        env.quiet.wait();
         let b = bandwidth::measure(1 << 30, env.threads, 5);
         tracing::info!(
             "memory bandwidth: read {:.1} GB/s, memcpy {:.1} GB/s",
@@ -267,6 +285,7 @@ fn measure_all(
     bar.inc(1);
 
     bar.set_message("op-matrix --backend cpu");
+    env.quiet.wait();
     let op_matrix = time_op_matrix(op_matrix, env);
     bar.inc(1);
 
@@ -426,7 +445,11 @@ fn measure_checkpoint(
     let _ = ours::generate(gemma3, ckpt, &ids[..2], 2, env, "warmup");
     let mut ours_tokens = Vec::new();
     let mut us = match best_of(env.runs, || {
-        ours::generate(gemma3, ckpt, prompt, args.new_tokens, env, "main")
+        env.quiet.measure(
+            &format!("{label}: gemma3"),
+            || ours::generate(gemma3, ckpt, prompt, args.new_tokens, env, "main"),
+            |g| g.metrics.others_cores,
+        )
     }) {
         Ok(g) => {
             ours_tokens = g.token_ids;
@@ -449,13 +472,19 @@ fn measure_checkpoint(
         bar.set_message(format!("{label}: gemma3 sweep"));
         us.sweep = sweep_points(&contexts, |c| {
             best_of(env.runs, || {
-                ours::generate(
-                    gemma3,
-                    ckpt,
-                    &ids[..c],
-                    args.sweep_new_tokens,
-                    env,
-                    &format!("ctx{c}"),
+                env.quiet.measure(
+                    &format!("{label}: gemma3 at context {c}"),
+                    || {
+                        ours::generate(
+                            gemma3,
+                            ckpt,
+                            &ids[..c],
+                            args.sweep_new_tokens,
+                            env,
+                            &format!("ctx{c}"),
+                        )
+                    },
+                    |g| g.metrics.others_cores,
                 )
             })
             .map(|g| g.metrics.decode_tok_s)
@@ -473,14 +502,21 @@ fn measure_checkpoint(
         }
         Ok(venv) => {
             bar.set_message(format!("{label}: transformers"));
-            let mut run = match transformers::measure(
-                venv,
-                ckpt,
-                &ids_file,
-                args.prompt_tokens,
-                args.new_tokens,
-                env,
-            ) {
+            let measured = env.quiet.measure(
+                &format!("{label}: transformers"),
+                || {
+                    transformers::measure(
+                        venv,
+                        ckpt,
+                        &ids_file,
+                        args.prompt_tokens,
+                        args.new_tokens,
+                        env,
+                    )
+                },
+                |r| r.metrics.others_cores,
+            );
+            let mut run = match measured {
                 Ok(r) => {
                     tracing::info!("{label}: transformers {}", summary(&r.metrics));
                     let mut run = EngineRun::measured("transformers", Some(r.version), r.metrics);
@@ -492,15 +528,22 @@ fn measure_checkpoint(
             bar.inc(1);
             if !contexts.is_empty() {
                 bar.set_message(format!("{label}: transformers sweep"));
-                match transformers::sweep(
-                    venv,
-                    ckpt,
-                    &ids_file,
-                    &contexts,
-                    args.sweep_new_tokens,
-                    env,
-                ) {
-                    Ok(points) => run.sweep = points,
+                let swept = env.quiet.measure(
+                    &format!("{label}: transformers sweep"),
+                    || {
+                        transformers::sweep(
+                            venv,
+                            ckpt,
+                            &ids_file,
+                            &contexts,
+                            args.sweep_new_tokens,
+                            env,
+                        )
+                    },
+                    |(_, load)| *load,
+                );
+                match swept {
+                    Ok((points, _)) => run.sweep = points,
                     Err(e) => {
                         tracing::warn!("{label}: transformers sweep: {e:#}");
                         run.notes.push(format!("sweep failed: {}", first_line(&e)));
@@ -529,7 +572,12 @@ fn measure_checkpoint(
             let mut run = match &gguf {
                 Err(e) => failed("llama.cpp", &label, e),
                 Ok(gguf) => {
-                    match llama.measure(gguf, args.prompt_tokens, args.new_tokens, env, &name) {
+                    let measured = env.quiet.measure(
+                        &format!("{label}: llama.cpp"),
+                        || llama.measure(gguf, args.prompt_tokens, args.new_tokens, env, &name),
+                        |m| m.others_cores,
+                    );
+                    match measured {
                         Ok(m) => {
                             tracing::info!("{label}: llama.cpp {}", summary(&m));
                             let mut run =
@@ -547,8 +595,13 @@ fn measure_checkpoint(
             bar.inc(1);
             if let (Ok(gguf), false) = (&gguf, contexts.is_empty()) {
                 bar.set_message(format!("{label}: llama.cpp sweep"));
-                match llama.sweep(gguf, &contexts, args.sweep_new_tokens, env, &name) {
-                    Ok(points) => run.sweep = points,
+                let swept = env.quiet.measure(
+                    &format!("{label}: llama.cpp sweep"),
+                    || llama.sweep(gguf, &contexts, args.sweep_new_tokens, env, &name),
+                    |(_, load)| *load,
+                );
+                match swept {
+                    Ok((points, _)) => run.sweep = points,
                     Err(e) => {
                         tracing::warn!("{label}: llama.cpp sweep: {e:#}");
                         run.notes.push(format!("sweep failed: {}", first_line(&e)));

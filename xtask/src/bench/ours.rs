@@ -82,6 +82,7 @@ pub fn generate(
             load_s: Some(f("load_s")?),
             peak_rss_bytes: Some(done.peak_rss_bytes),
             preflight_ms: preflight_ms(&done.stderr),
+            others_cores: done.others_cores,
         },
         token_ids,
     })

@@ -17,6 +17,32 @@ pub struct Finished {
     pub stderr: String,
     pub wall: Duration,
     pub peak_rss_bytes: u64,
+    /// Cores that everything else on the machine kept busy, on average, while the child ran:
+    /// the machine's busy CPU time (from /proc/stat) less the child's own, over the wall time.
+    /// Near 0 on a quiet machine; the child's numbers are suspect when it approaches 1.
+    pub others_cores: Option<f64>,
+}
+
+/// Busy CPU seconds of the whole machine so far (user, nice, system, irq, softirq, steal).
+pub fn machine_busy_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let busy = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .map(|&i| v.get(i).copied().unwrap_or(0))
+        .sum::<u64>();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| busy as f64 / hz as f64)
+}
+
+fn cpu_s(t: libc::timeval) -> f64 {
+    t.tv_sec as f64 + t.tv_usec as f64 / 1e6
 }
 
 /// The program that runs children for us (`xtask rusage-exec`), once `use_helper` set it.
@@ -83,6 +109,7 @@ pub fn run(cmd: &mut Command, what: &str, log: &Path, hint: &str) -> Result<Fini
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    let busy_before = machine_busy_s();
     let started = Instant::now();
     let mut child = match cmd.spawn() {
         Ok(c) => c,
@@ -118,6 +145,14 @@ pub fn run(cmd: &mut Command, what: &str, log: &Path, hint: &str) -> Result<Fini
     // The child is reaped: `child` must not be waited on again (dropping it does not wait).
     drop(child);
     let wall = started.elapsed();
+    // wait4's rusage covers the child and the children it waited for (the helper's one).
+    let child_cpu = cpu_s(rusage.ru_utime) + cpu_s(rusage.ru_stime);
+    let others_cores = match (busy_before, machine_busy_s()) {
+        (Some(a), Some(b)) if wall.as_secs_f64() > 0.0 => {
+            Some(((b - a - child_cpu) / wall.as_secs_f64()).max(0.0))
+        }
+        _ => None,
+    };
     let rss_kib = match std::fs::read_to_string(&rss_file) {
         Ok(text) => text.trim().parse().unwrap_or(0),
         Err(_) => rusage.ru_maxrss.max(0) as u64,
@@ -126,9 +161,11 @@ pub fn run(cmd: &mut Command, what: &str, log: &Path, hint: &str) -> Result<Fini
     let stdout = String::from_utf8_lossy(&out.join().unwrap_or_default()).into_owned();
     let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
     let text = format!(
-        "$ {line}\n# {status}, {:.2} s, peak RSS {} KiB\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        "$ {line}\n# {status}, {:.2} s, peak RSS {} KiB, CPU {:.2} s, other processes {:.2} cores\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
         wall.as_secs_f64(),
-        rss_kib
+        rss_kib,
+        child_cpu,
+        others_cores.unwrap_or(f64::NAN)
     );
     if let Some(dir) = log.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -146,6 +183,7 @@ pub fn run(cmd: &mut Command, what: &str, log: &Path, hint: &str) -> Result<Fini
         stderr,
         wall,
         peak_rss_bytes: rss_kib * 1024,
+        others_cores,
     })
 }
 
@@ -297,6 +335,7 @@ mod tests {
         assert_eq!(done.stdout, "out\n");
         assert_eq!(done.stderr, "err\n");
         assert!(done.peak_rss_bytes > 0);
+        assert!(done.others_cores.is_some_and(|c| c >= 0.0));
         assert!(std::fs::read_to_string(&log)
             .unwrap()
             .contains("--- stderr\nerr"));

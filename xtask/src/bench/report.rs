@@ -149,6 +149,9 @@ pub struct Metrics {
     pub load_s: Option<f64>,
     pub peak_rss_bytes: Option<u64>,
     pub preflight_ms: Option<f64>,
+    /// Cores that other processes kept busy meanwhile (see the table's "other load").
+    #[serde(default)]
+    pub others_cores: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -338,6 +341,10 @@ impl Report {
                 om.summary
             );
         }
+        let _ = writeln!(
+            s,
+            "other load: cores that other processes kept busy during a measurement (near 0 on a quiet machine; near 1 or more, that row is slowed by them)"
+        );
         let st = &self.settings;
         let _ = writeln!(
             s,
@@ -361,6 +368,7 @@ impl Report {
             "load s",
             "peak RSS MiB",
             "preflight ms",
+            "other load",
             "decode ÷ floor",
             "ours ÷ this (prefill, decode)",
             "note",
@@ -391,6 +399,7 @@ impl Report {
                         0,
                     ),
                     num(m.and_then(|m| m.preflight_ms), 1),
+                    num(m.and_then(|m| m.others_cores), 2),
                     times(e.decode_over_floor),
                     Cell::new(match &e.ours_over_this {
                         Some(r) => format!("{} {}", times_str(r.prefill), times_str(r.decode)),
@@ -410,6 +419,7 @@ impl Report {
                 Cell::new("-").set_alignment(CellAlignment::Right),
                 Cell::new("-").set_alignment(CellAlignment::Right),
                 num(Some(run.checkpoint_bytes as f64 / (1u64 << 20) as f64), 0),
+                Cell::new("-").set_alignment(CellAlignment::Right),
                 Cell::new("-").set_alignment(CellAlignment::Right),
                 times(Some(1.0)),
                 Cell::new("-").set_alignment(CellAlignment::Right),
@@ -832,6 +842,7 @@ mod tests {
                     load_s: Some(0.4),
                     peak_rss_bytes: Some(2_100 << 20),
                     preflight_ms: Some(3.5),
+                    others_cores: Some(0.05),
                 },
             );
             us.sweep = vec![

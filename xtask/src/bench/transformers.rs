@@ -116,7 +116,7 @@ fn command(
     cmd
 }
 
-fn run_json(mut cmd: Command, name: &str, env: &Env) -> Result<(Value, u64)> {
+fn run_json(mut cmd: Command, name: &str, env: &Env) -> Result<(Value, process::Finished)> {
     let done = process::run(
         &mut cmd,
         &format!("transformers ({name})"),
@@ -129,7 +129,7 @@ fn run_json(mut cmd: Command, name: &str, env: &Env) -> Result<(Value, u64)> {
         .rev()
         .find_map(|l| serde_json::from_str::<Value>(l.trim()).ok())
         .context("the transformers script printed no JSON")?;
-    Ok((doc, done.peak_rss_bytes))
+    Ok((doc, done))
 }
 
 /// Prefill, TTFT and decode on the prompt `ids_file[..prompt_tokens]`.
@@ -144,7 +144,7 @@ pub fn measure(
     let mut cmd = command(venv, ckpt, ids_file, new_tokens, env);
     cmd.args(["--prompt-tokens", &prompt_tokens.to_string()]);
     let name = format!("transformers-{}-{}", ckpt.model.name(), ckpt.dtype.name());
-    let (doc, rss) = run_json(cmd, &name, env)?;
+    let (doc, done) = run_json(cmd, &name, env)?;
     let f = |k: &str| {
         doc[k]
             .as_f64()
@@ -158,8 +158,9 @@ pub fn measure(
             decode_tok_s: f("decode_tok_s")?,
             ttft_ms: Some(f("ttft_ms")?),
             load_s: Some(f("load_s")?),
-            peak_rss_bytes: Some(rss),
+            peak_rss_bytes: Some(done.peak_rss_bytes),
             preflight_ms: None,
+            others_cores: done.others_cores,
         },
         token_ids: doc["token_ids"]
             .as_array()
@@ -177,7 +178,7 @@ pub fn measure(
     })
 }
 
-/// Decode tokens/s after each context, in one process.
+/// Decode tokens/s after each context, in one process, and the other processes' load.
 pub fn sweep(
     venv: &Venv,
     ckpt: &Checkpoint,
@@ -185,7 +186,7 @@ pub fn sweep(
     contexts: &[usize],
     new_tokens: usize,
     env: &Env,
-) -> Result<Vec<Point>> {
+) -> Result<(Vec<Point>, Option<f64>)> {
     let mut cmd = command(venv, ckpt, ids_file, new_tokens, env);
     let list: Vec<String> = contexts.iter().map(usize::to_string).collect();
     cmd.args(["--contexts", &list.join(",")]);
@@ -194,8 +195,8 @@ pub fn sweep(
         ckpt.model.name(),
         ckpt.dtype.name()
     );
-    let (doc, _) = run_json(cmd, &name, env)?;
-    doc["sweep"]
+    let (doc, done) = run_json(cmd, &name, env)?;
+    let points = doc["sweep"]
         .as_array()
         .context("the transformers script reported no sweep")?
         .iter()
@@ -207,5 +208,6 @@ pub fn sweep(
                     .context("a sweep point's decode_tok_s")?,
             })
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    Ok((points, done.others_cores))
 }
