@@ -16,6 +16,7 @@ mod report;
 mod spm;
 mod transformers;
 
+use std::cell::RefCell;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -95,6 +96,25 @@ pub struct Env {
     threads: usize,
     runs: usize,
     quiet: quiet::Quiet,
+    /// Every bandwidth sample of the run.
+    bandwidth: RefCell<Vec<report::Bandwidth>>,
+}
+
+impl Env {
+    /// Samples the read bandwidth (on a quiet machine if it can), keeps it, returns GB/s.
+    fn sample_bandwidth(&self, bar: &ProgressBar) -> f64 {
+        bar.set_message("memory bandwidth");
+        self.quiet.wait();
+        let b = bandwidth::measure(512 << 20, self.threads, 4);
+        tracing::info!(
+            "memory bandwidth: read {:.1} GB/s, memcpy {:.1} GB/s",
+            b.read_gb_s,
+            b.copy_gb_s
+        );
+        let read = b.read_gb_s;
+        self.bandwidth.borrow_mut().push(b);
+        read
+    }
 }
 
 static BARS: Mutex<Option<MultiProgress>> = Mutex::new(None);
@@ -171,6 +191,7 @@ pub fn run(mut args: Args) -> Result<bool> {
             args.retries,
             Duration::from_secs(args.patience),
         ),
+        bandwidth: RefCell::new(Vec::new()),
     };
     std::fs::create_dir_all(&env.logs)
         .with_context(|| format!("creating {}", env.logs.display()))?;
@@ -198,7 +219,7 @@ pub fn run(mut args: Args) -> Result<bool> {
         .iter()
         .flat_map(|&m| args.dtype.iter().map(move |&d| (m, d)))
         .collect();
-    let per_pair = if args.skip_peers { 1 } else { 3 } * if args.no_sweep { 1 } else { 2 };
+    let per_pair = 3 * if args.no_sweep { 1 } else { 2 };
     let multi = MultiProgress::new();
     let bar = multi.add(ProgressBar::new((3 + pairs.len() * (1 + per_pair)) as u64));
     bar.set_style(
@@ -267,21 +288,7 @@ fn measure_all(
     bar: &ProgressBar,
 ) -> Result<Report> {
     let load_start = load_average();
-    // Bandwidth is sampled before each checkpoint too: other processes may take the memory
-    // bus for a while, and the floor should use what the machine can do, the best sample.
-    let mut samples = Vec::new();
-    let mut sample_bandwidth = |bar: &ProgressBar| {
-        bar.set_message("memory bandwidth");
-        env.quiet.wait();
-        let b = bandwidth::measure(1 << 30, env.threads, 5);
-        tracing::info!(
-            "memory bandwidth: read {:.1} GB/s, memcpy {:.1} GB/s",
-            b.read_gb_s,
-            b.copy_gb_s
-        );
-        samples.push(b);
-    };
-    sample_bandwidth(bar);
+    env.sample_bandwidth(bar);
     bar.inc(1);
 
     bar.set_message("op-matrix --backend cpu");
@@ -344,12 +351,11 @@ fn measure_all(
         multi.remove(&ckpt_bar);
         let ckpt = ckpt?;
         bar.inc(1);
-        sample_bandwidth(bar);
         runs.push(measure_checkpoint(
             args, env, &ckpt, gemma3, &venv, &mut llama, bar,
         )?);
     }
-    let bandwidth = report::Bandwidth::best_of(&samples);
+    let bandwidth = report::Bandwidth::best_of(&env.bandwidth.borrow());
     let runs = runs
         .into_iter()
         .map(|(mut run, plan)| {
@@ -440,6 +446,17 @@ fn measure_checkpoint(
             .collect(),
     };
 
+    // Phase 1, the main measurements, with the bandwidth sampled before, between and after
+    // them: the host's memory bandwidth drifts (other tenants), so each engine's floor uses
+    // the samples around its own measurement.
+    let mut engines = Vec::new();
+    let mut before = env.sample_bandwidth(bar);
+    let mut around = |run: &mut EngineRun, bar: &ProgressBar| {
+        let after = env.sample_bandwidth(bar);
+        run.read_gb_s = Some(before.max(after));
+        before = after;
+    };
+
     // Ours. A warm-up run first: the page cache, so that load times compare.
     bar.set_message(format!("{label}: gemma3"));
     let _ = ours::generate(gemma3, ckpt, &ids[..2], 2, env, "warmup");
@@ -467,10 +484,86 @@ fn measure_checkpoint(
         }
         Err(e) => failed(OURS, &label, &e),
     };
+    around(&mut us, bar);
+    engines.push(us);
     bar.inc(1);
+
+    // transformers.
+    let tf = match venv {
+        Err(reason) => EngineRun::skipped("transformers", reason.clone()),
+        Ok(venv) => {
+            bar.set_message(format!("{label}: transformers"));
+            let measured = env.quiet.measure(
+                &format!("{label}: transformers"),
+                || {
+                    transformers::measure(
+                        venv,
+                        ckpt,
+                        &ids_file,
+                        args.prompt_tokens,
+                        args.new_tokens,
+                        env,
+                    )
+                },
+                |r| r.metrics.others_cores,
+            );
+            match measured {
+                Ok(r) => {
+                    tracing::info!("{label}: transformers {}", summary(&r.metrics));
+                    let mut run = EngineRun::measured("transformers", Some(r.version), r.metrics);
+                    run.notes.push(agreement(&ours_tokens, &r.token_ids));
+                    around(&mut run, bar);
+                    run
+                }
+                Err(e) => failed("transformers", &label, &e),
+            }
+        }
+    };
+    engines.push(tf);
+    bar.inc(1);
+
+    // llama.cpp.
+    let name = format!("{}-{}", ckpt.model.name(), ckpt.dtype.name());
+    let mut gguf = None;
+    let lc = match (llama.as_mut(), venv) {
+        (Err(reason), _) => EngineRun::skipped("llama.cpp", reason.clone()),
+        (_, Err(reason)) => EngineRun::skipped("llama.cpp", reason.clone()),
+        (Ok(llama), Ok(venv)) => {
+            bar.set_message(format!("{label}: llama.cpp"));
+            match llama.gguf(ckpt, venv, env) {
+                Err(e) => failed("llama.cpp", &label, &e),
+                Ok(file) => {
+                    let measured = env.quiet.measure(
+                        &format!("{label}: llama.cpp"),
+                        || llama.measure(&file, args.prompt_tokens, args.new_tokens, env, &name),
+                        |m| m.others_cores,
+                    );
+                    gguf = Some(file);
+                    match measured {
+                        Ok(m) => {
+                            tracing::info!("{label}: llama.cpp {}", summary(&m));
+                            let mut run =
+                                EngineRun::measured("llama.cpp", Some(llama.version.clone()), m);
+                            run.notes.push(
+                                "llama-bench: its own prompt ids, TTFT = prompt / prefill rate, no load time"
+                                    .into(),
+                            );
+                            around(&mut run, bar);
+                            run
+                        }
+                        Err(e) => failed("llama.cpp", &label, &e),
+                    }
+                }
+            }
+        }
+    };
+    engines.push(lc);
+    bar.inc(1);
+
+    // Phase 2, decode against context.
     if !contexts.is_empty() {
         bar.set_message(format!("{label}: gemma3 sweep"));
-        us.sweep = sweep_points(&contexts, |c| {
+        engines[0].sweep = sweep_points(&contexts, |c| {
             best_of(env.runs, || {
                 env.quiet.measure(
                     &format!("{label}: gemma3 at context {c}"),
@@ -490,129 +583,53 @@ fn measure_checkpoint(
             .map(|g| g.metrics.decode_tok_s)
         });
         bar.inc(1);
-    }
-    let mut engines = vec![us];
 
-    // transformers.
-    let steps = if contexts.is_empty() { 1 } else { 2 };
-    match venv {
-        Err(reason) => {
-            engines.push(EngineRun::skipped("transformers", reason.clone()));
-            bar.inc(steps);
-        }
-        Ok(venv) => {
-            bar.set_message(format!("{label}: transformers"));
-            let measured = env.quiet.measure(
-                &format!("{label}: transformers"),
+        if let (Ok(venv), true) = (venv, engines[1].metrics.is_some()) {
+            bar.set_message(format!("{label}: transformers sweep"));
+            let swept = env.quiet.measure(
+                &format!("{label}: transformers sweep"),
                 || {
-                    transformers::measure(
+                    transformers::sweep(
                         venv,
                         ckpt,
                         &ids_file,
-                        args.prompt_tokens,
-                        args.new_tokens,
+                        &contexts,
+                        args.sweep_new_tokens,
                         env,
                     )
                 },
-                |r| r.metrics.others_cores,
+                |(_, load)| *load,
             );
-            let mut run = match measured {
-                Ok(r) => {
-                    tracing::info!("{label}: transformers {}", summary(&r.metrics));
-                    let mut run = EngineRun::measured("transformers", Some(r.version), r.metrics);
-                    run.notes.push(agreement(&ours_tokens, &r.token_ids));
-                    run
+            match swept {
+                Ok((points, _)) => engines[1].sweep = points,
+                Err(e) => {
+                    tracing::warn!("{label}: transformers sweep: {e:#}");
+                    engines[1]
+                        .notes
+                        .push(format!("sweep failed: {}", first_line(&e)));
                 }
-                Err(e) => failed("transformers", &label, &e),
-            };
-            bar.inc(1);
-            if !contexts.is_empty() {
-                bar.set_message(format!("{label}: transformers sweep"));
-                let swept = env.quiet.measure(
-                    &format!("{label}: transformers sweep"),
-                    || {
-                        transformers::sweep(
-                            venv,
-                            ckpt,
-                            &ids_file,
-                            &contexts,
-                            args.sweep_new_tokens,
-                            env,
-                        )
-                    },
-                    |(_, load)| *load,
-                );
-                match swept {
-                    Ok((points, _)) => run.sweep = points,
-                    Err(e) => {
-                        tracing::warn!("{label}: transformers sweep: {e:#}");
-                        run.notes.push(format!("sweep failed: {}", first_line(&e)));
-                    }
-                }
-                bar.inc(1);
             }
-            engines.push(run);
         }
-    }
+        bar.inc(1);
 
-    // llama.cpp.
-    match (llama.as_mut(), venv) {
-        (Err(reason), _) => {
-            engines.push(EngineRun::skipped("llama.cpp", reason.clone()));
-            bar.inc(steps);
-        }
-        (_, Err(reason)) => {
-            engines.push(EngineRun::skipped("llama.cpp", reason.clone()));
-            bar.inc(steps);
-        }
-        (Ok(llama), Ok(venv)) => {
-            bar.set_message(format!("{label}: llama.cpp"));
-            let name = format!("{}-{}", ckpt.model.name(), ckpt.dtype.name());
-            let gguf = llama.gguf(ckpt, venv, env);
-            let mut run = match &gguf {
-                Err(e) => failed("llama.cpp", &label, e),
-                Ok(gguf) => {
-                    let measured = env.quiet.measure(
-                        &format!("{label}: llama.cpp"),
-                        || llama.measure(gguf, args.prompt_tokens, args.new_tokens, env, &name),
-                        |m| m.others_cores,
-                    );
-                    match measured {
-                        Ok(m) => {
-                            tracing::info!("{label}: llama.cpp {}", summary(&m));
-                            let mut run =
-                                EngineRun::measured("llama.cpp", Some(llama.version.clone()), m);
-                            run.notes.push(
-                                "llama-bench: its own prompt ids, TTFT = prompt / prefill rate, no load time"
-                                    .into(),
-                            );
-                            run
-                        }
-                        Err(e) => failed("llama.cpp", &label, &e),
-                    }
-                }
-            };
-            bar.inc(1);
-            if let (Ok(gguf), false) = (&gguf, contexts.is_empty()) {
-                bar.set_message(format!("{label}: llama.cpp sweep"));
-                let swept = env.quiet.measure(
-                    &format!("{label}: llama.cpp sweep"),
-                    || llama.sweep(gguf, &contexts, args.sweep_new_tokens, env, &name),
-                    |(_, load)| *load,
-                );
-                match swept {
-                    Ok((points, _)) => run.sweep = points,
-                    Err(e) => {
-                        tracing::warn!("{label}: llama.cpp sweep: {e:#}");
-                        run.notes.push(format!("sweep failed: {}", first_line(&e)));
-                    }
+        if let (Ok(llama), Some(file)) = (llama.as_ref(), &gguf) {
+            bar.set_message(format!("{label}: llama.cpp sweep"));
+            let swept = env.quiet.measure(
+                &format!("{label}: llama.cpp sweep"),
+                || llama.sweep(file, &contexts, args.sweep_new_tokens, env, &name),
+                |(_, load)| *load,
+            );
+            match swept {
+                Ok((points, _)) => engines[2].sweep = points,
+                Err(e) => {
+                    tracing::warn!("{label}: llama.cpp sweep: {e:#}");
+                    engines[2]
+                        .notes
+                        .push(format!("sweep failed: {}", first_line(&e)));
                 }
             }
-            if !contexts.is_empty() {
-                bar.inc(1);
-            }
-            engines.push(run);
         }
+        bar.inc(1);
     }
 
     let (floor, sweep_floor) = plan.apply(0.0);

@@ -135,7 +135,11 @@ pub struct EngineRun {
     pub notes: Vec<String>,
     /// Ours over this engine, prefill and decode; absent for ours.
     pub ours_over_this: Option<Ratios>,
-    /// This engine's decode over the floor.
+    /// Read bandwidth sampled around this engine's main measurement (the best of the samples
+    /// just before and just after it), in GB/s: its floor uses this.
+    #[serde(default)]
+    pub read_gb_s: Option<f64>,
+    /// This engine's decode over the floor at that bandwidth.
     pub decode_over_floor: Option<f64>,
 }
 
@@ -170,6 +174,7 @@ impl EngineRun {
             sweep: Vec::new(),
             notes: Vec::new(),
             ours_over_this: None,
+            read_gb_s: None,
             decode_over_floor: None,
         }
     }
@@ -201,6 +206,7 @@ impl EngineRun {
             sweep: Vec::new(),
             notes: Vec::new(),
             ours_over_this: None,
+            read_gb_s: None,
             decode_over_floor: None,
         }
     }
@@ -282,12 +288,16 @@ impl Report {
                 .iter()
                 .find(|e| e.engine == OURS)
                 .and_then(|e| e.metrics.clone());
-            let floor = run.floor.tok_s;
+            let bytes = (run.floor.weight_bytes + run.floor.kv_bytes) as f64;
             for e in &mut run.engines {
                 let Some(m) = &e.metrics else {
                     e.ours_over_this = None;
                     e.decode_over_floor = None;
                     continue;
+                };
+                let floor = match e.read_gb_s {
+                    Some(bw) => bw * 1e9 / bytes,
+                    None => run.floor.tok_s,
                 };
                 e.decode_over_floor = ratio(m.decode_tok_s, floor);
                 e.ours_over_this = match &ours {
@@ -324,7 +334,7 @@ impl Report {
             .collect();
         let _ = writeln!(
             s,
-            "memory bandwidth ({} threads, {} MiB, best of {} repeats and of the run's samples [{}]): read {:.1} GB/s, memcpy {:.1} GB/s; the floors use the read figure",
+            "memory bandwidth ({} threads, {} MiB, best of {} repeats; samples over the run [{}]): best read {:.1} GB/s, memcpy {:.1} GB/s; each engine's floor uses the samples around its measurement (B/W), the floor rows the best",
             b.threads,
             b.buffer_bytes >> 20,
             b.repeats,
@@ -369,6 +379,7 @@ impl Report {
             "peak RSS MiB",
             "preflight ms",
             "other load",
+            "B/W GB/s",
             "decode ÷ floor",
             "ours ÷ this (prefill, decode)",
             "note",
@@ -400,6 +411,7 @@ impl Report {
                     ),
                     num(m.and_then(|m| m.preflight_ms), 1),
                     num(m.and_then(|m| m.others_cores), 2),
+                    num(e.read_gb_s, 1),
                     times(e.decode_over_floor),
                     Cell::new(match &e.ours_over_this {
                         Some(r) => format!("{} {}", times_str(r.prefill), times_str(r.decode)),
@@ -421,6 +433,7 @@ impl Report {
                 num(Some(run.checkpoint_bytes as f64 / (1u64 << 20) as f64), 0),
                 Cell::new("-").set_alignment(CellAlignment::Right),
                 Cell::new("-").set_alignment(CellAlignment::Right),
+                num(Some(self.bandwidth.read_gb_s), 1),
                 times(Some(1.0)),
                 Cell::new("-").set_alignment(CellAlignment::Right),
                 Cell::new(format!(
@@ -934,6 +947,13 @@ mod tests {
         assert!(bf16.engines[0].ours_over_this.is_none());
         let ours_floor = bf16.engines[0].decode_over_floor.unwrap();
         assert!((ours_floor - 1.25 / bf16.floor.tok_s).abs() < 1e-12);
+        // An engine measured while the bandwidth was 20 GB/s is held to half the floor.
+        let mut r = fixture();
+        r.runs[0].engines[1].read_gb_s = Some(20.0);
+        r.derive();
+        let half = r.runs[0].floor.tok_s / 2.0;
+        let got = r.runs[0].engines[1].decode_over_floor.unwrap();
+        assert!((got - 19.8 / half).abs() < 1e-9, "{got}");
         // A skipped peer has no numbers and no ratios.
         assert!(bf16.engines[2].ours_over_this.is_none());
         assert!(bf16.engines[2].decode_over_floor.is_none());
@@ -945,7 +965,7 @@ mod tests {
         r.derive();
         let text = r.render_text();
         assert!(
-            text.contains("[38.0, 40.0]): read 40.0 GB/s, memcpy 20.0 GB/s"),
+            text.contains("[38.0, 40.0]): best read 40.0 GB/s, memcpy 20.0 GB/s"),
             "{text}"
         );
         assert!(text.contains("op-matrix --backend cpu: 1.50 s wall, passed"));
