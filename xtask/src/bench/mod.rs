@@ -86,6 +86,10 @@ pub struct Args {
     /// Output and cache folder [default: target/bench].
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Measure nothing: render this report.json again (tables, Markdown, SVG) into the output
+    /// folder, judging which checkpoints fit in this machine's caches.
+    #[arg(long, value_name = "REPORT_JSON")]
+    render: Option<PathBuf>,
 }
 
 /// What every step needs: where things are, and the common settings.
@@ -180,6 +184,18 @@ pub fn run(mut args: Args) -> Result<bool> {
         .out
         .clone()
         .unwrap_or_else(|| repo.join("target/bench"));
+    if let Some(json) = &args.render {
+        let text =
+            std::fs::read_to_string(json).with_context(|| format!("reading {}", json.display()))?;
+        let mut report: Report =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", json.display()))?;
+        for run in &mut report.runs {
+            run.bandwidth_bound = run.checkpoint_bytes > 4 * last_level_cache_bytes();
+        }
+        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+        write_outputs(&mut report, &out)?;
+        return Ok(true);
+    }
     let env = Env {
         logs: out.join("logs"),
         out: out.clone(),
@@ -233,6 +249,21 @@ pub fn run(mut args: Args) -> Result<bool> {
     set_bars(None);
     let mut report = result?;
 
+    write_outputs(&mut report, &out)?;
+    let ours_ok = report.runs.iter().all(|r| {
+        r.engines
+            .iter()
+            .any(|e| e.engine == OURS && e.metrics.is_some())
+    });
+    if !ours_ok {
+        eprintln!("error: gemma3 failed on some checkpoint; see the table and target/bench/logs");
+    }
+    Ok(ours_ok)
+}
+
+/// Derives the ratios and writes report.json, the SVG, report.txt and report.md; prints the
+/// tables.
+fn write_outputs(report: &mut Report, out: &Path) -> Result<()> {
     report.derive();
     let json = out.join("report.json");
     std::fs::write(&json, serde_json::to_string_pretty(&report)? + "\n")
@@ -253,15 +284,7 @@ pub fn run(mut args: Args) -> Result<bool> {
         txt.display(),
         md.display()
     );
-    let ours_ok = report.runs.iter().all(|r| {
-        r.engines
-            .iter()
-            .any(|e| e.engine == OURS && e.metrics.is_some())
-    });
-    if !ours_ok {
-        eprintln!("error: gemma3 failed on some checkpoint; see the table and target/bench/logs");
-    }
-    Ok(ours_ok)
+    Ok(())
 }
 
 fn build_release(repo: &Path) -> Result<()> {
@@ -640,6 +663,7 @@ fn measure_checkpoint(
             checkpoint: ckpt.dir.display().to_string(),
             params: ckpt.params,
             checkpoint_bytes: ckpt.file_bytes,
+            bandwidth_bound: ckpt.weight_bytes() > 4 * last_level_cache_bytes(),
             floor,
             sweep_floor,
             engines,
@@ -784,6 +808,28 @@ fn git_commit(repo: &Path) -> Option<String> {
         .output()
         .is_ok_and(|o| !o.stdout.is_empty());
     (!head.is_empty()).then(|| if dirty { format!("{head}-dirty") } else { head })
+}
+
+/// The largest CPU cache, from sysfs (32 MiB where unreadable).
+fn last_level_cache_bytes() -> u64 {
+    let parse = |t: &str| {
+        let t = t.trim();
+        let (n, mult) = match t.chars().last() {
+            Some('K') => (&t[..t.len() - 1], 1u64 << 10),
+            Some('M') => (&t[..t.len() - 1], 1 << 20),
+            Some('G') => (&t[..t.len() - 1], 1 << 30),
+            _ => (t, 1),
+        };
+        n.parse::<u64>().ok().map(|n| n * mult)
+    };
+    (0..8)
+        .filter_map(|i| {
+            std::fs::read_to_string(format!("/sys/devices/system/cpu/cpu0/cache/index{i}/size"))
+                .ok()
+        })
+        .filter_map(|t| parse(&t))
+        .max()
+        .unwrap_or(32 << 20)
 }
 
 /// The 1-minute load average, from /proc/loadavg (0 where unreadable).

@@ -94,6 +94,10 @@ pub struct ModelRun {
     pub checkpoint: String,
     pub params: u64,
     pub checkpoint_bytes: u64,
+    /// False when the weights fit in the CPU's caches: then memory bandwidth does not bound
+    /// decoding, and the floor is shown for reference only (no ratios, no plot line).
+    #[serde(default = "yes")]
+    pub bandwidth_bound: bool,
     /// Decode floor at the main measurement's mean context.
     pub floor: Floor,
     /// Decode floor at each context of the sweep.
@@ -275,6 +279,10 @@ pub fn floor(
     }
 }
 
+fn yes() -> bool {
+    true
+}
+
 fn ratio(a: f64, b: f64) -> Option<f64> {
     (a.is_finite() && b.is_finite() && b > 0.0).then(|| a / b)
 }
@@ -299,7 +307,7 @@ impl Report {
                     Some(bw) => bw * 1e9 / bytes,
                     None => run.floor.tok_s,
                 };
-                e.decode_over_floor = ratio(m.decode_tok_s, floor);
+                e.decode_over_floor = ratio(m.decode_tok_s, floor).filter(|_| run.bandwidth_bound);
                 e.ours_over_this = match &ours {
                     Some(o) if e.engine != OURS => Some(Ratios {
                         prefill: ratio(o.prefill_tok_s, m.prefill_tok_s),
@@ -434,13 +442,18 @@ impl Report {
                 Cell::new("-").set_alignment(CellAlignment::Right),
                 Cell::new("-").set_alignment(CellAlignment::Right),
                 num(Some(self.bandwidth.read_gb_s), 1),
-                times(Some(1.0)),
+                times(Some(1.0).filter(|_| run.bandwidth_bound)),
                 Cell::new("-").set_alignment(CellAlignment::Right),
                 Cell::new(format!(
-                    "{:.3} GB/token ({:.4} of KV at context {}); RSS: checkpoint size",
+                    "{:.3} GB/token ({:.4} of KV at context {}); RSS: checkpoint size{}",
                     (f.weight_bytes + f.kv_bytes) as f64 / 1e9,
                     f.kv_bytes as f64 / 1e9,
-                    f.context
+                    f.context,
+                    if run.bandwidth_bound {
+                        ""
+                    } else {
+                        "; the weights fit in the CPU caches: no memory-bandwidth bound"
+                    }
                 )),
             ]);
         }
@@ -638,7 +651,7 @@ fn panel(s: &mut String, x0: f64, w: f64, h: f64, model: &str, runs: &[&ModelRun
                 &e.sweep,
             ));
         }
-        if !run.sweep_floor.is_empty() {
+        if run.bandwidth_bound && !run.sweep_floor.is_empty() {
             series.push((
                 format!("floor {}", run.dtype),
                 "#7f7f7f",
@@ -887,6 +900,7 @@ mod tests {
                 checkpoint: format!("target/bench/models/1b-{dtype}"),
                 params: 999_885_952,
                 checkpoint_bytes: 999_885_952 * elem,
+                bandwidth_bound: true,
                 floor: f,
                 sweep_floor,
                 engines: vec![
@@ -984,6 +998,21 @@ mod tests {
         assert!(sweep
             .lines()
             .any(|l| l.contains("transformers") && l.trim_end().ends_with("- |")));
+    }
+
+    #[test]
+    fn a_model_that_fits_in_cache_gets_no_floor_ratio_and_no_floor_line() {
+        let mut r = fixture();
+        r.runs[1].bandwidth_bound = false;
+        r.derive();
+        assert!(r.runs[1]
+            .engines
+            .iter()
+            .all(|e| e.decode_over_floor.is_none()));
+        assert!(r.runs[0].engines[0].decode_over_floor.is_some());
+        assert!(r.render_text().contains("fit in the CPU caches"));
+        let svg = r.svg();
+        assert!(svg.contains("floor bf16") && !svg.contains("floor f32"));
     }
 
     #[test]
