@@ -46,6 +46,38 @@ fn linear(c: &mut Criterion) {
     }
 }
 
+/// The ceiling for the LM head: reading as many bytes with nothing else to do, on every core.
+fn read_bandwidth(c: &mut Criterion) {
+    use rayon::prelude::*;
+    let bytes = VOCAB * HIDDEN * 2;
+    let words: Vec<u64> = (0..bytes as u64 / 8)
+        .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+        .collect();
+    let mut group = c.benchmark_group("memory");
+    group.sample_size(10);
+    group.throughput(Throughput::Bytes(bytes as u64));
+    group.bench_function("read_lm_head_bf16_bytes", |b| {
+        b.iter(|| {
+            words
+                .par_chunks(1 << 16)
+                .map(sum_lanes)
+                .reduce(|| 0, u64::wrapping_add)
+        })
+    });
+    group.finish();
+}
+
+/// Eight independent lanes, so the loop vectorizes and is bound by loads, not by one add chain.
+fn sum_lanes(words: &[u64]) -> u64 {
+    let mut acc = [0u64; 8];
+    for c in words.chunks_exact(8) {
+        for (a, w) in acc.iter_mut().zip(c) {
+            *a = a.wrapping_add(*w);
+        }
+    }
+    acc.iter().fold(0, |a, w| a.wrapping_add(*w))
+}
+
 fn small_ops(c: &mut Criterion) {
     for dtype in [DType::BF16, DType::F32] {
         let mut group = c.benchmark_group(format!("decode_ops/{}", dtype.as_str()));
@@ -66,5 +98,5 @@ fn small_ops(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, linear, small_ops);
+criterion_group!(benches, read_bandwidth, linear, small_ops);
 criterion_main!(benches);

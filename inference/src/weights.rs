@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
@@ -231,19 +230,49 @@ fn read_words<T: bytemuck::Pod + bytemuck::Zeroable>(
         .map(|e| e.info.data_offsets.1 - e.info.data_offsets.0)
         .sum();
     let mut words = vec![T::zeroed(); len / std::mem::size_of::<T>()];
-    let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
+    let mut bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
     advise_huge_pages(bytes);
-    let mut at = 0;
     for entry in entries {
         let shard = &shards[entry.shard];
         let (start, end) = entry.info.data_offsets;
-        let mut file = &shard.file;
-        file.seek(SeekFrom::Start(shard.data_start + start as u64))
-            .and_then(|_| file.read_exact(&mut bytes[at..at + end - start]))
-            .map_err(|e| Error::io(&shard.path, e))?;
-        at += end - start;
+        let (here, rest) = bytes.split_at_mut(end - start);
+        read_parallel(shard, shard.data_start + start as u64, here)?;
+        bytes = rest;
     }
     Ok(words)
+}
+
+/// Bytes per read: large enough to stream, small enough to spread one tensor over every core.
+const CHUNK: usize = 8 << 20;
+
+/// Fills `buf` from `shard` at `offset`, in chunks on every core: faulting in fresh pages and
+/// copying out of the page cache are each bound by one core, not by the disk or memory.
+fn read_parallel(shard: &Shard, offset: u64, buf: &mut [u8]) -> Result<()> {
+    use rayon::prelude::*;
+    buf.par_chunks_mut(CHUNK)
+        .enumerate()
+        .try_for_each(|(i, chunk)| read_at(&shard.file, chunk, offset + (i * CHUNK) as u64))
+        .map_err(|e| Error::io(&shard.path, e))
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        match file.seek_read(buf, offset)? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Asks for transparent huge pages under a large buffer before it is first touched: reading

@@ -1,6 +1,6 @@
 //! Grouped-query self-attention with q/k norms, RoPE and a KV cache.
 
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 
 use super::linear::Linear;
 use super::norm::RmsNorm;
@@ -19,7 +19,8 @@ pub struct Attention {
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
-    scale: f64,
+    /// The query scale, where `q_norm` could not absorb it exactly.
+    scale: Option<f64>,
 }
 
 /// Per-call inputs shared by every layer of one kind.
@@ -34,6 +35,14 @@ impl Attention {
         let (h, d) = (cfg.hidden_size, cfg.head_dim);
         let (nq, nkv) = (cfg.num_attention_heads, cfg.num_key_value_heads);
         let name = |s: &str| format!("{prefix}.{s}");
+        // A power-of-two scale (every released size but 27B) folds into q_norm exactly,
+        // saving a launch per layer.
+        let scale = cfg.query_pre_attn_scalar.powf(-0.5);
+        let (folded, scale) = if is_power_of_two(scale) {
+            (scale, None)
+        } else {
+            (1.0, Some(scale))
+        };
         Ok(Self {
             qkv_proj: Linear::load_stacked(
                 weights,
@@ -45,12 +54,18 @@ impl Attention {
                 h,
             )?,
             o_proj: Linear::load(weights, &name("o_proj.weight"), h, nq * d)?,
-            q_norm: RmsNorm::load(weights, &name("q_norm.weight"), d, cfg.rms_norm_eps)?,
+            q_norm: RmsNorm::load_scaled(
+                weights,
+                &name("q_norm.weight"),
+                d,
+                cfg.rms_norm_eps,
+                folded,
+            )?,
             k_norm: RmsNorm::load(weights, &name("k_norm.weight"), d, cfg.rms_norm_eps)?,
             heads: nq,
             kv_heads: nkv,
             head_dim: d,
-            scale: cfg.query_pre_attn_scalar.powf(-0.5),
+            scale,
         })
     }
 
@@ -89,26 +104,39 @@ impl Attention {
         // Grouped queries share their kv head: fold the group into the row dim of one matmul
         // instead of copying keys and values per query head.
         let groups = self.heads / self.kv_heads;
-        let q = ops::affine(&q, self.scale, 0.0)?.reshape((
-            b,
-            self.kv_heads,
-            groups * t,
-            self.head_dim,
-        ))?;
+        let q = match self.scale {
+            Some(scale) => ops::affine(&q, scale, 0.0)?,
+            None => q,
+        };
+        let q = q.reshape((b, self.kv_heads, groups * t, self.head_dim))?;
         let scores = ops::matmul(&q, &kv.k.t()?)?.reshape((b, self.heads, t, tk))?;
         let scores = match inputs.mask {
             Some(mask) => ops::broadcast_add(&scores, mask)?,
             None => scores,
         };
-        let dtype = scores.dtype();
-        let probs = ops::cast(
-            &ops::softmax_last_dim(&ops::cast(&scores, DType::F32)?)?,
-            dtype,
-        )?;
-        let probs = probs.reshape((b, self.kv_heads, groups * t, tk))?;
+        // Softmax works in f32 inside on every backend, as transformers' upcast does.
+        let probs = ops::softmax_last_dim(&scores)?.reshape((b, self.kv_heads, groups * t, tk))?;
         let out = ops::matmul(&probs, &kv.v)?.reshape((b, self.heads, t, self.head_dim))?;
         let out =
             ops::contiguous(&out.transpose(1, 2)?)?.reshape((b, t, self.heads * self.head_dim))?;
         self.o_proj.forward(&out)
+    }
+}
+
+fn is_power_of_two(x: f64) -> bool {
+    x.is_normal() && x > 0.0 && x.to_bits() & ((1u64 << 52) - 1) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_power_of_two;
+
+    #[test]
+    fn only_exact_powers_of_two_fold() {
+        assert!(is_power_of_two(256f64.powf(-0.5)));
+        assert!(is_power_of_two(1.0));
+        assert!(!is_power_of_two(168f64.powf(-0.5)));
+        assert!(!is_power_of_two(0.0));
+        assert!(!is_power_of_two(-0.25));
     }
 }

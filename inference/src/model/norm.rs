@@ -17,9 +17,21 @@ pub struct RmsNorm {
 
 impl RmsNorm {
     pub fn load(weights: &Weights, name: &str, dim: usize, eps: f64) -> Result<Self> {
+        Self::load_scaled(weights, name, dim, eps, 1.0)
+    }
+
+    /// A norm whose output is also multiplied by `scale`, folded into `alpha`. Exact for a power
+    /// of two, which commutes with rounding.
+    pub fn load_scaled(
+        weights: &Weights,
+        name: &str,
+        dim: usize,
+        eps: f64,
+        scale: f64,
+    ) -> Result<Self> {
         // Round the weight to the model dtype first, as a checkpoint loaded in that dtype would be.
         let w = weights.get(name, &[dim])?;
-        let alpha = ops::affine(&ops::cast(&w, DType::F32)?, 1.0, 1.0)?;
+        let alpha = ops::affine(&ops::cast(&w, DType::F32)?, scale, scale)?;
         Ok(Self {
             alpha: ops::cast(&alpha, w.dtype())?,
             eps: eps as f32,
@@ -29,5 +41,41 @@ impl RmsNorm {
     /// Normalises over the last dim; `x` must be contiguous.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         ops::rms_norm(x, &self.alpha, self.eps)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use candle_core::Device;
+
+    use super::*;
+
+    /// A folded power-of-two scale gives the very bits of scaling the norm's output after.
+    #[test]
+    fn a_power_of_two_scale_folds_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("norm.safetensors");
+        let w = Tensor::randn(0f32, 0.5, 96, &Device::Cpu).unwrap();
+        candle_core::safetensors::save(&HashMap::from([("w".to_string(), w)]), &path).unwrap();
+        let x = Tensor::randn(0f32, 2.0, (3, 96), &Device::Cpu).unwrap();
+        for dtype in [DType::F32, DType::BF16] {
+            let weights = Weights::open(&[path.clone()], "", &Device::Cpu, dtype).unwrap();
+            let x = x.to_dtype(dtype).unwrap();
+            let plain = RmsNorm::load(&weights, "w", 96, 1e-6).unwrap();
+            let folded = RmsNorm::load_scaled(&weights, "w", 96, 1e-6, 0.0625).unwrap();
+            let want = ops::affine(&plain.forward(&x).unwrap(), 0.0625, 0.0).unwrap();
+            let got = folded.forward(&x).unwrap();
+            let bits = |t: &Tensor| -> Vec<f32> {
+                t.to_dtype(DType::F32)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1()
+                    .unwrap()
+            };
+            assert_eq!(bits(&got), bits(&want), "{dtype:?}");
+        }
     }
 }

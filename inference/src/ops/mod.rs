@@ -13,6 +13,7 @@ pub mod fallback;
 mod gelu;
 mod gemm;
 mod linear;
+mod softmax;
 pub mod trace;
 
 use std::fmt;
@@ -66,7 +67,8 @@ pub enum Op {
     },
     /// candle-nn custom op `rotary-emb`: rotate-half RoPE of `(b, h, t, d)` by `(t, d/2)` tables.
     Rope,
-    /// candle-nn custom op `softmax-last-dim`.
+    /// candle-nn custom op `softmax-last-dim`, computed in f32 whatever the dtype. Its own
+    /// kernel on the CPU.
     SoftmaxLastDim,
 }
 
@@ -133,7 +135,7 @@ impl Op {
             Op::IndexSelect { dim } => xs[0].index_select(xs[1], *dim),
             Op::RmsNorm { eps } => candle_nn::ops::rms_norm(xs[0], xs[1], *eps),
             Op::Rope => candle_nn::rotary_emb::rope(xs[0], xs[1], xs[2]),
-            Op::SoftmaxLastDim => candle_nn::ops::softmax_last_dim(xs[0]),
+            Op::SoftmaxLastDim => softmax::softmax_last_dim(xs[0]),
         }?;
         Ok(out)
     }

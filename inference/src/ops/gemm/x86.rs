@@ -142,6 +142,22 @@ unsafe fn rows_impl<L: Lanes>(
     acc: &mut [f32],
 ) {
     let width = rows.len();
+    // A few rows of `x` stay in L1 while the rows of `w` are read one after another: one
+    // sequential stream, which the prefetchers follow best. Interleaving rows of `w` in
+    // register tiles halved the bandwidth of a decode step.
+    if m <= MR {
+        for j in rows.clone() {
+            let out = acc.as_mut_ptr().add(j - rows.start);
+            let wj = w.add(j * k);
+            match m {
+                1 => *out = dot::<L>(x, wj, k),
+                2 => tile::<L, 2, 1>(x, wj, k, out, width),
+                3 => tile::<L, 3, 1>(x, wj, k, out, width),
+                _ => tile::<L, 4, 1>(x, wj, k, out, width),
+            }
+        }
+        return;
+    }
     for block in (0..m).step_by(BLOCK_ROWS) {
         let block_end = (block + BLOCK_ROWS).min(m);
         for j in rows.clone().step_by(NR) {
@@ -174,6 +190,33 @@ unsafe fn rows_impl<L: Lanes>(
             }
         }
     }
+}
+
+/// `x · w` over `k` elements, row by row: consecutive rows of `w` are one sequential stream.
+#[inline(always)]
+unsafe fn dot<L: Lanes>(x: *const L::Elem, w: *const L::Elem, k: usize) -> f32 {
+    const CHAINS: usize = 4;
+    let mut acc = [_mm512_setzero_ps(); CHAINS];
+    let step = L::LANES * CHAINS;
+    let full = k / step * step;
+    let mut p = 0;
+    while p < full {
+        for (c, a) in acc.iter_mut().enumerate() {
+            let o = p + c * L::LANES;
+            *a = L::mul_add(*a, L::load(x.add(o)), L::load(w.add(o)));
+        }
+        p += step;
+    }
+    while p + L::LANES <= k {
+        acc[0] = L::mul_add(acc[0], L::load(x.add(p)), L::load(w.add(p)));
+        p += L::LANES;
+    }
+    if p < k {
+        let n = k - p;
+        acc[1] = L::mul_add(acc[1], L::load_head(x.add(p), n), L::load_head(w.add(p), n));
+    }
+    let sum = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+    _mm512_reduce_add_ps(sum)
 }
 
 /// `out[r * stride + c] = x[r] · w[c]` for `R` rows of `x` and `C` rows of `w`, each `k` long.
