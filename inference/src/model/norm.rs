@@ -61,14 +61,15 @@ mod tests {
         candle_core::safetensors::save(&HashMap::from([("w".to_string(), w)]), &path).unwrap();
         let x = Tensor::randn(0f32, 2.0, (3, 96), &Device::Cpu).unwrap();
         for dtype in [DType::F32, DType::BF16] {
-            let weights = Weights::open(&[path.clone()], "", &Device::Cpu, dtype).unwrap();
-            let x = x.to_dtype(dtype).unwrap();
+            let weights =
+                Weights::open(std::slice::from_ref(&path), "", &Device::Cpu, dtype).unwrap();
+            let x = ops::cast(&x, dtype).unwrap();
             let plain = RmsNorm::load(&weights, "w", 96, 1e-6).unwrap();
             let folded = RmsNorm::load_scaled(&weights, "w", 96, 1e-6, 0.0625).unwrap();
             let want = ops::affine(&plain.forward(&x).unwrap(), 0.0625, 0.0).unwrap();
             let got = folded.forward(&x).unwrap();
             let bits = |t: &Tensor| -> Vec<f32> {
-                t.to_dtype(DType::F32)
+                ops::cast(t, DType::F32)
                     .unwrap()
                     .flatten_all()
                     .unwrap()
