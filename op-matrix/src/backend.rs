@@ -86,7 +86,7 @@ impl Backend {
         } else {
             let device = match kind {
                 Kind::Cpu => Ok(Device::Cpu),
-                Kind::Cuda => Device::new_cuda(ordinal),
+                Kind::Cuda => inference::device::open_cuda(ordinal),
                 Kind::Metal => Device::new_metal(ordinal),
             };
             match device {
