@@ -64,7 +64,7 @@ pub fn for_op(op: &str, dtype: DType) -> Tolerance {
             reason: "half gelu/tanh: Candle's CPU tanh rounds every intermediate to the half \
                      type (1 + tanh(x) cancels for negative x), GPUs compute in f32 and round \
                      once (seen on an H200: 6 bf16 ulps on one element); this project's CPU \
-                     gelu computes in f32 too, but with libm's tanh, not the GPU's",
+                     gelu computes in f32 too, as x / (1 + e^-2u), not with the GPU's tanh",
             ..for_dtype(dtype)
         },
         _ => for_dtype(dtype),
