@@ -62,7 +62,7 @@ fn the_trace_names_every_op_kind_of_the_forward_pass() {
         "matmul",
         "contiguous",
         "rope",
-        "cat",
+        "write_at",
         "broadcast_add",
         "softmax_last_dim",
         "gelu_tanh",

@@ -250,6 +250,32 @@ pub fn strategy(op: &str) -> BoxedStrategy<FuzzCase> {
                 }
             })
             .boxed(),
+        "write_at" => (
+            shape(4),
+            any::<usize>(),
+            dim(),
+            any::<usize>(),
+            float(),
+            seed,
+        )
+            .prop_map(|(sh, d, extra, at, dt, s)| {
+                // The buffer has `extra` more rows than the source along `d`: every offset
+                // from the start to flush with the end can occur.
+                let d = d % sh.len();
+                let mut buffer = sh.clone();
+                buffer[d] += extra;
+                FuzzCase {
+                    op: Op::WriteAt {
+                        dim: d,
+                        offset: at % (extra + 1),
+                    },
+                    inputs: vec![
+                        tensor(&buffer, dt, Layout::Contiguous, s),
+                        tensor(&sh, dt, Layout::Contiguous, s ^ 1),
+                    ],
+                }
+            })
+            .boxed(),
         "index_select" => (dim(), dim(), dim(), float(), seed)
             .prop_map(|(rows, cols, n, dt, s)| {
                 let ids: Vec<u32> = (0..n)
@@ -319,7 +345,7 @@ fn masked_scores(shape: &[usize], dtype: DType, seed: u64) -> Tensor {
 }
 
 /// Every op name of the vocabulary, in the order the fuzzer runs them.
-pub const OPS: [&str; 15] = [
+pub const OPS: [&str; 16] = [
     "matmul",
     "linear",
     "add",
@@ -331,6 +357,7 @@ pub const OPS: [&str; 15] = [
     "cast",
     "contiguous",
     "cat",
+    "write_at",
     "index_select",
     "rms_norm",
     "rope",

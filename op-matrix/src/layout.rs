@@ -133,7 +133,13 @@ pub fn rebuild(base: &Tensor, strided: &Strided, device: &Device) -> Result<Tens
     } else {
         base.narrow(0, 0, padded)?
     };
-    let buf = buf.to_device(device)?;
+    // Always a buffer of its own, on the CPU too: an op that writes in place must not reach a
+    // golden buffer that other cases share.
+    let buf = if device.is_cpu() {
+        buf.copy()?
+    } else {
+        buf.to_device(device)?
+    };
     let mut t = buf.reshape(dims.as_slice())?;
     for (k, &i) in real.iter().enumerate() {
         t = t.narrow(k, starts[k], shape[i])?;

@@ -1,7 +1,8 @@
 //! Any view Candle can make (permute, narrow, broadcast of a contiguous buffer) is rebuilt
 //! from its base buffer with the same layout and the same values.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, IndexOp, Tensor};
+use inference::ops::Op;
 use op_matrix::layout::{rebuild, split, Strided};
 use proptest::prelude::*;
 
@@ -105,4 +106,26 @@ fn a_narrowed_transposed_kv_cache_view_keeps_its_strides() {
     assert_eq!(strided.offset, 12);
     let rebuilt = rebuild(&buffer, &strided, &Device::Cpu).unwrap();
     assert_eq!(Strided::of(&rebuilt), strided);
+}
+
+/// Goldens share base buffers between cases; a case whose op writes in place must not change
+/// what the next case reads.
+#[test]
+fn a_rebuilt_input_owns_its_buffer() {
+    let base = Tensor::arange(0f32, 24.0, &Device::Cpu).unwrap();
+    let t = base.reshape((2, 3, 4)).unwrap();
+    let (buffer, strided) = split(&t).unwrap();
+    let rebuilt = rebuild(&buffer, &strided, &Device::Cpu).unwrap();
+    let ones = Tensor::ones((2, 1, 4), DType::F32, &Device::Cpu).unwrap();
+    let written = Op::WriteAt { dim: 1, offset: 2 }
+        .apply(&[&rebuilt, &ones])
+        .unwrap();
+    assert_eq!(
+        written.i((0, 2)).unwrap().to_vec1::<f32>().unwrap(),
+        [1.0; 4]
+    );
+    assert_eq!(
+        buffer.to_vec1::<f32>().unwrap(),
+        (0..24).map(|i| i as f32).collect::<Vec<_>>()
+    );
 }

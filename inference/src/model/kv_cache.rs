@@ -1,25 +1,34 @@
 //! Per-layer key/value caches: full for global layers, window-bounded for sliding layers.
+//!
+//! Each layer's keys and values live in a buffer with room to spare, and every call writes only
+//! its own positions into it, in place ([`ops::write_at`]). Appending by concatenation would copy
+//! the whole cache twice per layer per token: launches on a GPU, and bytes that grow with the
+//! context everywhere. A full buffer is replaced by one twice as large; a sliding layer's buffer
+//! is compacted to the window when it fills, so both copy O(1) rows per token on average.
 
-use candle_core::Tensor;
+use candle_core::{DType, Device, Tensor};
 
 use crate::config::{LayerKind, TextConfig};
 use crate::error::Result;
 use crate::ops;
 
-/// Keys and values of one layer, `(batch, kv_heads, len, head_dim)`, for positions
-/// `start..start + len`.
-#[derive(Clone, Default)]
+/// The smallest buffer, in positions.
+const MIN_CAPACITY: usize = 16;
+
+/// Keys and values of one layer, `(batch, kv_heads, capacity, head_dim)`; row `r` holds
+/// position `start + r`, up to the cache's position.
+#[derive(Default)]
 struct LayerCache {
     kv: Option<(Tensor, Tensor)>,
     start: usize,
 }
 
 /// The cache of every layer, and the number of positions consumed so far.
-#[derive(Clone)]
 pub struct KvCache {
     layers: Vec<LayerCache>,
     /// Keys a sliding layer must keep for the next call: `window - 1` (the query itself is new).
     keep: Vec<Option<usize>>,
+    max_positions: usize,
     position: usize,
 }
 
@@ -33,7 +42,9 @@ pub struct Attended {
 impl KvCache {
     pub fn new(cfg: &TextConfig) -> Self {
         Self {
-            layers: vec![LayerCache::default(); cfg.num_hidden_layers],
+            layers: (0..cfg.num_hidden_layers)
+                .map(|_| LayerCache::default())
+                .collect(),
             keep: cfg
                 .layer_kinds
                 .iter()
@@ -42,6 +53,7 @@ impl KvCache {
                     LayerKind::Full => None,
                 })
                 .collect(),
+            max_positions: cfg.max_position_embeddings,
             position: 0,
         }
     }
@@ -62,25 +74,72 @@ impl KvCache {
         self.position += n;
     }
 
-    /// Appends this call's keys and values (at positions `position..`) to layer `layer`, and
-    /// returns what the layer attends to. Sliding layers then drop keys no later query can see.
+    /// Writes this call's keys and values (at positions `position..`) into layer `layer`, and
+    /// returns what the layer attends to: for a sliding layer the last `window - 1` earlier
+    /// positions and this call's, for a full layer every position so far.
     pub(crate) fn append(&mut self, layer: usize, k: Tensor, v: Tensor) -> Result<Attended> {
+        let (position, t) = (self.position, k.dim(2)?);
+        let first = self.keep[layer].map_or(0, |keep| position.saturating_sub(keep));
+        let end = position + t;
         let cache = &mut self.layers[layer];
-        let (k, v, start) = match cache.kv.take() {
-            None => (k, v, self.position),
-            Some((ck, cv)) => (
-                ops::cat(&[&ck, &k], 2)?,
-                ops::cat(&[&cv, &v], 2)?,
-                cache.start,
-            ),
+        let capacity = match &cache.kv {
+            Some((ck, _)) => ck.dim(2)?,
+            None => 0,
         };
-        let len = k.dim(2)?;
-        let kept = self.keep[layer].map_or(len, |keep| keep.min(len));
-        if kept > 0 {
-            let from = len - kept;
-            cache.kv = Some((k.narrow(2, from, kept)?, v.narrow(2, from, kept)?));
-            cache.start = start + from;
+        if cache.kv.is_none() || end - cache.start > capacity {
+            // Room for this call and as many positions again (a full layer), or for the
+            // window and as many positions again (a sliding layer).
+            let wanted = match self.keep[layer] {
+                None => (end - first).next_power_of_two(),
+                Some(keep) => 2 * (keep + t),
+            };
+            let capacity = wanted.clamp(MIN_CAPACITY, self.max_positions.max(t));
+            *cache = moved(cache, first, position, capacity, &k)?;
         }
-        Ok(Attended { k, v, start })
+        let (ck, cv) = cache.kv.take().expect("the buffer was made above");
+        let row = position - cache.start;
+        let ck = ops::write_at(&ck, &ops::contiguous(&k)?, 2, row)?;
+        let cv = ops::write_at(&cv, &ops::contiguous(&v)?, 2, row)?;
+        let (from, len) = (first - cache.start, end - first);
+        let attended = Attended {
+            k: ck.narrow(2, from, len)?,
+            v: cv.narrow(2, from, len)?,
+            start: first,
+        };
+        cache.kv = Some((ck, cv));
+        Ok(attended)
     }
+}
+
+/// A new buffer of `capacity` positions holding the rows of `cache` for positions
+/// `first..position`, at its start.
+fn moved(
+    cache: &LayerCache,
+    first: usize,
+    position: usize,
+    capacity: usize,
+    like: &Tensor,
+) -> Result<LayerCache> {
+    let (b, heads, _, d) = like.dims4()?;
+    let empty = |dtype: DType, device: &Device| -> Result<Tensor> {
+        Ok(ops::source(Tensor::zeros(
+            (b, heads, capacity, d),
+            dtype,
+            device,
+        )?))
+    };
+    let mut k = empty(like.dtype(), like.device())?;
+    let mut v = empty(like.dtype(), like.device())?;
+    if let Some((ck, cv)) = &cache.kv {
+        let kept = position - first;
+        if kept > 0 {
+            let from = first - cache.start;
+            k = ops::write_at(&k, &ops::contiguous(&ck.narrow(2, from, kept)?)?, 2, 0)?;
+            v = ops::write_at(&v, &ops::contiguous(&cv.narrow(2, from, kept)?)?, 2, 0)?;
+        }
+    }
+    Ok(LayerCache {
+        kv: Some((k, v)),
+        start: first,
+    })
 }

@@ -57,6 +57,12 @@ pub enum Op {
     Cat {
         dim: usize,
     },
+    /// Copy the second input into the first, a contiguous buffer, at `offset` along `dim`, in
+    /// place; the result is the first input. The KV cache appends this way.
+    WriteAt {
+        dim: usize,
+        offset: usize,
+    },
     /// Gather rows of the first input at the u32 indices of the second.
     IndexSelect {
         dim: usize,
@@ -79,6 +85,7 @@ impl Op {
             Op::Affine { .. } | Op::GeluTanh | Op::Tanh | Op::Cast { .. } => Some(1),
             Op::Contiguous | Op::SoftmaxLastDim => Some(1),
             Op::Matmul | Op::Linear | Op::Add | Op::Mul | Op::BroadcastAdd => Some(2),
+            Op::WriteAt { .. } => Some(2),
             Op::IndexSelect { .. } | Op::RmsNorm { .. } => Some(2),
             Op::Rope => Some(3),
             Op::Cat { .. } => None,
@@ -99,6 +106,7 @@ impl Op {
             Op::Cast { .. } => "cast",
             Op::Contiguous => "contiguous",
             Op::Cat { .. } => "cat",
+            Op::WriteAt { .. } => "write_at",
             Op::IndexSelect { .. } => "index_select",
             Op::RmsNorm { .. } => "rms_norm",
             Op::Rope => "rope",
@@ -132,6 +140,9 @@ impl Op {
             Op::Cast { to } => xs[0].to_dtype(*to),
             Op::Contiguous => xs[0].force_contiguous(),
             Op::Cat { dim } => Tensor::cat(xs, *dim),
+            Op::WriteAt { dim, offset } => xs[0]
+                .slice_set(xs[1], *dim, *offset)
+                .map(|()| xs[0].clone()),
             Op::IndexSelect { dim } => xs[0].index_select(xs[1], *dim),
             Op::RmsNorm { eps } => candle_nn::ops::rms_norm(xs[0], xs[1], *eps),
             Op::Rope => candle_nn::rotary_emb::rope(xs[0], xs[1], xs[2]),
@@ -147,9 +158,24 @@ impl Op {
         if self.is_noop(xs) {
             return Ok(xs[0].clone());
         }
+        if self.writes_in_place() && trace::is_active() {
+            // The buffer changes under the trace's references: record copies of it as it was
+            // before and after.
+            let before = xs[0].force_contiguous()?;
+            let out = fallback::dispatch(self, xs)?;
+            let mut inputs = xs.to_vec();
+            inputs[0] = &before;
+            trace::record_in_place(self, &inputs, &out, &out.force_contiguous()?);
+            return Ok(out);
+        }
         let out = fallback::dispatch(self, xs)?;
         trace::record(self, xs, &out);
         Ok(out)
+    }
+
+    /// Whether the op writes into its first input instead of a new buffer.
+    pub fn writes_in_place(&self) -> bool {
+        matches!(self, Op::WriteAt { .. })
     }
 
     fn is_noop(&self, xs: &[&Tensor]) -> bool {
@@ -168,6 +194,7 @@ impl fmt::Display for Op {
             Op::Affine { mul, add } => write!(f, "affine(mul={mul},add={add})"),
             Op::Cast { to } => write!(f, "cast(to={})", to.as_str()),
             Op::Cat { dim } => write!(f, "cat(dim={dim})"),
+            Op::WriteAt { dim, offset } => write!(f, "write_at(dim={dim},offset={offset})"),
             Op::IndexSelect { dim } => write!(f, "index_select(dim={dim})"),
             Op::RmsNorm { eps } => write!(f, "rms_norm(eps={eps})"),
             op => f.write_str(op.name()),
@@ -224,6 +251,12 @@ pub fn contiguous(x: &Tensor) -> Result<Tensor> {
 
 pub fn cat(xs: &[&Tensor], dim: usize) -> Result<Tensor> {
     Op::Cat { dim }.call(xs)
+}
+
+/// Writes `src` into `dst` at `offset` along `dim` and returns the written buffer: `dst` itself,
+/// or a new one where the op ran elsewhere (see [`fallback`]), so always use the result.
+pub fn write_at(dst: &Tensor, src: &Tensor, dim: usize, offset: usize) -> Result<Tensor> {
+    Op::WriteAt { dim, offset }.call(&[dst, src])
 }
 
 pub fn index_select(x: &Tensor, ids: &Tensor, dim: usize) -> Result<Tensor> {

@@ -101,6 +101,22 @@ pub(super) fn record(op: &Op, inputs: &[&Tensor], output: &Tensor) {
     });
 }
 
+/// Records a call that wrote a buffer in place, with copies the tracer made of it before
+/// (`inputs[0]`) and after (`copied`). The copies and the written buffer count as sources, so
+/// the trace can still tell where every input came from.
+pub(super) fn record_in_place(op: &Op, inputs: &[&Tensor], written: &Tensor, copied: &Tensor) {
+    with_active(|t| {
+        t.sources.push(inputs[0].clone());
+        t.sources.push(written.clone());
+    });
+    record(op, inputs, copied);
+}
+
+/// Whether a capture is running on this thread.
+pub(super) fn is_active() -> bool {
+    ACTIVE.with(|a| a.borrow().is_some())
+}
+
 pub(super) fn record_source(tensor: &Tensor) {
     with_active(|t| t.sources.push(tensor.clone()));
 }

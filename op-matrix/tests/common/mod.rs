@@ -11,7 +11,7 @@ pub const FORWARD_PASS_OPS: [&str; 13] = [
     "broadcast_add",
     "gelu_tanh",
     "rms_norm",
-    "cat",
+    "write_at",
     "add",
     "mul",
     "affine",
