@@ -32,16 +32,18 @@ fn linear(c: &mut Criterion) {
             group.throughput(Throughput::Bytes((n * k * dtype.size_in_bytes()) as u64));
             group.bench_function(name, |b| b.iter(|| ops::linear(&x, &w).unwrap()));
         }
-        let (w, x) = (
-            randn(&[INTERMEDIATE, HIDDEN], dtype),
-            randn(&[128, HIDDEN], dtype),
-        );
-        group.throughput(Throughput::Elements(
-            (2 * 128 * INTERMEDIATE * HIDDEN) as u64,
-        ));
-        group.bench_function("mlp_up_prefill_128", |b| {
-            b.iter(|| ops::linear(&x, &w).unwrap())
-        });
+        for (name, n, k) in [
+            ("mlp_up_prefill_128", INTERMEDIATE, HIDDEN),
+            ("mlp_down_prefill_128", HIDDEN, INTERMEDIATE),
+            ("mlp_up_prefill_512", INTERMEDIATE, HIDDEN),
+        ] {
+            let (w, x) = (
+                randn(&[n, k], dtype),
+                randn(&[if name.ends_with("512") { 512 } else { 128 }, k], dtype),
+            );
+            group.throughput(Throughput::Elements((2 * x.dim(0).unwrap() * n * k) as u64));
+            group.bench_function(name, |b| b.iter(|| ops::linear(&x, &w).unwrap()));
+        }
         group.finish();
     }
 }

@@ -3,12 +3,14 @@
 //! runs the decode-sized products on one core; this reads the weights once in their own
 //! dtype, on every core.
 //!
-//! Work is split over the rows of `w` (output columns). Rows of `x` are taken in blocks small
-//! enough to stay in cache while a tile of `w` streams past them.
+//! Work is split over the rows of `w` (output columns). Each task fills a column-major block
+//! of f32 sums, which it writes into its columns of the output.
 
 mod portable;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+
+use std::ops::Range;
 
 use half::bf16;
 use rayon::prelude::*;
@@ -19,18 +21,48 @@ const TASKS_PER_THREAD: usize = 4;
 /// The fewest rows of `w` a task is worth.
 const MIN_TASK_ROWS: usize = 16;
 
+/// One product, prepared: computes the output columns `cols` (rows of `w`) for every row of
+/// `x` into `acc`, column by column: `acc[c * ld + i]` is row `i` of column `cols.start + c`.
+trait Columns: Sync {
+    /// The distance between consecutive columns in `acc`, at least `m`.
+    fn ld(&self) -> usize;
+    fn columns(&self, cols: Range<usize>, acc: &mut [f32]);
+}
+
+/// Writes a task's column-major sums (`cols` columns `ld` apart, `m` rows) into the
+/// row-major output whose rows are `n` apart, from `out` on.
+///
+/// # Safety
+/// `out` is valid for writes of `m` rows of `n` elements, of which these are the `cols`
+/// from `out` on; `acc` holds at least `cols * ld` sums.
+type Store<T> = unsafe fn(&[f32], usize, usize, usize, *mut T, usize);
+
 /// `out[i * n + j] = Σ_k x[i * k + k'] · w[j * k + k']`.
 pub fn bf16_xwt(x: &[bf16], w: &[bf16], out: &mut [bf16], m: usize, n: usize, k: usize) {
     check(x.len(), w.len(), out.len(), m, n, k);
-    let kernel = pick_bf16();
-    run(out, m, n, |rows, acc| kernel(x, w, k, m, rows, acc));
+    #[cfg(target_arch = "x86_64")]
+    if x86::has_avx512_bf16() {
+        let product = x86::Product::<x86::Bf16>::new(x, w, m, k);
+        return scatter(&product, x86::store_bf16, out, m, n);
+    }
+    scatter(
+        &portable::Product::bf16(x, w, m, k),
+        store::<bf16>,
+        out,
+        m,
+        n,
+    );
 }
 
 /// The f32 counterpart of [`bf16_xwt`].
 pub fn f32_xwt(x: &[f32], w: &[f32], out: &mut [f32], m: usize, n: usize, k: usize) {
     check(x.len(), w.len(), out.len(), m, n, k);
-    let kernel = pick_f32();
-    run_f32(out, m, n, |rows, acc| kernel(x, w, k, m, rows, acc));
+    #[cfg(target_arch = "x86_64")]
+    if x86::has_avx512() {
+        let product = x86::Product::<x86::F32>::new(x, w, m, k);
+        return scatter(&product, x86::store_f32, out, m, n);
+    }
+    scatter(&portable::Product::f32(x, w, m, k), store::<f32>, out, m, n);
 }
 
 fn check(x: usize, w: usize, out: usize, m: usize, n: usize, k: usize) {
@@ -39,79 +71,68 @@ fn check(x: usize, w: usize, out: usize, m: usize, n: usize, k: usize) {
     assert_eq!(out, m * n, "out is not (m, n)");
 }
 
-/// Computes the columns `rows` (rows of `w`) for every row of `x` into `acc`, laid out
-/// `(m, rows.len())`.
-type Kernel<T> = fn(&[T], &[T], usize, usize, std::ops::Range<usize>, &mut [f32]);
+/// An output element type, rounded from an f32 sum.
+trait FromSum: Copy {
+    fn from_sum(v: f32) -> Self;
+}
 
-fn pick_f32() -> Kernel<f32> {
-    #[cfg(target_arch = "x86_64")]
-    if x86::has_avx512() {
-        return x86::f32_rows;
+impl FromSum for bf16 {
+    fn from_sum(v: f32) -> Self {
+        bf16::from_f32(v)
     }
-    portable::f32_rows
 }
 
-fn pick_bf16() -> Kernel<bf16> {
-    #[cfg(target_arch = "x86_64")]
-    if x86::has_avx512_bf16() {
-        return x86::bf16_rows;
+impl FromSum for f32 {
+    fn from_sum(v: f32) -> Self {
+        v
     }
-    portable::bf16_rows
 }
 
-fn run(
-    out: &mut [bf16],
-    m: usize,
-    n: usize,
-    f: impl Fn(std::ops::Range<usize>, &mut [f32]) + Sync,
-) {
-    scatter(n, m, out, f, bf16::from_f32);
+/// The portable [`Store`]: blocks of columns by rows, so that both sides stay in cache.
+unsafe fn store<T: FromSum>(acc: &[f32], ld: usize, cols: usize, m: usize, out: *mut T, n: usize) {
+    const BLOCK: usize = 16;
+    for c0 in (0..cols).step_by(BLOCK) {
+        for i in 0..m {
+            for c in c0..(c0 + BLOCK).min(cols) {
+                *out.add(i * n + c) = T::from_sum(acc[c * ld + i]);
+            }
+        }
+    }
 }
 
-fn run_f32(
-    out: &mut [f32],
-    m: usize,
-    n: usize,
-    f: impl Fn(std::ops::Range<usize>, &mut [f32]) + Sync,
-) {
-    scatter(n, m, out, f, |v| v);
-}
+/// The `(m, n)` output, shared by tasks that each write only their own columns.
+struct Output<T>(*mut T);
 
-/// Runs `f` over column tasks in parallel and writes each task's `(m, cols)` block into the
-/// `(m, n)` output, converted by `to`.
+// SAFETY: tasks write disjoint column ranges of the output (see `scatter`), and the output
+// outlives every task.
+unsafe impl<T: Send> Sync for Output<T> {}
+
+/// Runs the product over column tasks in parallel; each task writes its sums into its own
+/// columns of the `(m, n)` output.
 fn scatter<T: Send + Copy>(
-    n: usize,
-    m: usize,
+    product: &impl Columns,
+    store: Store<T>,
     out: &mut [T],
-    f: impl Fn(std::ops::Range<usize>, &mut [f32]) + Sync,
-    to: impl Fn(f32) -> T + Sync,
+    m: usize,
+    n: usize,
 ) {
     let per_task = n
         .div_ceil(rayon::current_num_threads() * TASKS_PER_THREAD)
         .next_multiple_of(MIN_TASK_ROWS);
-    let tasks: Vec<std::ops::Range<usize>> = (0..n)
+    let tasks: Vec<Range<usize>> = (0..n)
         .step_by(per_task)
         .map(|s| s..(s + per_task).min(n))
         .collect();
-    let blocks: Vec<(std::ops::Range<usize>, Vec<f32>)> = tasks
-        .into_par_iter()
-        .map(|cols| {
-            let mut acc = vec![0f32; m * cols.len()];
-            f(cols.clone(), &mut acc);
-            (cols, acc)
-        })
-        .collect();
-    for (cols, acc) in blocks {
-        let width = cols.len();
-        for (i, row) in acc.chunks_exact(width).enumerate() {
-            for (o, &v) in out[i * n + cols.start..i * n + cols.end]
-                .iter_mut()
-                .zip(row)
-            {
-                *o = to(v);
-            }
-        }
-    }
+    let ld = product.ld();
+    let shared = Output(out.as_mut_ptr());
+    tasks.into_par_iter().for_each(|cols| {
+        let mut acc = vec![0f32; ld * cols.len()];
+        product.columns(cols.clone(), &mut acc);
+        let shared = &shared;
+        // SAFETY: `out` is `(m, n)` (asserted by `check`), and this task's columns
+        // `cols.start..cols.end` are inside it and nobody else's.
+        unsafe { store(&acc, ld, cols.len(), m, shared.0.add(cols.start), n) };
+    });
 }
 
 #[cfg(test)]
@@ -169,31 +190,77 @@ mod tests {
         }
     }
 
+    fn columns(product: &impl Columns, n: usize) -> Vec<f32> {
+        let mut acc = vec![0f32; product.ld() * n];
+        product.columns(0..n, &mut acc);
+        acc
+    }
+
+    #[cfg(target_arch = "x86_64")]
     #[test]
-    fn the_portable_and_the_dispatched_f32_kernels_agree() {
-        let (m, n, k) = (6, 37, 1152 + 9);
-        let x = values(m * k, 3);
-        let w = values(n * k, 4);
-        let mut a = vec![0f32; m * n];
-        let mut b = vec![0f32; m * n];
-        portable::f32_rows(&x, &w, k, m, 0..n, &mut a);
-        pick_f32()(&x, &w, k, m, 0..n, &mut b);
-        for (p, q) in a.iter().zip(&b) {
-            assert!((p - q).abs() <= 1e-4 * p.abs().max(1.0), "{p} vs {q}");
+    fn the_portable_and_the_avx512_kernels_agree_on_both_paths() {
+        for m in [3, 21] {
+            let (n, k) = (37, 1152 + 9);
+            let x = values(m * k, 3);
+            let w = values(n * k, 4);
+            let xb: Vec<bf16> = x.iter().copied().map(bf16::from_f32).collect();
+            let wb: Vec<bf16> = w.iter().copied().map(bf16::from_f32).collect();
+            let mut pairs = Vec::new();
+            if x86::has_avx512() {
+                let fast = x86::Product::<x86::F32>::new(&x, &w, m, k);
+                pairs.push((
+                    columns(&portable::Product::f32(&x, &w, m, k), n),
+                    columns(&fast, n),
+                    fast.ld(),
+                ));
+            }
+            if x86::has_avx512_bf16() {
+                let fast = x86::Product::<x86::Bf16>::new(&xb, &wb, m, k);
+                pairs.push((
+                    columns(&portable::Product::bf16(&xb, &wb, m, k), n),
+                    columns(&fast, n),
+                    fast.ld(),
+                ));
+            }
+            for (plain, fast, ld) in pairs {
+                for c in 0..n {
+                    for i in 0..m {
+                        let (p, q) = (plain[c * m + i], fast[c * ld + i]);
+                        assert!(
+                            (p - q).abs() <= 1e-4 * p.abs().max(1.0),
+                            "m={m}: {p} vs {q}"
+                        );
+                    }
+                }
+            }
         }
     }
 
+    #[cfg(target_arch = "x86_64")]
     #[test]
-    fn the_portable_and_the_dispatched_bf16_kernels_agree() {
-        let (m, n, k) = (5, 70, 1152 + 17);
-        let x: Vec<bf16> = values(m * k, 1).into_iter().map(bf16::from_f32).collect();
-        let w: Vec<bf16> = values(n * k, 2).into_iter().map(bf16::from_f32).collect();
-        let mut a = vec![0f32; m * n];
-        let mut b = vec![0f32; m * n];
-        portable::bf16_rows(&x, &w, k, m, 0..n, &mut a);
-        pick_bf16()(&x, &w, k, m, 0..n, &mut b);
-        for (p, q) in a.iter().zip(&b) {
-            assert!((p - q).abs() <= 1e-4 * p.abs().max(1.0), "{p} vs {q}");
+    fn the_avx512_and_the_portable_stores_write_the_same_output() {
+        let (cols, m, ld, n) = (37, 21, 32, 50);
+        let acc = values(cols * ld, 5);
+        let mut plain = vec![bf16::ZERO; m * n];
+        let mut fast = vec![bf16::ZERO; m * n];
+        if x86::has_avx512_bf16() {
+            // SAFETY: the outputs are (m, n) and the columns 3..3 + cols lie inside them.
+            unsafe {
+                store::<bf16>(&acc, ld, cols, m, plain.as_mut_ptr().add(3), n);
+                x86::store_bf16(&acc, ld, cols, m, fast.as_mut_ptr().add(3), n);
+            }
+            assert_eq!(plain, fast);
+            assert!(plain.iter().filter(|v| **v != bf16::ZERO).count() == cols * m);
+        }
+        let mut plain = vec![0f32; m * n];
+        let mut fast = vec![0f32; m * n];
+        if x86::has_avx512() {
+            // SAFETY: as above.
+            unsafe {
+                store::<f32>(&acc, ld, cols, m, plain.as_mut_ptr().add(3), n);
+                x86::store_f32(&acc, ld, cols, m, fast.as_mut_ptr().add(3), n);
+            }
+            assert_eq!(plain, fast);
         }
     }
 }

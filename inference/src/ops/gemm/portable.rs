@@ -1,9 +1,12 @@
 //! Plain Rust kernels. Lane-wise accumulators let the compiler vectorise the dot products on
 //! any target without reassociating float sums it was not allowed to.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use half::bf16;
+
+use super::Columns;
 
 const LANES: usize = 16;
 
@@ -25,28 +28,64 @@ fn dot(x: &[f32], w: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// bf16 `x · w[rows]ᵀ` into `acc` `(m, rows.len())`, widening each operand to f32 once.
-pub fn bf16_rows(x: &[bf16], w: &[bf16], k: usize, m: usize, rows: Range<usize>, acc: &mut [f32]) {
-    let xf: Vec<f32> = x.iter().map(|v| v.to_f32()).collect();
-    let width = rows.len();
-    let mut wf = vec![0f32; k];
-    for (c, j) in rows.enumerate() {
-        for (d, s) in wf.iter_mut().zip(&w[j * k..(j + 1) * k]) {
-            *d = s.to_f32();
+/// A product over f32 rows; bf16 operands are widened, `x` once and `w` a row at a time.
+pub(super) struct Product<'a> {
+    x: Cow<'a, [f32]>,
+    w: Weights<'a>,
+    m: usize,
+    k: usize,
+}
+
+enum Weights<'a> {
+    Bf16(&'a [bf16]),
+    F32(&'a [f32]),
+}
+
+impl<'a> Product<'a> {
+    pub(super) fn bf16(x: &[bf16], w: &'a [bf16], m: usize, k: usize) -> Self {
+        let x = x.iter().map(|v| v.to_f32()).collect();
+        Self {
+            x: Cow::Owned(x),
+            w: Weights::Bf16(w),
+            m,
+            k,
         }
-        for i in 0..m {
-            acc[i * width + c] = dot(&xf[i * k..(i + 1) * k], &wf);
+    }
+
+    pub(super) fn f32(x: &'a [f32], w: &'a [f32], m: usize, k: usize) -> Self {
+        Self {
+            x: Cow::Borrowed(x),
+            w: Weights::F32(w),
+            m,
+            k,
         }
     }
 }
 
-/// f32 `x · w[rows]ᵀ` into `acc` `(m, rows.len())`.
-pub fn f32_rows(x: &[f32], w: &[f32], k: usize, m: usize, rows: Range<usize>, acc: &mut [f32]) {
-    let width = rows.len();
-    for (c, j) in rows.enumerate() {
-        let wr = &w[j * k..(j + 1) * k];
-        for i in 0..m {
-            acc[i * width + c] = dot(&x[i * k..(i + 1) * k], wr);
+impl Columns for Product<'_> {
+    fn ld(&self) -> usize {
+        self.m
+    }
+
+    fn columns(&self, cols: Range<usize>, acc: &mut [f32]) {
+        let k = self.k;
+        if k == 0 {
+            return;
+        }
+        let mut widened = vec![0f32; k];
+        for (c, j) in cols.enumerate() {
+            let row: &[f32] = match self.w {
+                Weights::F32(w) => &w[j * k..(j + 1) * k],
+                Weights::Bf16(w) => {
+                    for (d, s) in widened.iter_mut().zip(&w[j * k..(j + 1) * k]) {
+                        *d = s.to_f32();
+                    }
+                    &widened
+                }
+            };
+            for (i, xr) in self.x.chunks_exact(k).take(self.m).enumerate() {
+                acc[c * self.m + i] = dot(xr, row);
+            }
         }
     }
 }

@@ -1,34 +1,65 @@
 //! AVX-512 kernels. bf16: `vdpbf16ps` multiplies bf16 pairs exactly and accumulates in f32, 32
 //! products per instruction, straight from the bf16 weights. f32: fused multiply-adds, 16 lanes.
+//!
+//! Two shapes. Up to [`MR`] rows of `x` (a decode step): the rows of `w` stream one after
+//! another past those few rows, as dot products. More rows (a prompt): `x` is packed once into
+//! panels of 16 rows, and each 32-bit granule of a row of `w` (a bf16 pair, or one f32) is
+//! broadcast against a panel, so one register holds the sums of 16 rows of `x` and no
+//! horizontal sums are left to do.
 
 use std::arch::x86_64::*;
+use std::marker::PhantomData;
 use std::ops::Range;
 
 use half::bf16;
+use rayon::prelude::*;
 
-/// Rows of `x` kept in cache while tiles of `w` stream past them.
-const BLOCK_ROWS: usize = 64;
-/// The register tile: `MR` rows of `x` by `NR` rows of `w`, 16 accumulators.
+use super::Columns;
+
+/// The most rows of `x` that take the dot-product path.
 const MR: usize = 4;
-const NR: usize = 4;
+/// Rows of `x` in a packed panel: one register of f32 sums.
+const PANEL: usize = 16;
+/// The register tile of the packed path: rows of `w` by panels of `x`, 24 accumulators.
+const TILE_ROWS: usize = 6;
+const TILE_PANELS: usize = 4;
+/// The packed path works on blocks of at most this many granules of `k` by
+/// [`BLOCK_PANELS`] panels of `x`: 350 KiB of packed bf16 `x` that stays in L2 while the
+/// tiles' rows of `w` pass through L1.
+const BLOCK_GRANULES: usize = 768;
+const BLOCK_PANELS: usize = 8;
 
-/// One element type's vector loads and multiply-accumulate.
-trait Lanes {
-    type Elem;
+/// One element type's vector loads, broadcasts and multiply-accumulate.
+pub(super) trait Lanes: Sized + Sync {
+    type Elem: Copy + Default + Send + Sync;
     type Vector: Copy;
     const LANES: usize;
+    /// Elements in 32 bits: what one lane of a product consumes per step.
+    const GRANULE: usize;
+    fn detected() -> bool;
     unsafe fn load(p: *const Self::Elem) -> Self::Vector;
     /// The first `n < LANES` elements, zeros after.
     unsafe fn load_head(p: *const Self::Elem, n: usize) -> Self::Vector;
+    /// Every lane holds the granule at `p`.
+    unsafe fn broadcast(p: *const Self::Elem) -> Self::Vector;
+    /// Every lane holds the one element at `p` and zeros: a granule cut short by a row's end.
+    unsafe fn broadcast_head(p: *const Self::Elem) -> Self::Vector;
     unsafe fn mul_add(acc: __m512, a: Self::Vector, b: Self::Vector) -> __m512;
+    /// [`columns`] compiled with this type's CPU features.
+    unsafe fn columns(product: &Product<Self>, cols: Range<usize>, acc: &mut [f32]);
 }
 
-struct Bf16;
+pub(super) struct Bf16;
 
 impl Lanes for Bf16 {
     type Elem = bf16;
     type Vector = __m512bh;
     const LANES: usize = 32;
+    const GRANULE: usize = 2;
+
+    fn detected() -> bool {
+        has_avx512_bf16()
+    }
 
     #[inline(always)]
     unsafe fn load(p: *const bf16) -> __m512bh {
@@ -42,17 +73,38 @@ impl Lanes for Bf16 {
     }
 
     #[inline(always)]
+    unsafe fn broadcast(p: *const bf16) -> __m512bh {
+        let pair = p.cast::<i32>().read_unaligned();
+        std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(pair))
+    }
+
+    #[inline(always)]
+    unsafe fn broadcast_head(p: *const bf16) -> __m512bh {
+        let low = i32::from(p.cast::<u16>().read_unaligned());
+        std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(low))
+    }
+
+    #[inline(always)]
     unsafe fn mul_add(acc: __m512, a: __m512bh, b: __m512bh) -> __m512 {
         _mm512_dpbf16_ps(acc, a, b)
     }
+
+    unsafe fn columns(product: &Product<Self>, cols: Range<usize>, acc: &mut [f32]) {
+        columns_bf16(product, cols, acc)
+    }
 }
 
-struct F32;
+pub(super) struct F32;
 
 impl Lanes for F32 {
     type Elem = f32;
     type Vector = __m512;
     const LANES: usize = 16;
+    const GRANULE: usize = 1;
+
+    fn detected() -> bool {
+        has_avx512()
+    }
 
     #[inline(always)]
     unsafe fn load(p: *const f32) -> __m512 {
@@ -66,8 +118,22 @@ impl Lanes for F32 {
     }
 
     #[inline(always)]
+    unsafe fn broadcast(p: *const f32) -> __m512 {
+        _mm512_set1_ps(p.read())
+    }
+
+    #[inline(always)]
+    unsafe fn broadcast_head(p: *const f32) -> __m512 {
+        Self::broadcast(p)
+    }
+
+    #[inline(always)]
     unsafe fn mul_add(acc: __m512, a: __m512, b: __m512) -> __m512 {
         _mm512_fmadd_ps(a, b, acc)
+    }
+
+    unsafe fn columns(product: &Product<Self>, cols: Range<usize>, acc: &mut [f32]) {
+        columns_f32(product, cols, acc)
     }
 }
 
@@ -79,115 +145,346 @@ pub fn has_avx512() -> bool {
     is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")
 }
 
-/// bf16 `x · w[rows]ᵀ` into `acc` `(m, rows.len())`. Only called after [`has_avx512_bf16`].
-pub fn bf16_rows(x: &[bf16], w: &[bf16], k: usize, m: usize, rows: Range<usize>, acc: &mut [f32]) {
-    assert!(has_avx512_bf16());
-    assert!(x.len() >= m * k && w.len() >= rows.end * k && acc.len() >= m * rows.len());
-    // SAFETY: the CPU features are checked above and every pointer the tiles form stays
-    // inside the slices whose lengths are asserted above.
-    unsafe { rows_bf16(x.as_ptr(), w.as_ptr(), k, m, rows, acc) }
+/// `x · wᵀ` with `x` packed when it has more than [`MR`] rows.
+pub(super) struct Product<'a, L: Lanes> {
+    x: &'a [L::Elem],
+    w: &'a [L::Elem],
+    /// `x` in panels of [`PANEL`] rows, zero-padded; empty on the dot-product path.
+    packed: Vec<L::Elem>,
+    m: usize,
+    k: usize,
+    lanes: PhantomData<L>,
 }
 
-/// f32 `x · w[rows]ᵀ` into `acc` `(m, rows.len())`. Only called after [`has_avx512`].
-pub fn f32_rows(x: &[f32], w: &[f32], k: usize, m: usize, rows: Range<usize>, acc: &mut [f32]) {
-    assert!(has_avx512());
-    assert!(x.len() >= m * k && w.len() >= rows.end * k && acc.len() >= m * rows.len());
-    // SAFETY: as for `bf16_rows`.
-    unsafe { rows_f32(x.as_ptr(), w.as_ptr(), k, m, rows, acc) }
+impl<'a, L: Lanes> Product<'a, L> {
+    pub(super) fn new(x: &'a [L::Elem], w: &'a [L::Elem], m: usize, k: usize) -> Self {
+        assert!(L::detected(), "the CPU lacks the features of this kernel");
+        assert_eq!(x.len(), m * k, "x is not (m, k)");
+        assert_eq!(w.len() % k.max(1), 0, "w is not (n, k)");
+        let packed = if m > MR && k > 0 {
+            pack::<L>(x, m, k)
+        } else {
+            Vec::new()
+        };
+        Self {
+            x,
+            w,
+            packed,
+            m,
+            k,
+            lanes: PhantomData,
+        }
+    }
+
+    fn is_packed(&self) -> bool {
+        !self.packed.is_empty()
+    }
+}
+
+impl<L: Lanes> Columns for Product<'_, L> {
+    fn ld(&self) -> usize {
+        if self.m > MR {
+            self.m.next_multiple_of(PANEL)
+        } else {
+            self.m
+        }
+    }
+
+    fn columns(&self, cols: Range<usize>, acc: &mut [f32]) {
+        assert!(
+            self.w.len() >= cols.end * self.k,
+            "columns past the end of w"
+        );
+        assert!(acc.len() >= self.ld() * cols.len(), "acc is too short");
+        // SAFETY: `new` checked the CPU features and the length of `x`, and `packed` holds
+        // whole panels; the asserts above bound every row of `w` and every column of `acc`
+        // the tiles touch.
+        unsafe { L::columns(self, cols, acc) }
+    }
+}
+
+/// An output element type of the AVX-512 stores.
+pub(super) trait Sink: Copy {
+    /// Writes the lanes of `v` that `mask` selects to `out[..16]`.
+    unsafe fn put(out: *mut Self, v: __m512, mask: __mmask16);
+}
+
+impl Sink for bf16 {
+    #[inline(always)]
+    unsafe fn put(out: *mut bf16, v: __m512, mask: __mmask16) {
+        let narrow = std::mem::transmute::<__m256bh, __m256i>(_mm512_cvtneps_pbh(v));
+        _mm512_mask_storeu_epi16(out.cast(), mask.into(), _mm512_castsi256_si512(narrow));
+    }
+}
+
+impl Sink for f32 {
+    #[inline(always)]
+    unsafe fn put(out: *mut f32, v: __m512, mask: __mmask16) {
+        _mm512_mask_storeu_ps(out, mask, v);
+    }
+}
+
+/// [`super::Store`] for bf16 outputs; only called after [`has_avx512_bf16`].
+pub(super) unsafe fn store_bf16(
+    acc: &[f32],
+    ld: usize,
+    cols: usize,
+    m: usize,
+    out: *mut bf16,
+    n: usize,
+) {
+    store_bf16_enabled(acc, ld, cols, m, out, n)
+}
+
+/// [`super::Store`] for f32 outputs; only called after [`has_avx512`].
+pub(super) unsafe fn store_f32(
+    acc: &[f32],
+    ld: usize,
+    cols: usize,
+    m: usize,
+    out: *mut f32,
+    n: usize,
+) {
+    store_f32_enabled(acc, ld, cols, m, out, n)
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-unsafe fn rows_bf16(
-    x: *const bf16,
-    w: *const bf16,
-    k: usize,
+unsafe fn store_bf16_enabled(
+    acc: &[f32],
+    ld: usize,
+    cols: usize,
     m: usize,
-    rows: Range<usize>,
-    acc: &mut [f32],
+    out: *mut bf16,
+    n: usize,
 ) {
-    rows_impl::<Bf16>(x, w, k, m, rows, acc)
+    store_impl(acc, ld, cols, m, out, n)
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn store_f32_enabled(
+    acc: &[f32],
+    ld: usize,
+    cols: usize,
+    m: usize,
+    out: *mut f32,
+    n: usize,
+) {
+    store_impl(acc, ld, cols, m, out, n)
+}
+
+/// Each output row takes 16 columns at a time by one gather: the 16 cache lines of a group of
+/// columns serve 16 consecutive rows from L1.
+#[inline(always)]
+unsafe fn store_impl<T: Sink>(
+    acc: &[f32],
+    ld: usize,
+    cols: usize,
+    m: usize,
+    out: *mut T,
+    n: usize,
+) {
+    const GROUP: usize = 16;
+    assert!(acc.len() >= cols * ld && m <= ld, "acc is not (cols, ld)");
+    let stride = i32::try_from(ld * (GROUP - 1) * 4).map(|_| ld as i32);
+    let stride = stride.expect("a column group fits 32-bit offsets");
+    let lanes = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    let offsets = _mm512_mullo_epi32(lanes, _mm512_set1_epi32(stride));
+    for c0 in (0..cols).step_by(GROUP) {
+        let mask: __mmask16 = (((1u32 << (cols - c0).min(GROUP)) - 1) & 0xffff) as u16;
+        let base = acc.as_ptr().add(c0 * ld);
+        for i in 0..m {
+            let v = _mm512_mask_i32gather_ps::<4>(
+                _mm512_setzero_ps(),
+                mask,
+                offsets,
+                base.add(i).cast(),
+            );
+            T::put(out.add(i * n + c0), v, mask);
+        }
+    }
+}
+
+/// `x` in panels of [`PANEL`] rows: granule `g` of row `t` of a panel at `(g * PANEL + t)`
+/// granules from the panel's start, so one load gives the same granule of 16 rows.
+fn pack<L: Lanes>(x: &[L::Elem], m: usize, k: usize) -> Vec<L::Elem> {
+    const { assert!(L::GRANULE > 0) };
+    let panel_len = panel_len::<L>(k);
+    let whole = k / L::GRANULE;
+    let mut packed = vec![L::Elem::default(); m.div_ceil(PANEL) * panel_len];
+    packed
+        .par_chunks_mut(panel_len)
+        .zip(x.par_chunks(PANEL * k))
+        .for_each(|(panel, rows)| {
+            let rows: Vec<&[L::Elem]> = rows.chunks_exact(k).collect();
+            // Granule by granule, so that the writes are sequential and the reads are 16
+            // sequential streams.
+            for (g, slots) in panel.chunks_exact_mut(PANEL * L::GRANULE).enumerate() {
+                let from = g * L::GRANULE;
+                for (slot, row) in slots.chunks_exact_mut(L::GRANULE).zip(&rows) {
+                    if g < whole {
+                        slot.copy_from_slice(&row[from..from + L::GRANULE]);
+                    } else {
+                        slot[..k - from].copy_from_slice(&row[from..]);
+                    }
+                }
+            }
+        });
+    packed
+}
+
+fn panel_len<L: Lanes>(k: usize) -> usize {
+    k.div_ceil(L::GRANULE) * PANEL * L::GRANULE
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn columns_bf16(product: &Product<Bf16>, cols: Range<usize>, acc: &mut [f32]) {
+    columns_impl(product, cols, acc)
 }
 
 #[target_feature(enable = "avx512f,avx512bw")]
-unsafe fn rows_f32(
-    x: *const f32,
-    w: *const f32,
-    k: usize,
-    m: usize,
-    rows: Range<usize>,
-    acc: &mut [f32],
-) {
-    rows_impl::<F32>(x, w, k, m, rows, acc)
-}
-
-macro_rules! tile_for {
-    ($mr:expr, $nr:expr, $args:expr, $(($a:literal, $b:literal)),*) => {
-        match ($mr, $nr) {
-            $(($a, $b) => {
-                let (x, w, k, out, stride) = $args;
-                tile::<L, $a, $b>(x, w, k, out, stride)
-            })*
-            _ => unreachable!("tile sizes are at most {MR}x{NR}"),
-        }
-    };
+unsafe fn columns_f32(product: &Product<F32>, cols: Range<usize>, acc: &mut [f32]) {
+    columns_impl(product, cols, acc)
 }
 
 #[inline(always)]
-unsafe fn rows_impl<L: Lanes>(
-    x: *const L::Elem,
-    w: *const L::Elem,
-    k: usize,
-    m: usize,
-    rows: Range<usize>,
-    acc: &mut [f32],
-) {
-    let width = rows.len();
-    // A few rows of `x` stay in L1 while the rows of `w` are read one after another: one
-    // sequential stream, which the prefetchers follow best. Interleaving rows of `w` in
-    // register tiles halved the bandwidth of a decode step.
-    if m <= MR {
-        for j in rows.clone() {
-            let out = acc.as_mut_ptr().add(j - rows.start);
+unsafe fn columns_impl<L: Lanes>(product: &Product<L>, cols: Range<usize>, acc: &mut [f32]) {
+    let (x, w, k, m) = (product.x.as_ptr(), product.w.as_ptr(), product.k, product.m);
+    if k == 0 {
+        return;
+    }
+    let acc = acc.as_mut_ptr();
+    if !product.is_packed() {
+        // A few rows of `x` stay in L1 while the rows of `w` are read one after another: one
+        // sequential stream, which the prefetchers follow best. Interleaving rows of `w` in
+        // register tiles halved the bandwidth of a decode step.
+        for j in cols.clone() {
+            let out = acc.add((j - cols.start) * m);
             let wj = w.add(j * k);
             match m {
                 1 => *out = dot::<L>(x, wj, k),
-                2 => tile::<L, 2, 1>(x, wj, k, out, width),
-                3 => tile::<L, 3, 1>(x, wj, k, out, width),
-                _ => tile::<L, 4, 1>(x, wj, k, out, width),
+                2 => dots::<L, 2>(x, wj, k, out),
+                3 => dots::<L, 3>(x, wj, k, out),
+                _ => dots::<L, 4>(x, wj, k, out),
             }
         }
         return;
     }
-    for block in (0..m).step_by(BLOCK_ROWS) {
-        let block_end = (block + BLOCK_ROWS).min(m);
-        for j in rows.clone().step_by(NR) {
-            let nr = (rows.end - j).min(NR);
-            for i in (block..block_end).step_by(MR) {
-                let mr = (block_end - i).min(MR);
-                let out = acc.as_mut_ptr().add(i * width + (j - rows.start));
-                let args = (x.add(i * k), w.add(j * k), k, out, width);
-                tile_for!(
-                    mr,
-                    nr,
-                    args,
-                    (1, 1),
-                    (1, 2),
-                    (1, 3),
-                    (1, 4),
-                    (2, 1),
-                    (2, 2),
-                    (2, 3),
-                    (2, 4),
-                    (3, 1),
-                    (3, 2),
-                    (3, 3),
-                    (3, 4),
-                    (4, 1),
-                    (4, 2),
-                    (4, 3),
-                    (4, 4)
-                );
+    let ld = product.ld();
+    let panels = ld / PANEL;
+    let granules = k.div_ceil(L::GRANULE);
+    let panel_len = panel_len::<L>(k);
+    // Equal blocks: a short last block would cost a pass over the sums for little work.
+    let block = granules.div_ceil(granules.div_ceil(BLOCK_GRANULES));
+    for g0 in (0..granules).step_by(block) {
+        let pass = Pass {
+            granules: (granules - g0).min(block),
+            cut: g0 + block >= granules && k % L::GRANULE != 0,
+            first: g0 == 0,
+            panel_len,
+            k,
+            ld,
+        };
+        for b0 in (0..panels).step_by(BLOCK_PANELS) {
+            let b1 = (b0 + BLOCK_PANELS).min(panels);
+            for j in cols.clone().step_by(TILE_ROWS) {
+                let wj = w.add(j * k + g0 * L::GRANULE);
+                for p0 in (b0..b1).step_by(TILE_PANELS) {
+                    let xp = product
+                        .packed
+                        .as_ptr()
+                        .add(p0 * panel_len + g0 * PANEL * L::GRANULE);
+                    let out = acc.add((j - cols.start) * ld + p0 * PANEL);
+                    let n_panels = (b1 - p0).min(TILE_PANELS);
+                    match (cols.end - j).min(TILE_ROWS) {
+                        1 => tile_rows::<L, 1>(n_panels, xp, wj, out, &pass),
+                        2 => tile_rows::<L, 2>(n_panels, xp, wj, out, &pass),
+                        3 => tile_rows::<L, 3>(n_panels, xp, wj, out, &pass),
+                        4 => tile_rows::<L, 4>(n_panels, xp, wj, out, &pass),
+                        5 => tile_rows::<L, 5>(n_panels, xp, wj, out, &pass),
+                        _ => tile_rows::<L, 6>(n_panels, xp, wj, out, &pass),
+                    }
+                }
             }
+        }
+    }
+}
+
+/// One pass of the packed path over a block of `k`.
+struct Pass {
+    /// Granules in this block.
+    granules: usize,
+    /// Whether the block's last granule is cut short by the end of an odd-length row.
+    cut: bool,
+    /// Whether the sums start from zero rather than from the earlier blocks' sums.
+    first: bool,
+    panel_len: usize,
+    k: usize,
+    ld: usize,
+}
+
+#[inline(always)]
+unsafe fn tile_rows<L: Lanes, const R: usize>(
+    panels: usize,
+    x: *const L::Elem,
+    w: *const L::Elem,
+    out: *mut f32,
+    pass: &Pass,
+) {
+    match panels {
+        1 => tile::<L, R, 1>(x, w, out, pass),
+        2 => tile::<L, R, 2>(x, w, out, pass),
+        3 => tile::<L, R, 3>(x, w, out, pass),
+        _ => tile::<L, R, 4>(x, w, out, pass),
+    }
+}
+
+/// Sums of `R` rows of `w` against `P` panels of packed `x` over one block of `k`, into
+/// `out[r * ld + p * PANEL + t]`.
+// Index loops over the const-sized register arrays are what unrolls into registers.
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+unsafe fn tile<L: Lanes, const R: usize, const P: usize>(
+    x: *const L::Elem,
+    w: *const L::Elem,
+    out: *mut f32,
+    pass: &Pass,
+) {
+    let mut acc = [[_mm512_setzero_ps(); P]; R];
+    if !pass.first {
+        for r in 0..R {
+            for p in 0..P {
+                acc[r][p] = _mm512_loadu_ps(out.add(r * pass.ld + p * PANEL));
+            }
+        }
+    }
+    let step = PANEL * L::GRANULE;
+    let whole = pass.granules - usize::from(pass.cut);
+    let mut xv = [L::load_head(x, 0); P];
+    for g in 0..whole {
+        for p in 0..P {
+            xv[p] = L::load(x.add(p * pass.panel_len + g * step));
+        }
+        for r in 0..R {
+            let wv = L::broadcast(w.add(r * pass.k + g * L::GRANULE));
+            for p in 0..P {
+                acc[r][p] = L::mul_add(acc[r][p], wv, xv[p]);
+            }
+        }
+    }
+    if pass.cut {
+        for p in 0..P {
+            xv[p] = L::load(x.add(p * pass.panel_len + whole * step));
+        }
+        for r in 0..R {
+            let wv = L::broadcast_head(w.add(r * pass.k + whole * L::GRANULE));
+            for p in 0..P {
+                acc[r][p] = L::mul_add(acc[r][p], wv, xv[p]);
+            }
+        }
+    }
+    for r in 0..R {
+        for p in 0..P {
+            _mm512_storeu_ps(out.add(r * pass.ld + p * PANEL), acc[r][p]);
         }
     }
 }
@@ -219,48 +516,33 @@ unsafe fn dot<L: Lanes>(x: *const L::Elem, w: *const L::Elem, k: usize) -> f32 {
     _mm512_reduce_add_ps(sum)
 }
 
-/// `out[r * stride + c] = x[r] · w[c]` for `R` rows of `x` and `C` rows of `w`, each `k` long.
-// Index loops over the const-sized register arrays are what unrolls into registers.
+/// `out[r] = x[r] · w` for `R` rows of `x`, each `k` long, against one row of `w`.
 #[allow(clippy::needless_range_loop)]
 #[inline(always)]
-unsafe fn tile<L: Lanes, const R: usize, const C: usize>(
+unsafe fn dots<L: Lanes, const R: usize>(
     x: *const L::Elem,
     w: *const L::Elem,
     k: usize,
     out: *mut f32,
-    stride: usize,
 ) {
-    let mut acc = [[_mm512_setzero_ps(); C]; R];
-    let mut wv = [L::load_head(w, 0); C];
+    let mut acc = [_mm512_setzero_ps(); R];
     let full = k / L::LANES * L::LANES;
     let mut p = 0;
     while p < full {
-        for c in 0..C {
-            wv[c] = L::load(w.add(c * k + p));
-        }
+        let wv = L::load(w.add(p));
         for r in 0..R {
-            let xv = L::load(x.add(r * k + p));
-            for c in 0..C {
-                acc[r][c] = L::mul_add(acc[r][c], xv, wv[c]);
-            }
+            acc[r] = L::mul_add(acc[r], L::load(x.add(r * k + p)), wv);
         }
         p += L::LANES;
     }
     if p < k {
         let n = k - p;
-        for c in 0..C {
-            wv[c] = L::load_head(w.add(c * k + p), n);
-        }
+        let wv = L::load_head(w.add(p), n);
         for r in 0..R {
-            let xv = L::load_head(x.add(r * k + p), n);
-            for c in 0..C {
-                acc[r][c] = L::mul_add(acc[r][c], xv, wv[c]);
-            }
+            acc[r] = L::mul_add(acc[r], L::load_head(x.add(r * k + p), n), wv);
         }
     }
     for r in 0..R {
-        for c in 0..C {
-            *out.add(r * stride + c) = _mm512_reduce_add_ps(acc[r][c]);
-        }
+        *out.add(r) = _mm512_reduce_add_ps(acc[r]);
     }
 }
