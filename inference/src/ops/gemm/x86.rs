@@ -162,7 +162,9 @@ impl<'a, L: Lanes> Product<'a, L> {
         assert_eq!(x.len(), m * k, "x is not (m, k)");
         assert_eq!(w.len() % k.max(1), 0, "w is not (n, k)");
         let packed = if m > MR && k > 0 {
-            pack::<L>(x, m, k)
+            let (panels, _) = split(m);
+            let rows = (panels * PANEL).min(m);
+            pack::<L>(&x[..rows * k], rows, k)
         } else {
             Vec::new()
         };
@@ -179,15 +181,19 @@ impl<'a, L: Lanes> Product<'a, L> {
     fn is_packed(&self) -> bool {
         !self.packed.is_empty()
     }
+
+    /// The packed panels of `x`, and the rows after them that take the dot-product path: a
+    /// last panel of a few rows would cost as much as a full one (a 129-token prompt would
+    /// pay for 144).
+    fn split(&self) -> (usize, usize) {
+        split(self.m)
+    }
 }
 
 impl<L: Lanes> Columns for Product<'_, L> {
     fn ld(&self) -> usize {
-        if self.m > MR {
-            self.m.next_multiple_of(PANEL)
-        } else {
-            self.m
-        }
+        let (panels, tail) = self.split();
+        panels * PANEL + tail
     }
 
     fn columns(&self, cols: Range<usize>, acc: &mut [f32]) {
@@ -200,6 +206,15 @@ impl<L: Lanes> Columns for Product<'_, L> {
         // whole panels; the asserts above bound every row of `w` and every column of `acc`
         // the tiles touch.
         unsafe { L::columns(self, cols, acc) }
+    }
+}
+
+/// See [`Product::split`].
+fn split(m: usize) -> (usize, usize) {
+    match m % PANEL {
+        _ if m <= MR => (0, m),
+        tail if tail <= MR => (m / PANEL, tail),
+        _ => (m.div_ceil(PANEL), 0),
     }
 }
 
@@ -362,15 +377,14 @@ unsafe fn columns_impl<L: Lanes>(product: &Product<L>, cols: Range<usize>, acc: 
             let wj = w.add(j * k);
             match m {
                 1 => *out = dot::<L>(x, wj, k),
-                2 => dots::<L, 2>(x, wj, k, out),
-                3 => dots::<L, 3>(x, wj, k, out),
-                _ => dots::<L, 4>(x, wj, k, out),
+                _ => few_rows::<L>(m, x, k, wj, k, out, false),
             }
         }
         return;
     }
     let ld = product.ld();
-    let panels = ld / PANEL;
+    let (panels, tail) = product.split();
+    let tail_x = x.add(panels * PANEL * k);
     let granules = k.div_ceil(L::GRANULE);
     let panel_len = panel_len::<L>(k);
     // Equal blocks: a short last block would cost a pass over the sums for little work.
@@ -402,6 +416,16 @@ unsafe fn columns_impl<L: Lanes>(product: &Product<L>, cols: Range<usize>, acc: 
                         4 => tile_rows::<L, 4>(n_panels, xp, wj, out, &pass),
                         5 => tile_rows::<L, 5>(n_panels, xp, wj, out, &pass),
                         _ => tile_rows::<L, 6>(n_panels, xp, wj, out, &pass),
+                    }
+                }
+                if tail > 0 && b1 == panels {
+                    // The rows of `w` just used are still in cache.
+                    let len = (pass.granules * L::GRANULE).min(k - g0 * L::GRANULE);
+                    for jj in j..(j + TILE_ROWS).min(cols.end) {
+                        let out = acc.add((jj - cols.start) * ld + panels * PANEL);
+                        let xt = tail_x.add(g0 * L::GRANULE);
+                        let wt = w.add(jj * k + g0 * L::GRANULE);
+                        few_rows::<L>(tail, xt, k, wt, len, out, !pass.first);
                     }
                 }
             }
@@ -516,33 +540,56 @@ unsafe fn dot<L: Lanes>(x: *const L::Elem, w: *const L::Elem, k: usize) -> f32 {
     _mm512_reduce_add_ps(sum)
 }
 
-/// `out[r] = x[r] · w` for `R` rows of `x`, each `k` long, against one row of `w`.
+/// [`dots`] for `rows` (1 to [`MR`]) rows of `x`.
+#[inline(always)]
+unsafe fn few_rows<L: Lanes>(
+    rows: usize,
+    x: *const L::Elem,
+    x_stride: usize,
+    w: *const L::Elem,
+    len: usize,
+    out: *mut f32,
+    add: bool,
+) {
+    match rows {
+        1 => dots::<L, 1>(x, x_stride, w, len, out, add),
+        2 => dots::<L, 2>(x, x_stride, w, len, out, add),
+        3 => dots::<L, 3>(x, x_stride, w, len, out, add),
+        _ => dots::<L, 4>(x, x_stride, w, len, out, add),
+    }
+}
+
+/// `out[r] (+)= x[r] · w` over `len` elements for `R` rows of `x`, `x_stride` apart, against
+/// one row of `w`; `add` adds to the sums in `out` instead of overwriting them.
 #[allow(clippy::needless_range_loop)]
 #[inline(always)]
 unsafe fn dots<L: Lanes, const R: usize>(
     x: *const L::Elem,
+    x_stride: usize,
     w: *const L::Elem,
-    k: usize,
+    len: usize,
     out: *mut f32,
+    add: bool,
 ) {
     let mut acc = [_mm512_setzero_ps(); R];
-    let full = k / L::LANES * L::LANES;
+    let full = len / L::LANES * L::LANES;
     let mut p = 0;
     while p < full {
         let wv = L::load(w.add(p));
         for r in 0..R {
-            acc[r] = L::mul_add(acc[r], L::load(x.add(r * k + p)), wv);
+            acc[r] = L::mul_add(acc[r], L::load(x.add(r * x_stride + p)), wv);
         }
         p += L::LANES;
     }
-    if p < k {
-        let n = k - p;
+    if p < len {
+        let n = len - p;
         let wv = L::load_head(w.add(p), n);
         for r in 0..R {
-            acc[r] = L::mul_add(acc[r], L::load_head(x.add(r * k + p), n), wv);
+            acc[r] = L::mul_add(acc[r], L::load_head(x.add(r * x_stride + p), n), wv);
         }
     }
     for r in 0..R {
-        *out.add(r) = _mm512_reduce_add_ps(acc[r]);
+        let sum = _mm512_reduce_add_ps(acc[r]);
+        *out.add(r) = if add { *out.add(r) + sum } else { sum };
     }
 }
