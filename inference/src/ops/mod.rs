@@ -13,6 +13,7 @@ pub mod fallback;
 mod gelu;
 mod gemm;
 mod linear;
+mod matmul;
 mod softmax;
 pub mod trace;
 
@@ -27,7 +28,7 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
-    /// `a @ b`, batched over leading dims.
+    /// `a @ b`, batched over leading dims. Its own kernels on the CPU for bf16.
     Matmul,
     /// `x · wᵀ` for `x: (m, k)` and a weight `w: (n, k)`: every projection of the model. Its
     /// own kernel on the CPU, Candle's matmul on other backends.
@@ -129,7 +130,7 @@ impl Op {
             )));
         }
         let out = match self {
-            Op::Matmul => xs[0].matmul(xs[1]),
+            Op::Matmul => matmul::matmul(xs[0], xs[1]),
             Op::Linear => linear::linear(xs[0], xs[1]),
             Op::Add => xs[0].add(xs[1]),
             Op::Mul => xs[0].mul(xs[1]),

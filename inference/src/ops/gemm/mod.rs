@@ -20,6 +20,8 @@ use rayon::prelude::*;
 const TASKS_PER_THREAD: usize = 4;
 /// The fewest rows of `w` a task is worth.
 const MIN_TASK_ROWS: usize = 16;
+/// Multiply-adds below which [`bf16_xw`] stays on the calling thread.
+const PARALLEL_XW_WORK: usize = 1 << 21;
 
 /// One product, prepared: computes the output columns `cols` (rows of `w`) for every row of
 /// `x` into `acc`, column by column: `acc[c * ld + i]` is row `i` of column `cols.start + c`.
@@ -63,6 +65,50 @@ pub fn f32_xwt(x: &[f32], w: &[f32], out: &mut [f32], m: usize, n: usize, k: usi
         return scatter(&product, x86::store_f32, out, m, n);
     }
     scatter(&portable::Product::f32(x, w, m, k), store::<f32>, out, m, n);
+}
+
+/// `out[i * n + j] = Σ_k x[i * k + k'] · w[k' * n + j]`: the product with `w` not transposed,
+/// for a few rows of `x` (attention's probabilities times the values of a decode step). Each
+/// row of `w` is read once per four rows of `x`.
+pub fn bf16_xw(x: &[bf16], w: &[bf16], out: &mut [bf16], m: usize, n: usize, k: usize) {
+    assert_eq!(x.len(), m * k, "x is not (m, k)");
+    assert_eq!(w.len(), k * n, "w is not (k, n)");
+    assert_eq!(out.len(), m * n, "out is not (m, n)");
+    #[cfg(target_arch = "x86_64")]
+    if x86::has_avx512_bf16_vl() {
+        let blocks: Vec<Range<usize>> = (0..n)
+            .step_by(x86::XW_COLS)
+            .map(|c| c..(c + x86::XW_COLS).min(n))
+            .collect();
+        let run = |cols: Range<usize>| {
+            let mut block = vec![bf16::ZERO; m * cols.len()];
+            x86::xw_bf16(x, w, m, n, cols.clone(), &mut block);
+            (cols, block)
+        };
+        let done: Vec<(Range<usize>, Vec<bf16>)> = if m * n * k >= PARALLEL_XW_WORK {
+            blocks.into_par_iter().map(run).collect()
+        } else {
+            blocks.into_iter().map(run).collect()
+        };
+        for (cols, block) in done {
+            for (i, row) in block.chunks_exact(cols.len()).enumerate() {
+                out[i * n + cols.start..i * n + cols.end].copy_from_slice(row);
+            }
+        }
+        return;
+    }
+    for (i, o) in out.chunks_exact_mut(n.max(1)).enumerate().take(m) {
+        let mut sums = vec![0f32; n];
+        for (t, wr) in w.chunks_exact(n.max(1)).enumerate().take(k) {
+            let xv = x[i * k + t].to_f32();
+            for (s, wv) in sums.iter_mut().zip(wr) {
+                *s += xv * wv.to_f32();
+            }
+        }
+        for (d, s) in o.iter_mut().zip(sums) {
+            *d = bf16::from_f32(s);
+        }
+    }
 }
 
 fn check(x: usize, w: usize, out: usize, m: usize, n: usize, k: usize) {

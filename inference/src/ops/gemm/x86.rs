@@ -319,6 +319,99 @@ unsafe fn store_impl<T: Sink>(
     }
 }
 
+/// Columns of `w` per block of [`xw_bf16`]: four 16-lane sums per row of `x`.
+pub(super) const XW_COLS: usize = 64;
+
+pub(super) fn has_avx512_bf16_vl() -> bool {
+    has_avx512_bf16() && is_x86_feature_detected!("avx512vl")
+}
+
+/// bf16 columns `cols` (at most [`XW_COLS`]) of `x · w` for `x: (m, k)` and `w: (k, n)`, both
+/// row-major, into `out` laid out `(m, cols.len())`. Only called after [`has_avx512_bf16_vl`].
+pub(super) fn xw_bf16(
+    x: &[bf16],
+    w: &[bf16],
+    m: usize,
+    n: usize,
+    cols: Range<usize>,
+    out: &mut [bf16],
+) {
+    assert!(has_avx512_bf16_vl());
+    let k = x.len().checked_div(m).unwrap_or(0);
+    assert!(
+        x.len() == m * k && w.len() == k * n,
+        "x is not (m, k) or w is not (k, n)"
+    );
+    assert!(cols.end <= n && cols.len() <= XW_COLS && out.len() == m * cols.len());
+    // SAFETY: the features are checked and every index stays inside the asserted lengths.
+    unsafe { xw_bf16_enabled(x.as_ptr(), w.as_ptr(), m, n, k, cols, out.as_mut_ptr()) }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
+unsafe fn xw_bf16_enabled(
+    x: *const bf16,
+    w: *const bf16,
+    m: usize,
+    n: usize,
+    k: usize,
+    cols: Range<usize>,
+    out: *mut bf16,
+) {
+    let width = cols.len();
+    let mut masks = [0 as __mmask16; XW_COLS / 16];
+    for (v, mask) in masks.iter_mut().enumerate() {
+        let lanes = width.saturating_sub(16 * v).min(16);
+        *mask = ((1u32 << lanes) - 1) as __mmask16;
+    }
+    let w = w.add(cols.start);
+    for r0 in (0..m).step_by(MR) {
+        let (x, out) = (x.add(r0 * k), out.add(r0 * width));
+        match (m - r0).min(MR) {
+            1 => xw_rows::<1>(x, w, n, k, &masks, out, width),
+            2 => xw_rows::<2>(x, w, n, k, &masks, out, width),
+            3 => xw_rows::<3>(x, w, n, k, &masks, out, width),
+            _ => xw_rows::<4>(x, w, n, k, &masks, out, width),
+        }
+    }
+}
+
+/// `R` rows of `x` against a block of columns of `w`: each row of `w` is widened once and
+/// multiplied by the `R` values of `x` that meet it, into 16-lane f32 sums.
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+unsafe fn xw_rows<const R: usize>(
+    x: *const bf16,
+    w: *const bf16,
+    n: usize,
+    k: usize,
+    masks: &[__mmask16; XW_COLS / 16],
+    out: *mut bf16,
+    width: usize,
+) {
+    const V: usize = XW_COLS / 16;
+    let mut acc = [[_mm512_setzero_ps(); V]; R];
+    for t in 0..k {
+        let row = w.add(t * n);
+        let mut wv = [_mm512_setzero_ps(); V];
+        for v in 0..V {
+            let half = _mm256_maskz_loadu_epi16(masks[v], row.add(16 * v).cast());
+            wv[v] = _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(half)));
+        }
+        for r in 0..R {
+            let xv = _mm512_set1_ps((*x.add(r * k + t)).to_f32());
+            for v in 0..V {
+                acc[r][v] = _mm512_fmadd_ps(xv, wv[v], acc[r][v]);
+            }
+        }
+    }
+    for r in 0..R {
+        for v in 0..V {
+            let narrow = std::mem::transmute::<__m256bh, __m256i>(_mm512_cvtneps_pbh(acc[r][v]));
+            _mm256_mask_storeu_epi16(out.add(r * width + 16 * v).cast(), masks[v], narrow);
+        }
+    }
+}
+
 /// `x` in panels of [`PANEL`] rows: granule `g` of row `t` of a panel at `(g * PANEL + t)`
 /// granules from the panel's start, so one load gives the same granule of 16 rows.
 fn pack<L: Lanes>(x: &[L::Elem], m: usize, k: usize) -> Vec<L::Elem> {
