@@ -7,16 +7,8 @@ use candle_core::{backend::BackendStorage, CpuStorage, CustomOp2, DType, Layout,
 
 use super::gemm;
 
-/// Rows of `x` above which f32 goes to Candle's matmul: its `gemm` is a tuned f32 GEMM, while
-/// at decode sizes this kernel reads the weights on every core.
-const F32_KERNEL_MAX_ROWS: usize = 8;
-
 pub fn linear(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
-    let ours = match x.dtype() {
-        DType::BF16 => true,
-        DType::F32 => x.dims().first().is_some_and(|&m| m <= F32_KERNEL_MAX_ROWS),
-        _ => false,
-    };
+    let ours = matches!(x.dtype(), DType::BF16 | DType::F32);
     if x.device().is_cpu() && ours && x.dtype() == w.dtype() {
         let (x, w) = (x.contiguous()?, w.contiguous()?);
         return x.apply_op2_no_bwd(&w, &CpuLinear);
