@@ -149,8 +149,10 @@ pub fn has_avx512() -> bool {
 pub(super) struct Product<'a, L: Lanes> {
     x: &'a [L::Elem],
     w: &'a [L::Elem],
-    /// `x` in panels of [`PANEL`] rows, zero-padded; empty on the dot-product path.
+    /// `x` in panels of [`PANEL`] rows, zero-padded, from `packed_at` on; empty on the
+    /// dot-product path.
     packed: Vec<L::Elem>,
+    packed_at: usize,
     m: usize,
     k: usize,
     lanes: PhantomData<L>,
@@ -161,17 +163,18 @@ impl<'a, L: Lanes> Product<'a, L> {
         assert!(L::detected(), "the CPU lacks the features of this kernel");
         assert_eq!(x.len(), m * k, "x is not (m, k)");
         assert_eq!(w.len() % k.max(1), 0, "w is not (n, k)");
-        let packed = if m > MR && k > 0 {
+        let (packed, packed_at) = if m > MR && k > 0 {
             let (panels, _) = split(m);
             let rows = (panels * PANEL).min(m);
             pack::<L>(&x[..rows * k], rows, k)
         } else {
-            Vec::new()
+            (Vec::new(), 0)
         };
         Self {
             x,
             w,
             packed,
+            packed_at,
             m,
             k,
             lanes: PhantomData,
@@ -413,13 +416,17 @@ unsafe fn xw_rows<const R: usize>(
 }
 
 /// `x` in panels of [`PANEL`] rows: granule `g` of row `t` of a panel at `(g * PANEL + t)`
-/// granules from the panel's start, so one load gives the same granule of 16 rows.
-fn pack<L: Lanes>(x: &[L::Elem], m: usize, k: usize) -> Vec<L::Elem> {
+/// granules from the panel's start, so one load gives the same granule of 16 rows. The panels
+/// start at the returned index, on a cache line: a load that straddles two lines costs two.
+fn pack<L: Lanes>(x: &[L::Elem], m: usize, k: usize) -> (Vec<L::Elem>, usize) {
     const { assert!(L::GRANULE > 0) };
+    const LINE: usize = 64;
     let panel_len = panel_len::<L>(k);
     let whole = k / L::GRANULE;
-    let mut packed = vec![L::Elem::default(); m.div_ceil(PANEL) * panel_len];
-    packed
+    let len = m.div_ceil(PANEL) * panel_len;
+    let mut packed = vec![L::Elem::default(); len + LINE / std::mem::size_of::<L::Elem>()];
+    let at = packed.as_ptr().align_offset(LINE);
+    packed[at..at + len]
         .par_chunks_mut(panel_len)
         .zip(x.par_chunks(PANEL * k))
         .for_each(|(panel, rows)| {
@@ -437,7 +444,7 @@ fn pack<L: Lanes>(x: &[L::Elem], m: usize, k: usize) -> Vec<L::Elem> {
                 }
             }
         });
-    packed
+    (packed, at)
 }
 
 fn panel_len<L: Lanes>(k: usize) -> usize {
@@ -499,7 +506,7 @@ unsafe fn columns_impl<L: Lanes>(product: &Product<L>, cols: Range<usize>, acc: 
                     let xp = product
                         .packed
                         .as_ptr()
-                        .add(p0 * panel_len + g0 * PANEL * L::GRANULE);
+                        .add(product.packed_at + p0 * panel_len + g0 * PANEL * L::GRANULE);
                     let out = acc.add((j - cols.start) * ld + p0 * PANEL);
                     let n_panels = (b1 - p0).min(TILE_PANELS);
                     match (cols.end - j).min(TILE_ROWS) {
