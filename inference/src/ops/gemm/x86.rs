@@ -243,31 +243,8 @@ impl Sink for f32 {
 }
 
 /// [`super::Store`] for bf16 outputs; only called after [`has_avx512_bf16`].
-pub(super) unsafe fn store_bf16(
-    acc: &[f32],
-    ld: usize,
-    cols: usize,
-    m: usize,
-    out: *mut bf16,
-    n: usize,
-) {
-    store_bf16_enabled(acc, ld, cols, m, out, n)
-}
-
-/// [`super::Store`] for f32 outputs; only called after [`has_avx512`].
-pub(super) unsafe fn store_f32(
-    acc: &[f32],
-    ld: usize,
-    cols: usize,
-    m: usize,
-    out: *mut f32,
-    n: usize,
-) {
-    store_f32_enabled(acc, ld, cols, m, out, n)
-}
-
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-unsafe fn store_bf16_enabled(
+pub(super) unsafe fn store_bf16(
     acc: &[f32],
     ld: usize,
     cols: usize,
@@ -278,8 +255,9 @@ unsafe fn store_bf16_enabled(
     store_impl(acc, ld, cols, m, out, n)
 }
 
+/// [`super::Store`] for f32 outputs; only called after [`has_avx512`].
 #[target_feature(enable = "avx512f")]
-unsafe fn store_f32_enabled(
+pub(super) unsafe fn store_f32(
     acc: &[f32],
     ld: usize,
     cols: usize,
@@ -581,34 +559,45 @@ unsafe fn tile<L: Lanes, const R: usize, const P: usize>(
             }
         }
     }
-    let step = PANEL * L::GRANULE;
     let whole = pass.granules - usize::from(pass.cut);
-    let mut xv = [L::load_head(x, 0); P];
     for g in 0..whole {
-        for p in 0..P {
-            xv[p] = L::load(x.add(p * pass.panel_len + g * step));
-        }
-        for r in 0..R {
-            let wv = L::broadcast(w.add(r * pass.k + g * L::GRANULE));
-            for p in 0..P {
-                acc[r][p] = L::mul_add(acc[r][p], wv, xv[p]);
-            }
-        }
+        granule::<L, R, P>(&mut acc, x, w, g, pass, false);
     }
     if pass.cut {
-        for p in 0..P {
-            xv[p] = L::load(x.add(p * pass.panel_len + whole * step));
-        }
-        for r in 0..R {
-            let wv = L::broadcast_head(w.add(r * pass.k + whole * L::GRANULE));
-            for p in 0..P {
-                acc[r][p] = L::mul_add(acc[r][p], wv, xv[p]);
-            }
-        }
+        granule::<L, R, P>(&mut acc, x, w, whole, pass, true);
     }
     for r in 0..R {
         for p in 0..P {
             _mm512_storeu_ps(out.add(r * pass.ld + p * PANEL), acc[r][p]);
+        }
+    }
+}
+
+/// Granule `g` of [`tile`]: the panels' loads, then each row's broadcast against them; `cut`:
+/// the granule is cut short by the end of an odd-length row.
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+unsafe fn granule<L: Lanes, const R: usize, const P: usize>(
+    acc: &mut [[__m512; P]; R],
+    x: *const L::Elem,
+    w: *const L::Elem,
+    g: usize,
+    pass: &Pass,
+    cut: bool,
+) {
+    let mut xv = [L::load_head(x, 0); P];
+    for p in 0..P {
+        xv[p] = L::load(x.add(p * pass.panel_len + g * PANEL * L::GRANULE));
+    }
+    for r in 0..R {
+        let at = w.add(r * pass.k + g * L::GRANULE);
+        let wv = if cut {
+            L::broadcast_head(at)
+        } else {
+            L::broadcast(at)
+        };
+        for p in 0..P {
+            acc[r][p] = L::mul_add(acc[r][p], wv, xv[p]);
         }
     }
 }
