@@ -21,6 +21,7 @@ const TASKS_PER_THREAD: usize = 4;
 /// The fewest rows of `w` a task is worth.
 const MIN_TASK_ROWS: usize = 16;
 /// Multiply-adds below which [`bf16_xw`] stays on the calling thread.
+#[cfg(target_arch = "x86_64")]
 const PARALLEL_XW_WORK: usize = 1 << 21;
 
 /// One product, prepared: computes the output columns `cols` (rows of `w`) for every row of
