@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use candle_core::DType;
 use inference::device::{self, DeviceChoice};
+use inference::ops::kernel_path::{self, KernelPath};
 use op_matrix::preflight;
 use serde::Serialize;
 
@@ -21,6 +22,7 @@ pub struct Args {
 struct Report {
     version: &'static str,
     candle: &'static str,
+    cpu_kernels: CpuKernels,
     backends: Vec<Backend>,
     hub: Hub,
 }
@@ -46,6 +48,15 @@ struct DTypeCheck {
     ms: f64,
     failures: BTreeMap<String, String>,
     fix: Option<String>,
+}
+
+/// This crate's own CPU kernels: the path in use and every path the CPU can run.
+#[derive(Serialize)]
+struct CpuKernels {
+    active: KernelPath,
+    supported: Vec<KernelPath>,
+    /// Whether `GEMMA3_CPU_KERNELS` chose the active path.
+    forced: bool,
 }
 
 #[derive(Serialize)]
@@ -93,6 +104,11 @@ fn report() -> Result<Report> {
     Ok(Report {
         version: env!("CARGO_PKG_VERSION"),
         candle: op_matrix::CANDLE_VERSION,
+        cpu_kernels: CpuKernels {
+            active: kernel_path::active(),
+            supported: KernelPath::supported(),
+            forced: kernel_path::from_env()?.is_some(),
+        },
         backends,
         hub: Hub {
             cache: cache.path().display().to_string(),
@@ -141,6 +157,15 @@ fn backend(choice: DeviceChoice, compiled: bool) -> Result<Backend> {
 
 fn print_text(report: &Report) {
     println!("gemma3 {} (candle {})", report.version, report.candle);
+    let k = &report.cpu_kernels;
+    let supported: Vec<&str> = k.supported.iter().map(|p| p.name()).collect();
+    println!(
+        "cpu    kernels {}{} (this CPU runs {}; {} chooses one)",
+        k.active,
+        if k.forced { ", forced" } else { "" },
+        supported.join(", "),
+        kernel_path::ENV
+    );
     for b in &report.backends {
         match (&b.device, &b.unavailable) {
             (Some(device), _) => println!("{:6} {device}", b.name),

@@ -174,6 +174,7 @@ pub fn run(args: Args) -> Result<()> {
         "prefill_tok_s": rate(prompt.len(), t.prefill),
         "decode_tok_s": rate(t.decode_steps, t.decode),
         "preflight_ms": loaded.preflight.map(|d| d.as_secs_f64() * 1e3),
+        "cpu_kernels": inference::ops::kernel_path::active(),
     });
     let mut line = format!(
         "load {load_s:.2} s, prompt {} tokens at {:.1} tok/s, generated {} tokens at {:.1} tok/s, first token after {:.0} ms",

@@ -5,6 +5,7 @@
 use candle_core::{DType, Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use inference::ops;
+use inference::ops::kernel_path::{self, KernelPath};
 
 const HIDDEN: usize = 1152;
 const VOCAB: usize = 262_144;
@@ -18,34 +19,37 @@ fn randn(shape: &[usize], dtype: DType) -> Tensor {
     ops::cast(&t, dtype).expect("a cast")
 }
 
+/// Every projection shape on every CPU kernel path this machine has:
+/// `linear/<dtype>/<path>/<shape>`.
 fn linear(c: &mut Criterion) {
-    for dtype in [DType::BF16, DType::F32] {
-        let mut group = c.benchmark_group(format!("linear/{}", dtype.as_str()));
-        group.sample_size(10);
-        for (name, n, k) in [
-            ("lm_head", VOCAB, HIDDEN),
-            ("mlp_up", INTERMEDIATE, HIDDEN),
-            ("mlp_down", HIDDEN, INTERMEDIATE),
-        ] {
-            let w = randn(&[n, k], dtype);
-            let x = randn(&[1, k], dtype);
-            group.throughput(Throughput::Bytes((n * k * dtype.size_in_bytes()) as u64));
-            group.bench_function(name, |b| b.iter(|| ops::linear(&x, &w).unwrap()));
+    for path in KernelPath::supported() {
+        kernel_path::force(path).expect("a supported path");
+        for dtype in [DType::BF16, DType::F32] {
+            let mut group = c.benchmark_group(format!("linear/{}/{path}", dtype.as_str()));
+            group.sample_size(10);
+            for (name, n, k) in [
+                ("lm_head", VOCAB, HIDDEN),
+                ("mlp_up", INTERMEDIATE, HIDDEN),
+                ("mlp_down", HIDDEN, INTERMEDIATE),
+            ] {
+                let w = randn(&[n, k], dtype);
+                let x = randn(&[1, k], dtype);
+                group.throughput(Throughput::Bytes((n * k * dtype.size_in_bytes()) as u64));
+                group.bench_function(name, |b| b.iter(|| ops::linear(&x, &w).unwrap()));
+            }
+            for (name, n, k, m) in [
+                ("mlp_up_prefill_128", INTERMEDIATE, HIDDEN, 128),
+                ("mlp_down_prefill_128", HIDDEN, INTERMEDIATE, 128),
+                ("mlp_up_prefill_512", INTERMEDIATE, HIDDEN, 512),
+            ] {
+                let (w, x) = (randn(&[n, k], dtype), randn(&[m, k], dtype));
+                group.throughput(Throughput::Elements((2 * m * n * k) as u64));
+                group.bench_function(name, |b| b.iter(|| ops::linear(&x, &w).unwrap()));
+            }
+            group.finish();
         }
-        for (name, n, k) in [
-            ("mlp_up_prefill_128", INTERMEDIATE, HIDDEN),
-            ("mlp_down_prefill_128", HIDDEN, INTERMEDIATE),
-            ("mlp_up_prefill_512", INTERMEDIATE, HIDDEN),
-        ] {
-            let (w, x) = (
-                randn(&[n, k], dtype),
-                randn(&[if name.ends_with("512") { 512 } else { 128 }, k], dtype),
-            );
-            group.throughput(Throughput::Elements((2 * x.dim(0).unwrap() * n * k) as u64));
-            group.bench_function(name, |b| b.iter(|| ops::linear(&x, &w).unwrap()));
-        }
-        group.finish();
     }
+    kernel_path::force(KernelPath::best()).expect("the best path");
 }
 
 /// The ceiling for the LM head: reading as many bytes with nothing else to do, on every core.

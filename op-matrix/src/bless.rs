@@ -4,7 +4,8 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Tensor};
+use inference::ops::kernel_path::{self, KernelPath};
 
 use crate::compare::compare;
 use crate::e2e;
@@ -41,7 +42,23 @@ pub fn bless(dir: &Path, models: &[(&str, &Path)]) -> Result<usize> {
     Ok(cases.len())
 }
 
-/// Differences between a fresh trace and the goldens in `dir`; empty when they agree.
+/// [`check`] on every CPU kernel path this machine can run, each difference prefixed by its
+/// path: a machine of another kind takes another path, and the goldens must hold there too.
+/// The active path is restored afterwards.
+pub fn check_every_path(dir: &Path, models: &[(&str, &Path)]) -> Result<Vec<String>> {
+    let before = kernel_path::active();
+    let mut diffs = Vec::new();
+    for path in KernelPath::supported() {
+        kernel_path::force(path)?;
+        let found = check(dir, models);
+        kernel_path::force(before)?;
+        diffs.extend(found?.into_iter().map(|d| format!("{path}: {d}")));
+    }
+    Ok(diffs)
+}
+
+/// Differences between a fresh trace on the active CPU kernel path and the goldens in `dir`;
+/// empty when they agree.
 pub fn check(dir: &Path, models: &[(&str, &Path)]) -> Result<Vec<String>> {
     let fresh = trace_all(models)?;
     let (_, stored) = golden::load(&golden::read_dir(dir)?)?;
@@ -79,16 +96,20 @@ pub fn check(dir: &Path, models: &[(&str, &Path)]) -> Result<Vec<String>> {
     }
     let e2e_path = dir.join(e2e::FILE);
     let stored_e2e = candle_core::safetensors::load(&e2e_path, &Device::Cpu)?;
-    for (name, tensor) in e2e::goldens(models, &DTYPES)? {
-        match stored_e2e.get(&name) {
-            None => diffs.push(format!("+ e2e {name} (missing from {})", e2e::FILE)),
-            Some(old) => {
-                let tol = tolerance::for_dtype(DType::F32);
-                if let Outcome::Mismatch { reason, .. } =
-                    compare(&to_f64(&tensor)?, &to_f64(old)?, &tol)
-                {
-                    diffs.push(format!("~ e2e {name}: {reason}"));
-                }
+    for dtype in DTYPES {
+        let tol = tolerance::for_retrace(dtype);
+        let mut fresh: Vec<(String, Tensor)> =
+            e2e::goldens(models, &[dtype])?.into_iter().collect();
+        fresh.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, tensor) in fresh {
+            let Some(old) = stored_e2e.get(&name) else {
+                diffs.push(format!("+ e2e {name} (missing from {})", e2e::FILE));
+                continue;
+            };
+            if let Outcome::Mismatch { reason, .. } =
+                compare(&to_f64(&tensor)?, &to_f64(old)?, &tol)
+            {
+                diffs.push(format!("~ e2e {name}: {reason}"));
             }
         }
     }

@@ -1,6 +1,6 @@
 //! The op inventory, traced afresh from the model code, against what is committed: the
-//! insta snapshot shows a change in the model's op set in review, and the golden check
-//! catches a change in the numbers (a Candle upgrade, a kernel change).
+//! insta snapshot shows a change in the model's op set in review. The numbers are checked in
+//! `kernel_paths.rs`, on every CPU kernel path.
 
 mod common;
 
@@ -48,16 +48,4 @@ fn every_dtype_traces_every_kernel_of_the_forward_pass() {
             assert!(ops.contains(op), "{dtype}: {op} missing from {ops:?}");
         }
     }
-}
-
-#[test]
-fn committed_goldens_match_a_fresh_trace() {
-    let models = models();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../golden/ops");
-    let diffs = bless::check(&dir, &refs(&models)).unwrap();
-    assert!(
-        diffs.is_empty(),
-        "run `cargo xtask golden` to see why:\n{}",
-        diffs.join("\n")
-    );
 }

@@ -86,24 +86,37 @@ fn map<T: Copy + Default + Send + Sync>(
     out
 }
 
-/// One row of gelu, compiled for AVX-512 where the CPU has it: the loops below vectorize to
-/// 16 lanes there and to 4 with the baseline x86-64 features.
+/// One row of gelu, compiled for the active [`KernelPath`]: the loops below vectorize to 16
+/// lanes with AVX-512, 8 with AVX2 and 4 with the baseline SSE2 or NEON. Every element is
+/// computed alone, so every path gives the same bits.
 macro_rules! row_kernel {
-    ($name:ident, $fast:ident, $t:ty, $f:expr) => {
+    ($name:ident, $t:ty, $f:expr) => {
         fn $name(src: &[$t], dst: &mut [$t]) {
             #[cfg(target_arch = "x86_64")]
-            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw") {
-                // SAFETY: the features are detected just above.
-                return unsafe { $fast(src, dst) };
-            }
-            for (o, &v) in dst.iter_mut().zip(src) {
-                *o = $f(v);
-            }
-        }
+            {
+                #[target_feature(enable = "avx512f,avx512bw")]
+                unsafe fn avx512(src: &[$t], dst: &mut [$t]) {
+                    for (o, &v) in dst.iter_mut().zip(src) {
+                        *o = $f(v);
+                    }
+                }
 
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx512f,avx512bw")]
-        unsafe fn $fast(src: &[$t], dst: &mut [$t]) {
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2(src: &[$t], dst: &mut [$t]) {
+                    for (o, &v) in dst.iter_mut().zip(src) {
+                        *o = $f(v);
+                    }
+                }
+
+                use super::kernel_path::{active, KernelPath};
+                match active() {
+                    // SAFETY: the active path is one the CPU supports.
+                    KernelPath::Avx512 => return unsafe { avx512(src, dst) },
+                    // SAFETY: as above.
+                    KernelPath::Avx2 => return unsafe { avx2(src, dst) },
+                    _ => {}
+                }
+            }
             for (o, &v) in dst.iter_mut().zip(src) {
                 *o = $f(v);
             }
@@ -111,10 +124,8 @@ macro_rules! row_kernel {
     };
 }
 
-row_kernel!(gelu_bf16, gelu_bf16_avx512, bf16, |v| narrow(gelu(widen(
-    v
-))));
-row_kernel!(gelu_f32, gelu_f32_avx512, f32, gelu);
+row_kernel!(gelu_bf16, bf16, |v| narrow(gelu(widen(v))));
+row_kernel!(gelu_f32, f32, gelu);
 
 #[inline(always)]
 fn widen(v: bf16) -> f32 {

@@ -12,6 +12,7 @@ mod dtype_name;
 pub mod fallback;
 mod gelu;
 mod gemm;
+pub mod kernel_path;
 mod linear;
 mod matmul;
 mod softmax;

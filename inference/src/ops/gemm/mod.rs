@@ -4,16 +4,26 @@
 //! dtype, on every core.
 //!
 //! Work is split over the rows of `w` (output columns). Each task fills a column-major block
-//! of f32 sums, which it writes into its columns of the output.
+//! of f32 sums, which it writes into its columns of the output. The kernels are chosen per
+//! call by [`KernelPath`]: [`simd`]'s loops compiled for AVX-512, AVX2 or NEON, or
+//! [`portable`]'s.
 
-mod portable;
 #[cfg(target_arch = "x86_64")]
-mod x86;
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+#[cfg(target_arch = "aarch64")]
+mod neon;
+mod portable;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod simd;
 
 use std::ops::Range;
 
 use half::bf16;
 use rayon::prelude::*;
+
+use super::kernel_path::{self, KernelPath};
 
 /// Parallel tasks per thread: enough to balance uneven progress, few enough to amortise
 /// scheduling, which costs more than a small task's work.
@@ -21,7 +31,7 @@ const TASKS_PER_THREAD: usize = 4;
 /// The fewest rows of `w` a task is worth.
 const MIN_TASK_ROWS: usize = 16;
 /// Multiply-adds below which [`bf16_xw`] stays on the calling thread.
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 const PARALLEL_XW_WORK: usize = 1 << 21;
 
 /// One product, prepared: computes the output columns `cols` (rows of `w`) for every row of
@@ -40,74 +50,143 @@ trait Columns: Sync {
 /// from `out` on; `acc` holds at least `cols * ld` sums.
 type Store<T> = unsafe fn(&[f32], usize, usize, usize, *mut T, usize);
 
-/// `out[i * n + j] = Σ_k x[i * k + k'] · w[j * k + k']`.
+/// `out[i * n + j] = Σ_k x[i * k + k'] · w[j * k + k']`, on the active [`KernelPath`].
 pub fn bf16_xwt(x: &[bf16], w: &[bf16], out: &mut [bf16], m: usize, n: usize, k: usize) {
+    bf16_xwt_on(kernel_path::active(), x, w, out, m, n, k)
+}
+
+/// [`bf16_xwt`] on `path`, which the CPU must support.
+pub fn bf16_xwt_on(
+    path: KernelPath,
+    x: &[bf16],
+    w: &[bf16],
+    out: &mut [bf16],
+    m: usize,
+    n: usize,
+    k: usize,
+) {
     check(x.len(), w.len(), out.len(), m, n, k);
-    #[cfg(target_arch = "x86_64")]
-    if x86::has_avx512_bf16() {
-        let product = x86::Product::<x86::Bf16>::new(x, w, m, k);
-        return scatter(&product, x86::store_bf16, out, m, n);
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx512 => {
+            let product = simd::Product::<avx512::Bf16>::new(x, w, m, k);
+            scatter(&product, avx512::store_bf16, out, m, n)
+        }
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx2 => {
+            let product = simd::Product::<avx2::Bf16>::new(x, w, m, k);
+            scatter(&product, store::<bf16>, out, m, n)
+        }
+        #[cfg(target_arch = "aarch64")]
+        KernelPath::Neon => {
+            let product = simd::Product::<neon::Bf16>::new(x, w, m, k);
+            scatter(&product, store::<bf16>, out, m, n)
+        }
+        _ => scatter(
+            &portable::Product::bf16(x, w, m, k),
+            store::<bf16>,
+            out,
+            m,
+            n,
+        ),
     }
-    scatter(
-        &portable::Product::bf16(x, w, m, k),
-        store::<bf16>,
-        out,
-        m,
-        n,
-    );
 }
 
 /// The f32 counterpart of [`bf16_xwt`].
 pub fn f32_xwt(x: &[f32], w: &[f32], out: &mut [f32], m: usize, n: usize, k: usize) {
+    f32_xwt_on(kernel_path::active(), x, w, out, m, n, k)
+}
+
+/// [`f32_xwt`] on `path`, which the CPU must support.
+pub fn f32_xwt_on(
+    path: KernelPath,
+    x: &[f32],
+    w: &[f32],
+    out: &mut [f32],
+    m: usize,
+    n: usize,
+    k: usize,
+) {
     check(x.len(), w.len(), out.len(), m, n, k);
-    #[cfg(target_arch = "x86_64")]
-    if x86::has_avx512() {
-        let product = x86::Product::<x86::F32>::new(x, w, m, k);
-        return scatter(&product, x86::store_f32, out, m, n);
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx512 => {
+            let product = simd::Product::<avx512::F32>::new(x, w, m, k);
+            scatter(&product, avx512::store_f32, out, m, n)
+        }
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx2 => {
+            let product = simd::Product::<avx2::F32>::new(x, w, m, k);
+            scatter(&product, store::<f32>, out, m, n)
+        }
+        #[cfg(target_arch = "aarch64")]
+        KernelPath::Neon => {
+            let product = simd::Product::<neon::F32>::new(x, w, m, k);
+            scatter(&product, store::<f32>, out, m, n)
+        }
+        _ => scatter(&portable::Product::f32(x, w, m, k), store::<f32>, out, m, n),
     }
-    scatter(&portable::Product::f32(x, w, m, k), store::<f32>, out, m, n);
 }
 
 /// `out[i * n + j] = Σ_k x[i * k + k'] · w[k' * n + j]`: the product with `w` not transposed,
 /// for a few rows of `x` (attention's probabilities times the values of a decode step). Each
 /// row of `w` is read once per four rows of `x`.
 pub fn bf16_xw(x: &[bf16], w: &[bf16], out: &mut [bf16], m: usize, n: usize, k: usize) {
+    bf16_xw_on(kernel_path::active(), x, w, out, m, n, k)
+}
+
+/// [`bf16_xw`] on `path`, which the CPU must support.
+pub fn bf16_xw_on(
+    path: KernelPath,
+    x: &[bf16],
+    w: &[bf16],
+    out: &mut [bf16],
+    m: usize,
+    n: usize,
+    k: usize,
+) {
     assert_eq!(x.len(), m * k, "x is not (m, k)");
     assert_eq!(w.len(), k * n, "w is not (k, n)");
     assert_eq!(out.len(), m * n, "out is not (m, n)");
-    #[cfg(target_arch = "x86_64")]
-    if x86::has_avx512_bf16_vl() {
-        let blocks: Vec<Range<usize>> = (0..n)
-            .step_by(x86::XW_COLS)
-            .map(|c| c..(c + x86::XW_COLS).min(n))
-            .collect();
-        let run = |cols: Range<usize>| {
-            let mut block = vec![bf16::ZERO; m * cols.len()];
-            x86::xw_bf16(x, w, m, n, cols.clone(), &mut block);
-            (cols, block)
-        };
-        let done: Vec<(Range<usize>, Vec<bf16>)> = if m * n * k >= PARALLEL_XW_WORK {
-            blocks.into_par_iter().map(run).collect()
-        } else {
-            blocks.into_iter().map(run).collect()
-        };
-        for (cols, block) in done {
-            for (i, row) in block.chunks_exact(cols.len()).enumerate() {
-                out[i * n + cols.start..i * n + cols.end].copy_from_slice(row);
-            }
-        }
-        return;
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx512 => xw_blocks::<avx512::Bf16>(x, w, out, m, n, k),
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx2 => xw_blocks::<avx2::Bf16>(x, w, out, m, n, k),
+        #[cfg(target_arch = "aarch64")]
+        KernelPath::Neon => xw_blocks::<neon::Bf16>(x, w, out, m, n, k),
+        _ => portable::xw_bf16(x, w, out, m, n, k),
     }
-    for (i, o) in out.chunks_exact_mut(n.max(1)).enumerate().take(m) {
-        let mut sums = vec![0f32; n];
-        for (t, wr) in w.chunks_exact(n.max(1)).enumerate().take(k) {
-            let xv = x[i * k + t].to_f32();
-            for (s, wv) in sums.iter_mut().zip(wr) {
-                *s += xv * wv.to_f32();
-            }
-        }
-        for (d, s) in o.iter_mut().zip(sums) {
-            *d = bf16::from_f32(s);
+}
+
+/// [`bf16_xw`] in blocks of columns, on every core when the product is big enough.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn xw_blocks<L: simd::Widen>(
+    x: &[bf16],
+    w: &[bf16],
+    out: &mut [bf16],
+    m: usize,
+    n: usize,
+    k: usize,
+) {
+    let width = simd::xw_cols::<L>();
+    let blocks: Vec<Range<usize>> = (0..n)
+        .step_by(width)
+        .map(|c| c..(c + width).min(n))
+        .collect();
+    let run = |cols: Range<usize>| {
+        let mut block = vec![bf16::ZERO; m * cols.len()];
+        simd::xw_block::<L>(x, w, m, n, cols.clone(), &mut block);
+        (cols, block)
+    };
+    let done: Vec<(Range<usize>, Vec<bf16>)> = if m * n * k >= PARALLEL_XW_WORK {
+        blocks.into_par_iter().map(run).collect()
+    } else {
+        blocks.into_iter().map(run).collect()
+    };
+    for (cols, block) in done {
+        for (i, row) in block.chunks_exact(cols.len()).enumerate() {
+            out[i * n + cols.start..i * n + cols.end].copy_from_slice(row);
         }
     }
 }
@@ -208,77 +287,96 @@ mod tests {
             .collect()
     }
 
+    fn to_bf16(v: &[f32]) -> Vec<bf16> {
+        v.iter().copied().map(bf16::from_f32).collect()
+    }
+
+    fn widen(v: &[bf16]) -> Vec<f32> {
+        v.iter().map(|v| v.to_f32()).collect()
+    }
+
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(64))]
+        #![proptest_config(ProptestConfig::with_cases(48))]
         #[test]
-        fn bf16_matches_an_f64_reference(m in 1usize..20, n in 1usize..150, k in 1usize..300, seed: u32) {
-            let x: Vec<bf16> = values(m * k, seed).into_iter().map(bf16::from_f32).collect();
-            let w: Vec<bf16> = values(n * k, !seed).into_iter().map(bf16::from_f32).collect();
-            let mut out = vec![bf16::ZERO; m * n];
-            bf16_xwt(&x, &w, &mut out, m, n, k);
-            let xf: Vec<f32> = x.iter().map(|v| v.to_f32()).collect();
-            let wf: Vec<f32> = w.iter().map(|v| v.to_f32()).collect();
-            for (got, want) in out.iter().zip(reference(&xf, &wf, m, n, k)) {
-                // Exact products, f32 sums: only the final rounding to bf16 remains.
-                let tol = want.abs() / 128.0 + 1e-5 * k as f64;
-                prop_assert!((got.to_f64() - want).abs() <= tol, "{} vs {}", got, want);
+        fn bf16_matches_an_f64_reference_on_every_path(m in 1usize..40, n in 1usize..150, k in 1usize..300, seed: u32) {
+            let x = to_bf16(&values(m * k, seed));
+            let w = to_bf16(&values(n * k, !seed));
+            let want = reference(&widen(&x), &widen(&w), m, n, k);
+            for path in KernelPath::supported() {
+                let mut out = vec![bf16::ZERO; m * n];
+                bf16_xwt_on(path, &x, &w, &mut out, m, n, k);
+                for (got, want) in out.iter().zip(&want) {
+                    // Exact products, f32 sums: only the final rounding to bf16 remains.
+                    let tol = want.abs() / 128.0 + 1e-5 * k as f64;
+                    prop_assert!((got.to_f64() - want).abs() <= tol, "{path}: {} vs {}", got, want);
+                }
             }
         }
 
         #[test]
-        fn f32_matches_an_f64_reference(m in 1usize..20, n in 1usize..150, k in 1usize..300, seed: u32) {
+        fn f32_matches_an_f64_reference_on_every_path(m in 1usize..40, n in 1usize..150, k in 1usize..300, seed: u32) {
             let x = values(m * k, seed);
             let w = values(n * k, !seed);
-            let mut out = vec![0f32; m * n];
-            f32_xwt(&x, &w, &mut out, m, n, k);
-            for (got, want) in out.iter().zip(reference(&x, &w, m, n, k)) {
-                prop_assert!((*got as f64 - want).abs() <= 1e-5 * k as f64, "{} vs {}", got, want);
+            let want = reference(&x, &w, m, n, k);
+            for path in KernelPath::supported() {
+                let mut out = vec![0f32; m * n];
+                f32_xwt_on(path, &x, &w, &mut out, m, n, k);
+                for (got, want) in out.iter().zip(&want) {
+                    prop_assert!((*got as f64 - want).abs() <= 1e-5 * k as f64, "{path}: {} vs {}", got, want);
+                }
+            }
+        }
+
+        #[test]
+        fn xw_matches_an_f64_reference_on_every_path(m in 1usize..6, n in 1usize..140, k in 1usize..80, seed: u32) {
+            let x = to_bf16(&values(m * k, seed));
+            let w = to_bf16(&values(k * n, !seed));
+            // `reference` takes w as (n, k): transpose the (k, n) right side.
+            let (xf, wf) = (widen(&x), widen(&w));
+            let wt: Vec<f32> = (0..n * k).map(|i| wf[(i % k) * n + i / k]).collect();
+            let want = reference(&xf, &wt, m, n, k);
+            for path in KernelPath::supported() {
+                let mut out = vec![bf16::ZERO; m * n];
+                bf16_xw_on(path, &x, &w, &mut out, m, n, k);
+                for (got, want) in out.iter().zip(&want) {
+                    let tol = want.abs() / 128.0 + 1e-5 * k as f64;
+                    prop_assert!((got.to_f64() - want).abs() <= tol, "{path}: {} vs {}", got, want);
+                }
             }
         }
     }
 
-    fn columns(product: &impl Columns, n: usize) -> Vec<f32> {
-        let mut acc = vec![0f32; product.ld() * n];
-        product.columns(0..n, &mut acc);
-        acc
-    }
-
-    #[cfg(target_arch = "x86_64")]
     #[test]
-    fn the_portable_and_the_avx512_kernels_agree_on_both_paths() {
-        // The dot products, the packed panels with a few rows after them, a padded panel.
-        for m in [3, 18, 21] {
-            let (n, k) = (37, 1152 + 9);
+    fn every_path_agrees_with_the_portable_one_on_both_shapes() {
+        // The dot products, the packed panels with a few rows after them, a padded panel, and
+        // a k past one block of the packed path, odd so that a granule is cut short.
+        for m in [1, 3, 18, 21, 37] {
+            let (n, k) = (37, 1536 + 9);
             let x = values(m * k, 3);
             let w = values(n * k, 4);
-            let xb: Vec<bf16> = x.iter().copied().map(bf16::from_f32).collect();
-            let wb: Vec<bf16> = w.iter().copied().map(bf16::from_f32).collect();
-            let mut pairs = Vec::new();
-            if x86::has_avx512() {
-                let fast = x86::Product::<x86::F32>::new(&x, &w, m, k);
-                pairs.push((
-                    columns(&portable::Product::f32(&x, &w, m, k), n),
-                    columns(&fast, n),
-                    fast.ld(),
-                ));
-            }
-            if x86::has_avx512_bf16() {
-                let fast = x86::Product::<x86::Bf16>::new(&xb, &wb, m, k);
-                pairs.push((
-                    columns(&portable::Product::bf16(&xb, &wb, m, k), n),
-                    columns(&fast, n),
-                    fast.ld(),
-                ));
-            }
-            for (plain, fast, ld) in pairs {
-                for c in 0..n {
-                    for i in 0..m {
-                        let (p, q) = (plain[c * m + i], fast[c * ld + i]);
-                        assert!(
-                            (p - q).abs() <= 1e-4 * p.abs().max(1.0),
-                            "m={m}: {p} vs {q}"
-                        );
-                    }
+            let (xb, wb) = (to_bf16(&x), to_bf16(&w));
+            let mut plain = vec![0f32; m * n];
+            let mut plain_bf16 = vec![bf16::ZERO; m * n];
+            f32_xwt_on(KernelPath::Portable, &x, &w, &mut plain, m, n, k);
+            bf16_xwt_on(KernelPath::Portable, &xb, &wb, &mut plain_bf16, m, n, k);
+            for path in KernelPath::supported() {
+                let mut fast = vec![0f32; m * n];
+                f32_xwt_on(path, &x, &w, &mut fast, m, n, k);
+                for (p, q) in plain.iter().zip(&fast) {
+                    assert!(
+                        (p - q).abs() <= 1e-4 * p.abs().max(1.0),
+                        "{path} m={m}: {p} vs {q}"
+                    );
+                }
+                let mut fast = vec![bf16::ZERO; m * n];
+                bf16_xwt_on(path, &xb, &wb, &mut fast, m, n, k);
+                for (p, q) in plain_bf16.iter().zip(&fast) {
+                    let (p, q) = (p.to_f32(), q.to_f32());
+                    // One bf16 step apart at most: the f32 sums differ in their last bits.
+                    assert!(
+                        (p - q).abs() <= p.abs() / 128.0 + 1e-4,
+                        "{path} m={m}: {p} vs {q}"
+                    );
                 }
             }
         }
@@ -287,28 +385,28 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn the_avx512_and_the_portable_stores_write_the_same_output() {
+        if !KernelPath::Avx512.is_supported() {
+            return;
+        }
         let (cols, m, ld, n) = (37, 21, 32, 50);
         let acc = values(cols * ld, 5);
         let mut plain = vec![bf16::ZERO; m * n];
         let mut fast = vec![bf16::ZERO; m * n];
-        if x86::has_avx512_bf16() {
-            // SAFETY: the outputs are (m, n) and the columns 3..3 + cols lie inside them.
-            unsafe {
-                store::<bf16>(&acc, ld, cols, m, plain.as_mut_ptr().add(3), n);
-                x86::store_bf16(&acc, ld, cols, m, fast.as_mut_ptr().add(3), n);
-            }
-            assert_eq!(plain, fast);
-            assert!(plain.iter().filter(|v| **v != bf16::ZERO).count() == cols * m);
+        // SAFETY: the outputs are (m, n), the columns 3..3 + cols lie inside them, and the
+        // CPU has AVX-512 (checked above).
+        unsafe {
+            store::<bf16>(&acc, ld, cols, m, plain.as_mut_ptr().add(3), n);
+            avx512::store_bf16(&acc, ld, cols, m, fast.as_mut_ptr().add(3), n);
         }
+        assert_eq!(plain, fast);
+        assert!(plain.iter().filter(|v| **v != bf16::ZERO).count() == cols * m);
         let mut plain = vec![0f32; m * n];
         let mut fast = vec![0f32; m * n];
-        if x86::has_avx512() {
-            // SAFETY: as above.
-            unsafe {
-                store::<f32>(&acc, ld, cols, m, plain.as_mut_ptr().add(3), n);
-                x86::store_f32(&acc, ld, cols, m, fast.as_mut_ptr().add(3), n);
-            }
-            assert_eq!(plain, fast);
+        // SAFETY: as above.
+        unsafe {
+            store::<f32>(&acc, ld, cols, m, plain.as_mut_ptr().add(3), n);
+            avx512::store_f32(&acc, ld, cols, m, fast.as_mut_ptr().add(3), n);
         }
+        assert_eq!(plain, fast);
     }
 }

@@ -89,3 +89,19 @@ impl Columns for Product<'_> {
         }
     }
 }
+
+/// `x · w` for `x: (m, k)` and a row-major `w: (k, n)`, row by row of `x`.
+pub(super) fn xw_bf16(x: &[bf16], w: &[bf16], out: &mut [bf16], m: usize, n: usize, k: usize) {
+    for (i, o) in out.chunks_exact_mut(n.max(1)).enumerate().take(m) {
+        let mut sums = vec![0f32; n];
+        for (t, wr) in w.chunks_exact(n.max(1)).enumerate().take(k) {
+            let xv = x[i * k + t].to_f32();
+            for (s, wv) in sums.iter_mut().zip(wr) {
+                *s += xv * wv.to_f32();
+            }
+        }
+        for (d, s) in o.iter_mut().zip(sums) {
+            *d = bf16::from_f32(s);
+        }
+    }
+}

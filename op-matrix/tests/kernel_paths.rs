@@ -1,0 +1,33 @@
+//! The committed goldens against a fresh trace, on every CPU kernel path this machine can run:
+//! a machine of another kind (no AVX-512, or aarch64) takes another path, and the goldens must
+//! hold there too. This catches a change in the numbers (a Candle upgrade, a kernel change).
+//!
+//! The path is process-wide, so this file holds one test: no other test shares its process.
+
+use std::path::Path;
+
+use inference::ops::kernel_path::{self, KernelPath};
+use op_matrix::bless;
+
+#[test]
+fn committed_goldens_hold_on_every_cpu_kernel_path() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../golden");
+    let models: Vec<(&str, std::path::PathBuf)> = ["tiny-text", "tiny-multimodal"]
+        .into_iter()
+        .map(|m| (m, root.join("models").join(m)))
+        .collect();
+    let models: Vec<(&str, &Path)> = models.iter().map(|(n, p)| (*n, p.as_path())).collect();
+    let paths = KernelPath::supported();
+    assert!(paths.len() >= 2, "{paths:?}: no SIMD path on this CPU");
+    let mut diffs = Vec::new();
+    for path in paths {
+        kernel_path::force(path).unwrap();
+        let found = bless::check(&root.join("ops"), &models).unwrap();
+        diffs.extend(found.into_iter().map(|d| format!("{path}: {d}")));
+    }
+    assert!(
+        diffs.is_empty(),
+        "run `GEMMA3_CPU_KERNELS=<path> cargo xtask golden` to see why:\n{}",
+        diffs.join("\n")
+    );
+}
