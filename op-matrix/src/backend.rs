@@ -6,6 +6,7 @@ use std::str::FromStr;
 use candle_core::Device;
 
 use crate::error::{Error, Result};
+use crate::metal;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
@@ -59,8 +60,11 @@ const MAX_DEVICES: usize = 16;
 /// A backend and what became of opening it.
 pub struct Backend {
     pub kind: Kind,
+    /// `cpu`, `cuda:0`, `metal:0`; `metal:0 (paravirtual)` for a virtual machine's GPU.
     pub name: String,
     pub state: State,
+    /// A virtual machine's Metal device (see [`metal::is_paravirtual`]).
+    pub paravirtual: bool,
 }
 
 pub enum State {
@@ -77,7 +81,7 @@ impl Backend {
 
     /// Device `ordinal` of `kind` (the CPU has only 0).
     pub fn open_ordinal(kind: Kind, ordinal: usize) -> Self {
-        let name = match kind {
+        let mut name = match kind {
             Kind::Cpu => "cpu".to_string(),
             k => format!("{k}:{ordinal}"),
         };
@@ -94,7 +98,19 @@ impl Backend {
                 Err(e) => State::Absent(e.to_string()),
             }
         };
-        Self { kind, name, state }
+        let paravirtual = match &state {
+            State::Present(d) => metal::facts(d).is_some_and(|f| f.paravirtual()),
+            _ => false,
+        };
+        if paravirtual {
+            name = metal::paravirtual_name(&name);
+        }
+        Self {
+            kind,
+            name,
+            state,
+            paravirtual,
+        }
     }
 
     /// Every device of `kind`: device 0 as it opens (present or why not), then devices 1, 2,

@@ -11,6 +11,7 @@ use crate::e2e;
 use crate::error::{Error, Result};
 use crate::fuzz;
 use crate::golden::StoredCase;
+use crate::metal;
 use crate::outcome::Outcome;
 use crate::replay::replay;
 use crate::report::{BackendInfo, CaseResult, Report};
@@ -199,7 +200,8 @@ pub fn run(opts: &Options, inputs: &Inputs, backends: &[Backend]) -> Result<Repo
 fn describe(backend: &Backend) -> String {
     match backend.device() {
         Some(d) => format!(
-            "{} ({} {})",
+            "{}{} ({} {})",
+            metal::facts(d).map_or(String::new(), |f| format!("{}, ", f.name)),
             inference::device::describe(d),
             std::env::consts::OS,
             std::env::consts::ARCH
