@@ -113,6 +113,16 @@ impl Backend {
         }
     }
 
+    /// The expected-failure lists that apply, by name: the kind's own, and for a paravirtual
+    /// device also `<kind>-paravirtual`, for what fails only for the virtual device's limits.
+    pub fn xfail_lists(&self) -> Vec<String> {
+        let mut lists = vec![self.kind.name().to_string()];
+        if self.paravirtual {
+            lists.push(format!("{}-{}", self.kind, metal::PARAVIRTUAL));
+        }
+        lists
+    }
+
     /// Every device of `kind`: device 0 as it opens (present or why not), then devices 1, 2,
     /// ... while they open.
     pub fn open_all(kind: Kind) -> Vec<Self> {
@@ -149,6 +159,39 @@ impl Backend {
         match &self.state {
             State::Present(_) => None,
             _ => Some(format!("{} {}", self.name, self.status())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backend(kind: Kind, paravirtual: bool) -> Backend {
+        Backend {
+            kind,
+            name: format!("{kind}:0"),
+            state: State::NotCompiled,
+            paravirtual,
+        }
+    }
+
+    #[test]
+    fn the_paravirtual_list_applies_to_a_paravirtual_device_only() {
+        assert_eq!(backend(Kind::Metal, false).xfail_lists(), ["metal"]);
+        assert_eq!(
+            backend(Kind::Metal, true).xfail_lists(),
+            ["metal", "metal-paravirtual"]
+        );
+        assert_eq!(backend(Kind::Cpu, false).xfail_lists(), ["cpu"]);
+    }
+
+    #[test]
+    fn every_list_a_backend_names_exists() {
+        for kind in Kind::ALL {
+            for name in backend(kind, kind == Kind::Metal).xfail_lists() {
+                assert!(crate::xfail::LISTS.contains(&name.as_str()), "{name}");
+            }
         }
     }
 }
