@@ -6,6 +6,7 @@ use std::str::FromStr;
 use candle_core::Device;
 
 use crate::error::{Error, Result};
+use crate::metal;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
@@ -59,8 +60,11 @@ const MAX_DEVICES: usize = 16;
 /// A backend and what became of opening it.
 pub struct Backend {
     pub kind: Kind,
+    /// `cpu`, `cuda:0`, `metal:0`; `metal:0 (paravirtual)` for a virtual machine's GPU.
     pub name: String,
     pub state: State,
+    /// A virtual machine's Metal device (see [`metal::is_paravirtual`]).
+    pub paravirtual: bool,
 }
 
 pub enum State {
@@ -77,7 +81,7 @@ impl Backend {
 
     /// Device `ordinal` of `kind` (the CPU has only 0).
     pub fn open_ordinal(kind: Kind, ordinal: usize) -> Self {
-        let name = match kind {
+        let mut name = match kind {
             Kind::Cpu => "cpu".to_string(),
             k => format!("{k}:{ordinal}"),
         };
@@ -94,7 +98,29 @@ impl Backend {
                 Err(e) => State::Absent(e.to_string()),
             }
         };
-        Self { kind, name, state }
+        let paravirtual = match &state {
+            State::Present(d) => metal::facts(d).is_some_and(|f| f.paravirtual()),
+            _ => false,
+        };
+        if paravirtual {
+            name = metal::paravirtual_name(&name);
+        }
+        Self {
+            kind,
+            name,
+            state,
+            paravirtual,
+        }
+    }
+
+    /// The expected-failure lists that apply, by name: the kind's own, and for a paravirtual
+    /// device also `<kind>-paravirtual`, for what fails only for the virtual device's limits.
+    pub fn xfail_lists(&self) -> Vec<String> {
+        let mut lists = vec![self.kind.name().to_string()];
+        if self.paravirtual {
+            lists.push(format!("{}-{}", self.kind, metal::PARAVIRTUAL));
+        }
+        lists
     }
 
     /// Every device of `kind`: device 0 as it opens (present or why not), then devices 1, 2,
@@ -133,6 +159,39 @@ impl Backend {
         match &self.state {
             State::Present(_) => None,
             _ => Some(format!("{} {}", self.name, self.status())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backend(kind: Kind, paravirtual: bool) -> Backend {
+        Backend {
+            kind,
+            name: format!("{kind}:0"),
+            state: State::NotCompiled,
+            paravirtual,
+        }
+    }
+
+    #[test]
+    fn the_paravirtual_list_applies_to_a_paravirtual_device_only() {
+        assert_eq!(backend(Kind::Metal, false).xfail_lists(), ["metal"]);
+        assert_eq!(
+            backend(Kind::Metal, true).xfail_lists(),
+            ["metal", "metal-paravirtual"]
+        );
+        assert_eq!(backend(Kind::Cpu, false).xfail_lists(), ["cpu"]);
+    }
+
+    #[test]
+    fn every_list_a_backend_names_exists() {
+        for kind in Kind::ALL {
+            for name in backend(kind, kind == Kind::Metal).xfail_lists() {
+                assert!(crate::xfail::LISTS.contains(&name.as_str()), "{name}");
+            }
         }
     }
 }

@@ -75,6 +75,7 @@ pub fn xfail_list(backend: &str) -> &'static str {
     match backend {
         "cuda" => include_str!("../../ci/xfail/cuda.toml"),
         "metal" => include_str!("../../ci/xfail/metal.toml"),
+        "metal-paravirtual" => include_str!("../../ci/xfail/metal-paravirtual.toml"),
         _ => include_str!("../../ci/xfail/cpu.toml"),
     }
 }

@@ -7,6 +7,7 @@
 //! - [`backend`] opens CPU, CUDA and Metal; [`replay`] runs a case and [`compare`] judges it
 //!   against the [`tolerance`] table; [`xfail`] applies expected failures.
 //! - [`run`] ties these into a [`report::Report`], which [`render`] turns into tables.
+//! - [`metal`] reads what a Metal device says about itself; [`probe`] checks one before a run.
 
 pub mod backend;
 pub mod bless;
@@ -18,8 +19,10 @@ pub mod fuzz;
 pub mod golden;
 pub mod inventory;
 pub mod layout;
+pub mod metal;
 pub mod outcome;
 pub mod preflight;
+pub mod probe;
 pub mod render;
 pub mod replay;
 pub mod report;

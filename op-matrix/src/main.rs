@@ -10,7 +10,7 @@ use op_matrix::backend::Kind;
 use op_matrix::embedded;
 use op_matrix::report::Report;
 use op_matrix::run::{self, Inputs, Options};
-use op_matrix::{golden, render, xfail};
+use op_matrix::{golden, probe, render, xfail};
 
 #[derive(Parser)]
 #[command(
@@ -55,6 +55,11 @@ struct Cli {
     /// Also run N random cases per op (odd sizes, strided and broadcast inputs) against the CPU.
     #[arg(long, default_value_t = 0, value_name = "N")]
     fuzz: usize,
+    /// Probe Metal device 0 instead of running: whether it opens, its name and GPU families,
+    /// and one simdgroup-matrix product against the CPU. With `--report`, writes
+    /// metal-probe.json and metal-probe.md. Fails only with `--require metal` and no device.
+    #[arg(long, conflicts_with = "merge")]
+    probe_metal: bool,
 }
 
 fn main() -> ExitCode {
@@ -77,6 +82,9 @@ fn main() -> ExitCode {
 
 /// Returns whether the matrix passed.
 fn run_cli(cli: Cli) -> Result<bool> {
+    if cli.probe_metal {
+        return probe_metal(&cli);
+    }
     let mut report = if cli.merge.is_empty() {
         run_matrix(&cli)?
     } else {
@@ -105,6 +113,31 @@ fn run_cli(cli: Cli) -> Result<bool> {
         eprintln!("error: zero cases were executed; the matrix proves nothing");
     }
     Ok(!report.failed())
+}
+
+/// Returns false only when Metal is required and did not open: a failed product is evidence
+/// for the matrix's run, not a reason to skip it.
+fn probe_metal(cli: &Cli) -> Result<bool> {
+    let probe = probe::run();
+    let markdown = probe.markdown();
+    print!("{markdown}");
+    if let Some(dir) = &cli.report {
+        write_file(
+            dir,
+            "metal-probe.json",
+            serde_json::to_string_pretty(&probe)? + "\n",
+        )?;
+        write_file(dir, "metal-probe.md", markdown)?;
+        println!("probe written to {}", dir.display());
+    }
+    if !probe.opened && cli.require.contains(&Kind::Metal) {
+        eprintln!(
+            "error: --require metal: {} is {}",
+            probe.backend, probe.status
+        );
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 fn run_matrix(cli: &Cli) -> Result<Report> {
@@ -137,14 +170,14 @@ fn run_matrix(cli: &Cli) -> Result<Report> {
     };
     let (_models_dir, models) = embedded::models()?;
     let mut lists = HashMap::new();
-    for kind in Kind::ALL {
+    for name in xfail::LISTS {
         let list = match &cli.xfail_dir {
-            Some(dir) => xfail::List::read(dir, kind.name())?,
-            None => xfail::List::parse(embedded::xfail_list(kind.name()))
+            Some(dir) => xfail::List::read(dir, name)?,
+            None => xfail::List::parse(embedded::xfail_list(name))
                 .map_err(anyhow::Error::msg)
-                .with_context(|| format!("embedded ci/xfail/{kind}.toml"))?,
+                .with_context(|| format!("embedded ci/xfail/{name}.toml"))?,
         };
-        lists.insert(kind, list);
+        lists.insert(name.to_string(), list);
     }
     let inputs = Inputs {
         cases,
@@ -182,16 +215,22 @@ fn merge(paths: &[PathBuf]) -> Result<Report> {
 }
 
 fn write_reports(dir: &Path, report: &Report) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let write = |name: &str, text: String| -> Result<()> {
-        let path = dir.join(name);
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
-    };
-    write("report.json", serde_json::to_string_pretty(report)? + "\n")?;
-    write("ops.md", render::markdown::render(report))?;
-    write(
+    write_file(
+        dir,
+        "report.json",
+        serde_json::to_string_pretty(report)? + "\n",
+    )?;
+    write_file(dir, "ops.md", render::markdown::render(report))?;
+    write_file(
+        dir,
         "junit.xml",
         render::junit::render(report).map_err(anyhow::Error::msg)?,
     )?;
     Ok(())
+}
+
+fn write_file(dir: &Path, name: &str, text: String) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(name);
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
 }

@@ -11,6 +11,7 @@ use crate::e2e;
 use crate::error::{Error, Result};
 use crate::fuzz;
 use crate::golden::StoredCase;
+use crate::metal;
 use crate::outcome::Outcome;
 use crate::replay::replay;
 use crate::report::{BackendInfo, CaseResult, Report};
@@ -34,12 +35,12 @@ pub struct Options {
 }
 
 /// What a run replays: the stored cases, the e2e goldens and the checkpoints they came from,
-/// and the expected-failure list of each backend.
+/// and the expected-failure lists by name (see [`xfail::LISTS`]).
 pub struct Inputs {
     pub cases: Vec<StoredCase>,
     pub e2e: HashMap<String, Tensor>,
     pub models: Vec<(String, PathBuf)>,
-    pub xfail: HashMap<Kind, xfail::List>,
+    pub xfail: HashMap<String, xfail::List>,
 }
 
 /// Opens the selected backends, failing on a filter that selects nothing compiled or on a
@@ -113,14 +114,18 @@ pub fn run(opts: &Options, inputs: &Inputs, backends: &[Backend]) -> Result<Repo
         candle_version: crate::CANDLE_VERSION.to_string(),
         ..Report::default()
     };
-    let no_list = xfail::List::default();
     for backend in backends {
         report.backends.push(BackendInfo {
             name: backend.name.clone(),
             status: backend.status(),
             device: describe(backend),
         });
-        let list = inputs.xfail.get(&backend.kind).unwrap_or(&no_list);
+        let list = xfail::List::join(
+            backend
+                .xfail_lists()
+                .iter()
+                .filter_map(|name| inputs.xfail.get(name)),
+        );
         bar.set_message(backend.name.clone());
         for case in &cases {
             let outcome = match backend.device() {
@@ -199,7 +204,8 @@ pub fn run(opts: &Options, inputs: &Inputs, backends: &[Backend]) -> Result<Repo
 fn describe(backend: &Backend) -> String {
     match backend.device() {
         Some(d) => format!(
-            "{} ({} {})",
+            "{}{} ({} {})",
+            metal::facts(d).map_or(String::new(), |f| format!("{}, ", f.name)),
             inference::device::describe(d),
             std::env::consts::OS,
             std::env::consts::ARCH

@@ -1,4 +1,6 @@
-//! Expected failures, one file per backend (`ci/xfail/<backend>.toml`):
+//! Expected failures, one file per backend (`ci/xfail/<backend>.toml`), and one for what fails
+//! only on a virtual machine's Metal device (`metal-paravirtual.toml`, applied on top of
+//! `metal.toml` when the device is paravirtual):
 //!
 //! ```toml
 //! [[xfail]]
@@ -24,6 +26,9 @@ pub struct Entry {
     pub reason: String,
 }
 
+/// Every list, by file stem.
+pub const LISTS: [&str; 4] = ["cpu", "cuda", "metal", "metal-paravirtual"];
+
 #[derive(Debug, Default, Deserialize)]
 pub struct List {
     #[serde(default)]
@@ -43,6 +48,16 @@ impl List {
 
     pub fn parse(text: &str) -> std::result::Result<Self, String> {
         toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// The entries of `lists` in order; where two list a case, the first reason is kept.
+    pub fn join<'a>(lists: impl IntoIterator<Item = &'a List>) -> Self {
+        Self {
+            xfail: lists
+                .into_iter()
+                .flat_map(|l| l.xfail.iter().cloned())
+                .collect(),
+        }
     }
 
     fn find(&self, op: &str, dtype: &str) -> Option<&Entry> {
@@ -115,6 +130,25 @@ reason = "no bf16 rope kernel"
         let fail = Outcome::Unsupported { error: "x".into() };
         assert_eq!(list.apply("rope", "f32", fail.clone()), fail);
         assert_eq!(list.apply("matmul", "bf16", fail.clone()), fail);
+    }
+
+    #[test]
+    fn joined_lists_expect_the_failures_of_each() {
+        let extra = List::parse(
+            "[[xfail]]\nop = \"matmul\"\ndtype = \"f32\"\nreason = \"probe: no simdgroup matrices\"\n",
+        )
+        .unwrap();
+        let base = List::parse(LIST).unwrap();
+        let list = List::join([&base, &extra]);
+        let fail = || Outcome::Unsupported { error: "x".into() };
+        assert!(matches!(
+            list.apply("rope", "bf16", fail()),
+            Outcome::ExpectedFailure { .. }
+        ));
+        assert!(matches!(
+            list.apply("matmul", "f32", fail()),
+            Outcome::ExpectedFailure { .. }
+        ));
     }
 
     #[test]

@@ -204,3 +204,35 @@ fn unknown_filters_are_errors() {
     let out = op_matrix(&["--dtype", "f64"]);
     assert!(stderr(&out).contains("--dtype f64 is not traced"));
 }
+
+#[test]
+fn the_metal_probe_says_when_metal_is_not_exercised_and_fails_only_when_required() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = op_matrix(&["--probe-metal", "--report", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json = std::fs::read_to_string(dir.path().join("metal-probe.json")).unwrap();
+    let probe: op_matrix::probe::Probe = serde_json::from_str(&json).unwrap();
+    let md = std::fs::read_to_string(dir.path().join("metal-probe.md")).unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&md));
+    if !cfg!(feature = "metal") {
+        assert!(!probe.opened && probe.status.starts_with("not compiled"));
+    }
+    if probe.opened {
+        assert!(
+            probe.facts.is_some() && probe.product.is_some(),
+            "{probe:?}"
+        );
+        return;
+    }
+    assert!(
+        md.contains("Metal device did not open on this runner: Metal not exercised"),
+        "{md}"
+    );
+    let required = op_matrix(&["--probe-metal", "--require", "metal"]);
+    assert!(!required.status.success());
+    assert!(
+        stderr(&required).contains("--require metal: metal:0 is"),
+        "{}",
+        stderr(&required)
+    );
+}
