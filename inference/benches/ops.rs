@@ -19,6 +19,13 @@ fn randn(shape: &[usize], dtype: DType) -> Tensor {
     ops::cast(&t, dtype).expect("a cast")
 }
 
+/// Prompt shapes: (name, n, k, rows of x).
+const PREFILL: [(&str, usize, usize, usize); 3] = [
+    ("mlp_up_prefill_128", INTERMEDIATE, HIDDEN, 128),
+    ("mlp_down_prefill_128", HIDDEN, INTERMEDIATE, 128),
+    ("mlp_up_prefill_512", INTERMEDIATE, HIDDEN, 512),
+];
+
 /// Every projection shape on every CPU kernel path this machine has:
 /// `linear/<dtype>/<path>/<shape>`.
 fn linear(c: &mut Criterion) {
@@ -37,11 +44,7 @@ fn linear(c: &mut Criterion) {
                 group.throughput(Throughput::Bytes((n * k * dtype.size_in_bytes()) as u64));
                 group.bench_function(name, |b| b.iter(|| ops::linear(&x, &w).unwrap()));
             }
-            for (name, n, k, m) in [
-                ("mlp_up_prefill_128", INTERMEDIATE, HIDDEN, 128),
-                ("mlp_down_prefill_128", HIDDEN, INTERMEDIATE, 128),
-                ("mlp_up_prefill_512", INTERMEDIATE, HIDDEN, 512),
-            ] {
+            for (name, n, k, m) in PREFILL {
                 let (w, x) = (randn(&[n, k], dtype), randn(&[m, k], dtype));
                 group.throughput(Throughput::Elements((2 * m * n * k) as u64));
                 group.bench_function(name, |b| b.iter(|| ops::linear(&x, &w).unwrap()));
@@ -50,6 +53,24 @@ fn linear(c: &mut Criterion) {
         }
     }
     kernel_path::force(KernelPath::best()).expect("the best path");
+    candle_linear(c);
+}
+
+/// Candle's own matmul on the prompt shapes (the gemm crate, which has its own AVX2, AVX-512
+/// and NEON kernels), the alternative to ours on every path: `linear/<dtype>/candle/<shape>`.
+// The op vocabulary keeps Candle's kernels out of the model; here they are the baseline.
+#[allow(clippy::disallowed_methods)]
+fn candle_linear(c: &mut Criterion) {
+    for dtype in [DType::BF16, DType::F32] {
+        let mut group = c.benchmark_group(format!("linear/{}/candle", dtype.as_str()));
+        group.sample_size(10);
+        for (name, n, k, m) in PREFILL {
+            let (w, x) = (randn(&[n, k], dtype), randn(&[m, k], dtype));
+            group.throughput(Throughput::Elements((2 * m * n * k) as u64));
+            group.bench_function(name, |b| b.iter(|| x.matmul(&w.t().unwrap()).unwrap()));
+        }
+        group.finish();
+    }
 }
 
 /// The ceiling for the LM head: reading as many bytes with nothing else to do, on every core.

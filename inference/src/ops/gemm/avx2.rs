@@ -15,14 +15,15 @@ fn detected() -> bool {
     KernelPath::Avx2.is_supported()
 }
 
-/// The f32 sums both element types share. Tiles of 4 rows of `w` by 2 panels keep the 8
-/// sums, the panels' loads and a broadcast within the 16 registers, bf16's split halves too.
+/// The f32 sums both element types share, with the type's register tile: its sums, the
+/// panels' loads, a broadcast (bf16: split in two halves) and bf16's mask within the 16
+/// registers.
 macro_rules! sums {
-    () => {
+    ($rows:expr, $panels:expr) => {
         type Acc = __m256;
         const PANEL: usize = 8;
-        const TILE_ROWS: usize = 4;
-        const TILE_PANELS: usize = 2;
+        const TILE_ROWS: usize = $rows;
+        const TILE_PANELS: usize = $panels;
 
         fn detected() -> bool {
             detected()
@@ -76,7 +77,7 @@ unsafe impl Lanes for Bf16 {
     type Vector = Pairs;
     const LANES: usize = 16;
     const GRANULE: usize = 2;
-    sums!();
+    sums!(4, 2);
 
     #[inline(always)]
     unsafe fn load(p: *const bf16) -> Pairs {
@@ -126,7 +127,7 @@ unsafe impl Lanes for F32 {
     type Vector = __m256;
     const LANES: usize = 8;
     const GRANULE: usize = 1;
-    sums!();
+    sums!(6, 2);
 
     #[inline(always)]
     unsafe fn load(p: *const f32) -> __m256 {
