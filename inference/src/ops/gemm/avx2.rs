@@ -108,8 +108,8 @@ unsafe impl Lanes for Bf16 {
         _mm256_fmadd_ps(a.1, b.1, _mm256_fmadd_ps(a.0, b.0, acc))
     }
 
-    unsafe fn columns(product: &Product<Self>, cols: Range<usize>, acc: &mut [f32]) {
-        columns_bf16(product, cols, acc)
+    unsafe fn columns(product: &Product<Self>, w: &[bf16], cols: Range<usize>, acc: &mut [f32]) {
+        columns_bf16(product, w, cols, acc)
     }
 }
 
@@ -154,19 +154,19 @@ unsafe impl Lanes for F32 {
         _mm256_fmadd_ps(a, b, acc)
     }
 
-    unsafe fn columns(product: &Product<Self>, cols: Range<usize>, acc: &mut [f32]) {
-        columns_f32(product, cols, acc)
+    unsafe fn columns(product: &Product<Self>, w: &[f32], cols: Range<usize>, acc: &mut [f32]) {
+        columns_f32(product, w, cols, acc)
     }
 }
 
 #[target_feature(enable = "avx2,fma")]
-unsafe fn columns_bf16(product: &Product<Bf16>, cols: Range<usize>, acc: &mut [f32]) {
-    simd::columns(product, cols, acc)
+unsafe fn columns_bf16(product: &Product<Bf16>, w: &[bf16], cols: Range<usize>, acc: &mut [f32]) {
+    simd::columns(product, w, cols, acc)
 }
 
 #[target_feature(enable = "avx2,fma")]
-unsafe fn columns_f32(product: &Product<F32>, cols: Range<usize>, acc: &mut [f32]) {
-    simd::columns(product, cols, acc)
+unsafe fn columns_f32(product: &Product<F32>, w: &[f32], cols: Range<usize>, acc: &mut [f32]) {
+    simd::columns(product, w, cols, acc)
 }
 
 // SAFETY: as for `Lanes`.

@@ -91,8 +91,8 @@ unsafe impl Lanes for Bf16 {
         _mm512_dpbf16_ps(acc, a, b)
     }
 
-    unsafe fn columns(product: &Product<Self>, cols: Range<usize>, acc: &mut [f32]) {
-        columns_bf16(product, cols, acc)
+    unsafe fn columns(product: &Product<Self>, w: &[bf16], cols: Range<usize>, acc: &mut [f32]) {
+        columns_bf16(product, w, cols, acc)
     }
 }
 
@@ -132,19 +132,19 @@ unsafe impl Lanes for F32 {
         _mm512_fmadd_ps(a, b, acc)
     }
 
-    unsafe fn columns(product: &Product<Self>, cols: Range<usize>, acc: &mut [f32]) {
-        columns_f32(product, cols, acc)
+    unsafe fn columns(product: &Product<Self>, w: &[f32], cols: Range<usize>, acc: &mut [f32]) {
+        columns_f32(product, w, cols, acc)
     }
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
-unsafe fn columns_bf16(product: &Product<Bf16>, cols: Range<usize>, acc: &mut [f32]) {
-    simd::columns(product, cols, acc)
+unsafe fn columns_bf16(product: &Product<Bf16>, w: &[bf16], cols: Range<usize>, acc: &mut [f32]) {
+    simd::columns(product, w, cols, acc)
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-unsafe fn columns_f32(product: &Product<F32>, cols: Range<usize>, acc: &mut [f32]) {
-    simd::columns(product, cols, acc)
+unsafe fn columns_f32(product: &Product<F32>, w: &[f32], cols: Range<usize>, acc: &mut [f32]) {
+    simd::columns(product, w, cols, acc)
 }
 
 #[inline(always)]

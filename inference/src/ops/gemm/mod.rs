@@ -73,9 +73,31 @@ pub fn bf16_xwt_on(
             scatter(&product, avx512::store_bf16, out, m, n)
         }
         #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx2 if m > simd::MR => {
+            let x = widen(x);
+            scatter(
+                &simd::Widened::<avx2::F32>::new(&x, w, m, k),
+                store::<bf16>,
+                out,
+                m,
+                n,
+            )
+        }
+        #[cfg(target_arch = "x86_64")]
         KernelPath::Avx2 => {
             let product = simd::Product::<avx2::Bf16>::new(x, w, m, k);
             scatter(&product, store::<bf16>, out, m, n)
+        }
+        #[cfg(target_arch = "aarch64")]
+        KernelPath::Neon if m > simd::MR => {
+            let x = widen(x);
+            scatter(
+                &simd::Widened::<neon::F32>::new(&x, w, m, k),
+                store::<bf16>,
+                out,
+                m,
+                n,
+            )
         }
         #[cfg(target_arch = "aarch64")]
         KernelPath::Neon => {
@@ -189,6 +211,14 @@ fn xw_blocks<L: simd::Widen>(
             out[i * n + cols.start..i * n + cols.end].copy_from_slice(row);
         }
     }
+}
+
+/// bf16 values as f32, exactly.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn widen(x: &[bf16]) -> Vec<f32> {
+    x.iter()
+        .map(|v| f32::from_bits(u32::from(v.to_bits()) << 16))
+        .collect()
 }
 
 fn check(x: usize, w: usize, out: usize, m: usize, n: usize, k: usize) {
