@@ -27,6 +27,7 @@ use anyhow::{bail, Context, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use checkpoints::{Checkpoint, Dtype, Model};
+use inference::ops::kernel_path::KernelPath;
 use report::{EngineRun, Metrics, ModelRun, Point, Report, OURS};
 
 pub use process::rusage_exec;
@@ -885,6 +886,10 @@ fn machine() -> report::Machine {
         cpu: field("model name").unwrap_or_else(|| "unknown".into()),
         cores: std::thread::available_parallelism().map_or(1, usize::from),
         flags: have,
+        cpu_kernels: KernelPath::supported()
+            .iter()
+            .map(|p| p.name().to_owned())
+            .collect(),
         memory_gib: kib / (1u64 << 20) as f64,
     }
 }
