@@ -1,8 +1,9 @@
 //! llama.cpp as a peer, from the sources that PyPI's `llama-cpp-python` source archive bundles
-//! (`vendor/llama.cpp`): `llama-bench` built with CMake for this CPU, and the checkpoints
-//! converted with its `convert_hf_to_gguf.py`. Everything lives under `target/bench/llama.cpp`;
-//! nothing of it enters the repository.
+//! (`vendor/llama.cpp`): `llama-bench` built with CMake, for this CPU or for AVX2 only, and the
+//! checkpoints converted with its `convert_hf_to_gguf.py`. Everything lives under
+//! `target/bench/llama.cpp`; nothing of it enters the repository.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -22,6 +23,108 @@ const SDIST: (&str, &str, &str) = (
     "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e",
 );
 
+/// A build of `llama-bench`, each in its own folder so that they are kept side by side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LlamaBuild {
+    /// For this CPU (GGML_NATIVE).
+    Native,
+    /// For AVX2, FMA and F16C without AVX-512 or AMX, whatever this CPU has: the peer of our
+    /// avx2 kernels.
+    Avx2,
+}
+
+impl LlamaBuild {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Native => "native",
+            Self::Avx2 => "avx2",
+        }
+    }
+
+    /// The native build keeps the folder of the time there was one build, and its cache.
+    fn dir(self) -> &'static str {
+        match self {
+            Self::Native => "build",
+            Self::Avx2 => "build-avx2",
+        }
+    }
+
+    /// The instruction-set options of ggml/CMakeLists.txt. Without GGML_NATIVE ggml takes
+    /// the listed ones: x86-64-v3 (SSE4.2, AVX, AVX2, BMI2, FMA, F16C) and nothing later.
+    fn isa_options(self) -> &'static [&'static str] {
+        match self {
+            Self::Native => &["-DGGML_NATIVE=ON"],
+            Self::Avx2 => &[
+                "-DGGML_NATIVE=OFF",
+                "-DGGML_SSE42=ON",
+                "-DGGML_AVX=ON",
+                "-DGGML_AVX2=ON",
+                "-DGGML_BMI2=ON",
+                "-DGGML_FMA=ON",
+                "-DGGML_F16C=ON",
+                "-DGGML_AVX_VNNI=OFF",
+                "-DGGML_AVX512=OFF",
+                "-DGGML_AVX512_VBMI=OFF",
+                "-DGGML_AVX512_VNNI=OFF",
+                "-DGGML_AVX512_BF16=OFF",
+                "-DGGML_AMX_TILE=OFF",
+                "-DGGML_AMX_INT8=OFF",
+                "-DGGML_AMX_BF16=OFF",
+            ],
+        }
+    }
+
+    /// `cmake`'s arguments to configure this build of `src` in `build`.
+    fn cmake_args(self, src: &Path, build: &Path) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec![
+            "-S".into(),
+            src.into(),
+            "-B".into(),
+            build.into(),
+            "-DCMAKE_BUILD_TYPE=Release".into(),
+        ];
+        args.extend(self.isa_options().iter().map(OsString::from));
+        args.extend(
+            [
+                "-DBUILD_SHARED_LIBS=OFF",
+                "-DLLAMA_BUILD_TESTS=OFF",
+                "-DLLAMA_BUILD_EXAMPLES=OFF",
+                "-DLLAMA_BUILD_SERVER=OFF",
+                "-DLLAMA_BUILD_APP=OFF",
+                "-DLLAMA_OPENSSL=OFF",
+                "-DLLAMA_CURL=OFF",
+            ]
+            .map(OsString::from),
+        );
+        args
+    }
+}
+
+/// The builds to make of those asked for, each with a note for its rows. On a CPU without
+/// AVX-512 the native build is the AVX2 one: asked for both, it makes one and says so.
+pub fn plan(asked: &[LlamaBuild], avx512: bool) -> Vec<(LlamaBuild, Option<&'static str>)> {
+    let mut builds: Vec<LlamaBuild> = Vec::new();
+    for &b in asked {
+        if !builds.contains(&b) {
+            builds.push(b);
+        }
+    }
+    let both = builds.contains(&LlamaBuild::Native) && builds.contains(&LlamaBuild::Avx2);
+    if both && !avx512 {
+        return builds
+            .into_iter()
+            .filter(|&b| b == LlamaBuild::Native)
+            .map(|b| {
+                (
+                    b,
+                    Some("the native build is the avx2 one: this CPU has no AVX-512"),
+                )
+            })
+            .collect();
+    }
+    builds.into_iter().map(|b| (b, None)).collect()
+}
+
 pub struct LlamaCpp {
     bench: PathBuf,
     src: PathBuf,
@@ -29,8 +132,12 @@ pub struct LlamaCpp {
     pub version: String,
 }
 
-/// Fetches, unpacks and builds what is missing; each step is skipped when its output exists.
-pub fn ensure(env: &Env, venv: &Venv) -> Result<LlamaCpp> {
+/// Fetches, unpacks and makes `build` where missing; each step is skipped when its output
+/// exists.
+pub fn ensure(env: &Env, venv: &Venv, build: LlamaBuild) -> Result<LlamaCpp> {
+    if build == LlamaBuild::Avx2 && !cfg!(target_arch = "x86_64") {
+        bail!("the avx2 build is for x86-64 CPUs");
+    }
     let (name, version, sha) = SDIST;
     let root = env.out.join("llama.cpp");
     std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
@@ -67,46 +174,33 @@ pub fn ensure(env: &Env, venv: &Venv) -> Result<LlamaCpp> {
             );
         }
     }
-    let build = root.join("build");
-    let bench = build.join("bin/llama-bench");
+    let build_dir = root.join(build.dir());
+    let bench = build_dir.join("bin/llama-bench");
     if !bench.exists() {
         let cmake = find_cmake(venv)?;
         tracing::info!(
-            "building llama-bench (Release, GGML_NATIVE) in {}; several minutes, once",
-            build.display()
+            "building llama-bench (Release, {}) in {}; several minutes, once",
+            build.name(),
+            build_dir.display()
         );
         let hint = "see the log: a C++17 compiler (g++) and cmake are needed";
+        let log = |step: &str| log_path(&env.logs, &format!("llama.cpp-{}-{step}", build.name()));
         process::run(
-            Command::new(&cmake)
-                .arg("-S")
-                .arg(&src)
-                .arg("-B")
-                .arg(&build)
-                .args([
-                    "-DCMAKE_BUILD_TYPE=Release",
-                    "-DGGML_NATIVE=ON",
-                    "-DBUILD_SHARED_LIBS=OFF",
-                    "-DLLAMA_BUILD_TESTS=OFF",
-                    "-DLLAMA_BUILD_EXAMPLES=OFF",
-                    "-DLLAMA_BUILD_SERVER=OFF",
-                    "-DLLAMA_BUILD_APP=OFF",
-                    "-DLLAMA_OPENSSL=OFF",
-                    "-DLLAMA_CURL=OFF",
-                ]),
+            Command::new(&cmake).args(build.cmake_args(&src, &build_dir)),
             "configuring llama.cpp (cmake)",
-            &log_path(&env.logs, "llama.cpp-cmake-configure"),
+            &log("cmake-configure"),
             hint,
         )?;
         let jobs = std::thread::available_parallelism().map_or(2, usize::from);
         process::run(
-            Command::new(&cmake).arg("--build").arg(&build).args([
+            Command::new(&cmake).arg("--build").arg(&build_dir).args([
                 "--target",
                 "llama-bench",
                 "-j",
                 &jobs.to_string(),
             ]),
             "building llama-bench",
-            &log_path(&env.logs, "llama.cpp-cmake-build"),
+            &log("cmake-build"),
             hint,
         )?;
         if !bench.exists() {
@@ -334,5 +428,49 @@ mod tests {
         assert_eq!(best_ts(&rows, |r| r["n_prompt"] == 128).unwrap(), 309.5);
         assert_eq!(best_ts(&rows, |r| r["n_depth"] == 512).unwrap(), 20.0);
         assert!(best_ts(&rows, |r| r["n_depth"] == 1024).is_err());
+    }
+
+    fn options(build: LlamaBuild) -> Vec<String> {
+        build
+            .cmake_args(Path::new("src"), Path::new(build.dir()))
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .filter(|a| a.starts_with("-DGGML_"))
+            .collect()
+    }
+
+    #[test]
+    fn the_native_build_is_for_this_cpu_and_the_avx2_build_for_avx2_only() {
+        assert_eq!(options(LlamaBuild::Native), ["-DGGML_NATIVE=ON"]);
+        let avx2 = options(LlamaBuild::Avx2);
+        for on in ["NATIVE=OFF", "AVX=ON", "AVX2=ON", "FMA=ON", "F16C=ON"] {
+            assert!(avx2.contains(&format!("-DGGML_{on}")), "{on}: {avx2:?}");
+        }
+        // Every AVX-512 and AMX option is named, and off.
+        let later: Vec<&String> = avx2
+            .iter()
+            .filter(|a| a.contains("AVX512") || a.contains("AMX"))
+            .collect();
+        assert_eq!(later.len(), 7, "{later:?}");
+        assert!(later.iter().all(|a| a.ends_with("=OFF")), "{later:?}");
+        let args = LlamaBuild::Avx2.cmake_args(Path::new("src"), Path::new("b"));
+        assert_eq!(args[..4], ["-S", "src", "-B", "b"].map(OsString::from));
+        assert_ne!(LlamaBuild::Native.dir(), LlamaBuild::Avx2.dir());
+    }
+
+    #[test]
+    fn without_avx512_native_and_avx2_are_one_build() {
+        use LlamaBuild::*;
+        assert_eq!(plan(&[Native], true), [(Native, None)]);
+        assert_eq!(
+            plan(&[Native, Avx2, Native], true),
+            [(Native, None), (Avx2, None)]
+        );
+        let one = plan(&[Avx2, Native], false);
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].0, Native);
+        assert!(one[0].1.is_some_and(|n| n.contains("no AVX-512")));
+        // Asked for alone, the avx2 build is made even there.
+        assert_eq!(plan(&[Avx2], false), [(Avx2, None)]);
     }
 }

@@ -27,6 +27,8 @@ use anyhow::{bail, Context, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use checkpoints::{Checkpoint, Dtype, Model};
+use inference::ops::kernel_path::KernelPath;
+use llama_cpp::LlamaBuild;
 use report::{EngineRun, Metrics, ModelRun, Point, Report, OURS};
 
 pub use process::rusage_exec;
@@ -39,6 +41,14 @@ pub struct Args {
     /// Measure our engine only.
     #[arg(long)]
     skip_peers: bool,
+    /// Our CPU kernel paths, a row each: `best` (the one gemma3 picks), `all` (every one this
+    /// CPU can run) or a comma-separated list of portable, avx2, avx512, neon.
+    #[arg(long, default_value = "best", value_name = "best|all|LIST")]
+    cpu_kernels: ours::CpuKernels,
+    /// llama.cpp builds, a row each, comma-separated: native (for this CPU), avx2 (AVX2, FMA
+    /// and F16C, no AVX-512).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "native")]
+    llama_builds: Vec<LlamaBuild>,
     /// Only this checkpoint.
     #[arg(long, value_enum)]
     only: Option<Model>,
@@ -196,6 +206,14 @@ pub fn run(mut args: Args) -> Result<bool> {
         write_outputs(&mut report, &out)?;
         return Ok(true);
     }
+    let lineup = Lineup {
+        pairs: models
+            .iter()
+            .flat_map(|&m| args.dtype.iter().map(move |&d| (m, d)))
+            .collect(),
+        kernels: args.cpu_kernels.paths(&KernelPath::supported())?,
+        llama_builds: llama_cpp::plan(&args.llama_builds, has_avx512()),
+    };
     let env = Env {
         logs: out.join("logs"),
         out: out.clone(),
@@ -231,11 +249,8 @@ pub fn run(mut args: Args) -> Result<bool> {
         }
     }
 
-    let pairs: Vec<(Model, Dtype)> = models
-        .iter()
-        .flat_map(|&m| args.dtype.iter().map(move |&d| (m, d)))
-        .collect();
-    let per_pair = 3 * if args.no_sweep { 1 } else { 2 };
+    let pairs = &lineup.pairs;
+    let per_pair = lineup.rows() * if args.no_sweep { 1 } else { 2 };
     let multi = MultiProgress::new();
     let bar = multi.add(ProgressBar::new((3 + pairs.len() * (1 + per_pair)) as u64));
     bar.set_style(
@@ -244,7 +259,7 @@ pub fn run(mut args: Args) -> Result<bool> {
     );
     bar.enable_steady_tick(Duration::from_millis(200));
     set_bars(Some(multi.clone()));
-    let result = measure_all(&args, &env, &pairs, &gemma3, &op_matrix, &multi, &bar);
+    let result = measure_all(&args, &env, &lineup, &gemma3, &op_matrix, &multi, &bar);
     bar.finish_and_clear();
     set_bars(None);
     let mut report = result?;
@@ -253,7 +268,8 @@ pub fn run(mut args: Args) -> Result<bool> {
     let ours_ok = report.runs.iter().all(|r| {
         r.engines
             .iter()
-            .any(|e| e.engine == OURS && e.metrics.is_some())
+            .filter(|e| e.engine == OURS)
+            .all(|e| e.metrics.is_some())
     });
     if !ours_ok {
         eprintln!("error: gemma3 failed on some checkpoint; see the table and target/bench/logs");
@@ -301,10 +317,38 @@ fn build_release(repo: &Path) -> Result<()> {
     Ok(())
 }
 
+/// What a run measures: the checkpoints, and the variants of the engines that have them.
+struct Lineup {
+    pairs: Vec<(Model, Dtype)>,
+    /// The kernel path of each row of ours (`None`: the one gemma3 picks).
+    kernels: Vec<Option<KernelPath>>,
+    /// llama.cpp's builds, each with a note for its rows.
+    llama_builds: Vec<(LlamaBuild, Option<&'static str>)>,
+}
+
+impl Lineup {
+    /// Rows per checkpoint.
+    fn rows(&self) -> usize {
+        self.kernels.len() + 1 + self.llama_builds.len()
+    }
+}
+
+/// Whether llama.cpp's native build differs from its AVX2 one here.
+fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 fn measure_all(
     args: &Args,
     env: &Env,
-    pairs: &[(Model, Dtype)],
+    lineup: &Lineup,
     gemma3: &Path,
     op_matrix: &Path,
     multi: &MultiProgress,
@@ -321,30 +365,33 @@ fn measure_all(
 
     // Peers' setup: a failure skips that peer everywhere, with the reason.
     bar.set_message("peers' setup");
-    let (venv, llama) = if args.skip_peers {
-        (
-            Err("--skip-peers".to_owned()),
-            Err("--skip-peers".to_owned()),
-        )
+    let venv = if args.skip_peers {
+        Err("--skip-peers".to_owned())
     } else {
-        let venv = transformers::ensure_venv(env).map_err(|e| {
+        transformers::ensure_venv(env).map_err(|e| {
             tracing::warn!("no Python peers: {e:#}");
             format!("the Python venv could not be made: {}", first_line(&e))
-        });
+        })
+    };
+    let mut engines: Vec<Engine> = lineup.kernels.iter().map(|&p| Engine::Ours(p)).collect();
+    engines.push(Engine::Transformers);
+    for &(build, note) in &lineup.llama_builds {
+        if let Some(note) = note {
+            tracing::info!("llama.cpp: {note}");
+        }
         let llama = match &venv {
-            Ok(v) => llama_cpp::ensure(env, v).map_err(|e| {
-                tracing::warn!("no llama.cpp: {e:#}");
+            Ok(v) => llama_cpp::ensure(env, v, build).map_err(|e| {
+                tracing::warn!("no llama.cpp ({}): {e:#}", build.name());
                 format!("llama.cpp could not be built: {}", first_line(&e))
             }),
             Err(reason) => Err(reason.clone()),
         };
-        (venv, llama)
-    };
-    let mut llama = llama;
+        engines.push(Engine::LlamaCpp { build, llama, note });
+    }
     bar.inc(1);
 
     let mut runs = Vec::new();
-    for &(model, dtype) in pairs {
+    for &(model, dtype) in &lineup.pairs {
         let label = format!("{} {}", model.name(), dtype.name());
         bar.set_message(format!("{label}: checkpoint"));
         let ckpt_bar = multi.add(
@@ -375,7 +422,13 @@ fn measure_all(
         let ckpt = ckpt?;
         bar.inc(1);
         runs.push(measure_checkpoint(
-            args, env, &ckpt, gemma3, &venv, &mut llama, bar,
+            args,
+            env,
+            &ckpt,
+            gemma3,
+            &venv,
+            &mut engines,
+            bar,
         )?);
     }
     let bandwidth = report::Bandwidth::best_of(&env.bandwidth.borrow());
@@ -416,7 +469,7 @@ fn measure_checkpoint(
     ckpt: &Checkpoint,
     gemma3: &Path,
     venv: &Result<transformers::Venv, String>,
-    llama: &mut Result<llama_cpp::LlamaCpp, String>,
+    engines: &mut [Engine],
     bar: &ProgressBar,
 ) -> Result<(ModelRun, FloorPlan)> {
     let label = format!("{} {}", ckpt.model.name(), ckpt.dtype.name());
@@ -454,7 +507,6 @@ fn measure_checkpoint(
     let ids_file = env.out.join(format!("prompt-{}.json", ckpt.model.name()));
     std::fs::write(&ids_file, serde_json::to_string(&ids)?)
         .with_context(|| format!("writing {}", ids_file.display()))?;
-    let prompt = &ids[..args.prompt_tokens];
 
     // The floors need the run's best bandwidth, known at the end: computed then, from this.
     let mean_context = |c: usize, n: usize| c + n / 2;
@@ -469,190 +521,62 @@ fn measure_checkpoint(
             .collect(),
     };
 
+    let bench = CheckpointBench {
+        args,
+        env,
+        ckpt,
+        gemma3,
+        venv,
+        ids: &ids,
+        ids_file: &ids_file,
+        contexts: &contexts,
+        label: &label,
+    };
+
     // Phase 1, the main measurements, with the bandwidth sampled before, between and after
     // them: the host's memory bandwidth drifts (other tenants), so each engine's floor uses
     // the samples around its own measurement.
-    let mut engines = Vec::new();
+    let mut rows: Vec<EngineRun> = Vec::new();
     let mut before = env.sample_bandwidth(bar);
-    let mut around = |run: &mut EngineRun, bar: &ProgressBar| {
-        let after = env.sample_bandwidth(bar);
-        run.read_gb_s = Some(before.max(after));
-        before = after;
-    };
-
-    // Ours. A warm-up run first: the page cache, so that load times compare.
-    bar.set_message(format!("{label}: gemma3"));
-    let _ = ours::generate(gemma3, ckpt, &ids[..2], 2, env, "warmup");
-    let mut ours_tokens = Vec::new();
-    let mut us = match best_of(env.runs, || {
-        env.quiet.measure(
-            &format!("{label}: gemma3"),
-            || ours::generate(gemma3, ckpt, prompt, args.new_tokens, env, "main"),
-            |g| g.metrics.others_cores,
-        )
-    }) {
-        Ok(g) => {
-            ours_tokens = g.token_ids;
-            tracing::info!("{label}: gemma3 {}", summary(&g.metrics));
-            let mut run = EngineRun::measured(OURS, None, g.metrics);
-            if run
-                .metrics
-                .as_ref()
-                .is_some_and(|m| m.preflight_ms.is_none())
-            {
-                run.notes
-                    .push("no preflight line in the log (GEMMA3_LOG=info)".into());
-            }
-            run
+    // A warm-up run first: the page cache, so that load times compare.
+    let _ = ours::generate(gemma3, None, ckpt, &ids[..2], 2, env, "warmup");
+    // The first row of ours that measured: its name and greedy tokens, held against the rest.
+    let mut reference: Option<(String, Vec<u32>)> = None;
+    for engine in engines.iter_mut() {
+        bar.set_message(format!("{label}: {}", engine.label()));
+        let (mut run, tokens) = bench.main(engine);
+        run.variant = run.variant.or(engine.variant());
+        run.notes.extend(engine.note().map(String::from));
+        match (&reference, tokens) {
+            (Some((ours, want)), Some(tokens)) => run.notes.push(agreement(ours, want, &tokens)),
+            (None, Some(tokens)) if run.engine == OURS => reference = Some((run.label(), tokens)),
+            _ => {}
         }
-        Err(e) => failed(OURS, &label, &e),
-    };
-    around(&mut us, bar);
-    engines.push(us);
-    bar.inc(1);
-
-    // transformers.
-    let tf = match venv {
-        Err(reason) => EngineRun::skipped("transformers", reason.clone()),
-        Ok(venv) => {
-            bar.set_message(format!("{label}: transformers"));
-            let measured = env.quiet.measure(
-                &format!("{label}: transformers"),
-                || {
-                    transformers::measure(
-                        venv,
-                        ckpt,
-                        &ids_file,
-                        args.prompt_tokens,
-                        args.new_tokens,
-                        env,
-                    )
-                },
-                |r| r.metrics.others_cores,
-            );
-            match measured {
-                Ok(r) => {
-                    tracing::info!("{label}: transformers {}", summary(&r.metrics));
-                    let mut run = EngineRun::measured("transformers", Some(r.version), r.metrics);
-                    run.notes.push(agreement(&ours_tokens, &r.token_ids));
-                    around(&mut run, bar);
-                    run
-                }
-                Err(e) => failed("transformers", &label, &e),
-            }
+        if run.metrics.is_some() {
+            let after = env.sample_bandwidth(bar);
+            run.read_gb_s = Some(before.max(after));
+            before = after;
         }
-    };
-    engines.push(tf);
-    bar.inc(1);
+        rows.push(run);
+        bar.inc(1);
+    }
 
-    // llama.cpp.
-    let name = format!("{}-{}", ckpt.model.name(), ckpt.dtype.name());
-    let mut gguf = None;
-    let lc = match (llama.as_mut(), venv) {
-        (Err(reason), _) => EngineRun::skipped("llama.cpp", reason.clone()),
-        (_, Err(reason)) => EngineRun::skipped("llama.cpp", reason.clone()),
-        (Ok(llama), Ok(venv)) => {
-            bar.set_message(format!("{label}: llama.cpp"));
-            match llama.gguf(ckpt, venv, env) {
-                Err(e) => failed("llama.cpp", &label, &e),
-                Ok(file) => {
-                    let measured = env.quiet.measure(
-                        &format!("{label}: llama.cpp"),
-                        || llama.measure(&file, args.prompt_tokens, args.new_tokens, env, &name),
-                        |m| m.others_cores,
-                    );
-                    gguf = Some(file);
-                    match measured {
-                        Ok(m) => {
-                            tracing::info!("{label}: llama.cpp {}", summary(&m));
-                            let mut run =
-                                EngineRun::measured("llama.cpp", Some(llama.version.clone()), m);
-                            run.notes.push(
-                                "llama-bench: its own prompt ids, TTFT = prompt / prefill rate, no load time"
-                                    .into(),
-                            );
-                            around(&mut run, bar);
-                            run
-                        }
-                        Err(e) => failed("llama.cpp", &label, &e),
-                    }
-                }
-            }
-        }
-    };
-    engines.push(lc);
-    bar.inc(1);
-
-    // Phase 2, decode against context.
+    // Phase 2, decode against context, for each engine that measured.
     if !contexts.is_empty() {
-        bar.set_message(format!("{label}: gemma3 sweep"));
-        engines[0].sweep = sweep_points(&contexts, |c| {
-            best_of(env.runs, || {
-                env.quiet.measure(
-                    &format!("{label}: gemma3 at context {c}"),
-                    || {
-                        ours::generate(
-                            gemma3,
-                            ckpt,
-                            &ids[..c],
-                            args.sweep_new_tokens,
-                            env,
-                            &format!("ctx{c}"),
-                        )
-                    },
-                    |g| g.metrics.others_cores,
-                )
-            })
-            .map(|g| g.metrics.decode_tok_s)
-        });
-        bar.inc(1);
-
-        if let (Ok(venv), true) = (venv, engines[1].metrics.is_some()) {
-            bar.set_message(format!("{label}: transformers sweep"));
-            let swept = env.quiet.measure(
-                &format!("{label}: transformers sweep"),
-                || {
-                    transformers::sweep(
-                        venv,
-                        ckpt,
-                        &ids_file,
-                        &contexts,
-                        args.sweep_new_tokens,
-                        env,
-                    )
-                },
-                |(_, load)| *load,
-            );
-            match swept {
-                Ok((points, _)) => engines[1].sweep = points,
-                Err(e) => {
-                    tracing::warn!("{label}: transformers sweep: {e:#}");
-                    engines[1]
-                        .notes
-                        .push(format!("sweep failed: {}", first_line(&e)));
+        for (engine, run) in engines.iter().zip(&mut rows) {
+            if run.metrics.is_some() {
+                bar.set_message(format!("{label}: {} sweep", run.label()));
+                match bench.sweep(engine) {
+                    Some(Ok(points)) => run.sweep = points,
+                    Some(Err(e)) => {
+                        tracing::warn!("{label}: {} sweep: {e:#}", run.label());
+                        run.notes.push(format!("sweep failed: {}", first_line(&e)));
+                    }
+                    None => {}
                 }
             }
+            bar.inc(1);
         }
-        bar.inc(1);
-
-        if let (Ok(llama), Some(file)) = (llama.as_ref(), &gguf) {
-            bar.set_message(format!("{label}: llama.cpp sweep"));
-            let swept = env.quiet.measure(
-                &format!("{label}: llama.cpp sweep"),
-                || llama.sweep(file, &contexts, args.sweep_new_tokens, env, &name),
-                |(_, load)| *load,
-            );
-            match swept {
-                Ok((points, _)) => engines[2].sweep = points,
-                Err(e) => {
-                    tracing::warn!("{label}: llama.cpp sweep: {e:#}");
-                    engines[2]
-                        .notes
-                        .push(format!("sweep failed: {}", first_line(&e)));
-                }
-            }
-        }
-        bar.inc(1);
     }
 
     let (floor, sweep_floor) = plan.apply(0.0);
@@ -666,10 +590,258 @@ fn measure_checkpoint(
             bandwidth_bound: ckpt.weight_bytes() > 4 * last_level_cache_bytes(),
             floor,
             sweep_floor,
-            engines,
+            engines: rows,
         },
         plan,
     ))
+}
+
+/// One row of every checkpoint: ours on one CPU kernel path, or a peer.
+enum Engine {
+    /// Ours, on the path forced through `GEMMA3_CPU_KERNELS` (`None`: the one it picks).
+    Ours(Option<KernelPath>),
+    Transformers,
+    /// One llama.cpp build (or why there is none), with a note for its rows.
+    LlamaCpp {
+        build: LlamaBuild,
+        llama: Result<llama_cpp::LlamaCpp, String>,
+        note: Option<&'static str>,
+    },
+}
+
+impl Engine {
+    fn name(&self) -> &'static str {
+        match self {
+            Engine::Ours(_) => OURS,
+            Engine::Transformers => "transformers",
+            Engine::LlamaCpp { .. } => "llama.cpp",
+        }
+    }
+
+    /// The variant asked for; ours's row takes the path its stats name once it ran.
+    fn variant(&self) -> Option<String> {
+        match self {
+            Engine::Ours(path) => path.map(|p| p.name().to_owned()),
+            Engine::Transformers => None,
+            Engine::LlamaCpp { build, .. } => Some(build.name().to_owned()),
+        }
+    }
+
+    fn label(&self) -> String {
+        report::label(self.name(), self.variant().as_deref())
+    }
+
+    fn note(&self) -> Option<&'static str> {
+        match self {
+            Engine::LlamaCpp { note, .. } => *note,
+            _ => None,
+        }
+    }
+}
+
+/// What each engine's measurements of one checkpoint need.
+struct CheckpointBench<'a> {
+    args: &'a Args,
+    env: &'a Env,
+    ckpt: &'a Checkpoint,
+    gemma3: &'a Path,
+    venv: &'a Result<transformers::Venv, String>,
+    /// The prompt's ids, as many as the longest context needs.
+    ids: &'a [u32],
+    ids_file: &'a Path,
+    contexts: &'a [usize],
+    /// `1b bf16`.
+    label: &'a str,
+}
+
+impl CheckpointBench<'_> {
+    /// The main measurement of `engine`, with its greedy tokens where it reports them.
+    fn main(&self, engine: &mut Engine) -> (EngineRun, Option<Vec<u32>>) {
+        let (args, env, ckpt, label) = (self.args, self.env, self.ckpt, self.label);
+        let what = format!("{label}: {}", engine.label());
+        let prompt = &self.ids[..args.prompt_tokens];
+        match engine {
+            Engine::Ours(path) => {
+                let measured = best_of(env.runs, || {
+                    env.quiet.measure(
+                        &what,
+                        || {
+                            ours::generate(
+                                self.gemma3,
+                                *path,
+                                ckpt,
+                                prompt,
+                                args.new_tokens,
+                                env,
+                                "main",
+                            )
+                        },
+                        |g| g.metrics.others_cores,
+                    )
+                });
+                match measured {
+                    Ok(g) => {
+                        let ran = report::label(OURS, Some(&g.cpu_kernels));
+                        tracing::info!("{label}: {ran} {}", summary(&g.metrics));
+                        let no_preflight = g.metrics.preflight_ms.is_none();
+                        let mut run = EngineRun::measured(OURS, None, g.metrics);
+                        run.variant = Some(g.cpu_kernels);
+                        if no_preflight {
+                            run.notes
+                                .push("no preflight line in the log (GEMMA3_LOG=info)".into());
+                        }
+                        (run, Some(g.token_ids))
+                    }
+                    Err(e) => (failed(OURS, &what, &e), None),
+                }
+            }
+            Engine::Transformers => {
+                let venv = match self.venv {
+                    Ok(venv) => venv,
+                    Err(reason) => {
+                        return (EngineRun::skipped("transformers", reason.clone()), None)
+                    }
+                };
+                let measured = env.quiet.measure(
+                    &what,
+                    || {
+                        transformers::measure(
+                            venv,
+                            ckpt,
+                            self.ids_file,
+                            args.prompt_tokens,
+                            args.new_tokens,
+                            env,
+                        )
+                    },
+                    |r| r.metrics.others_cores,
+                );
+                match measured {
+                    Ok(r) => {
+                        tracing::info!("{what} {}", summary(&r.metrics));
+                        let run = EngineRun::measured("transformers", Some(r.version), r.metrics);
+                        (run, Some(r.token_ids))
+                    }
+                    Err(e) => (failed("transformers", &what, &e), None),
+                }
+            }
+            Engine::LlamaCpp { build, llama, .. } => {
+                let llama = match llama {
+                    Ok(llama) => llama,
+                    Err(reason) => return (EngineRun::skipped("llama.cpp", reason.clone()), None),
+                };
+                let venv = match self.venv {
+                    Ok(venv) => venv,
+                    Err(reason) => return (EngineRun::skipped("llama.cpp", reason.clone()), None),
+                };
+                let name = llama_log_name(ckpt, *build);
+                let measured = llama.gguf(ckpt, venv, env).and_then(|file| {
+                    env.quiet.measure(
+                        &what,
+                        || llama.measure(&file, args.prompt_tokens, args.new_tokens, env, &name),
+                        |m| m.others_cores,
+                    )
+                });
+                match measured {
+                    Ok(m) => {
+                        tracing::info!("{what} {}", summary(&m));
+                        let mut run =
+                            EngineRun::measured("llama.cpp", Some(llama.version.clone()), m);
+                        run.notes.push(
+                            "llama-bench: its own prompt ids, TTFT = prompt / prefill rate, no load time"
+                                .into(),
+                        );
+                        (run, None)
+                    }
+                    Err(e) => (failed("llama.cpp", &what, &e), None),
+                }
+            }
+        }
+    }
+
+    /// Decode tokens/s against context for `engine`; `None` where it has no sweep to make.
+    fn sweep(&self, engine: &Engine) -> Option<Result<Vec<Point>>> {
+        let (args, env, ckpt, label) = (self.args, self.env, self.ckpt, self.label);
+        let what = format!("{label}: {} sweep", engine.label());
+        let venv = self.venv.as_ref().ok();
+        match engine {
+            Engine::Ours(path) => Some(Ok(sweep_points(self.contexts, |c| {
+                best_of(env.runs, || {
+                    env.quiet.measure(
+                        &format!("{label}: {} at context {c}", engine.label()),
+                        || {
+                            ours::generate(
+                                self.gemma3,
+                                *path,
+                                ckpt,
+                                &self.ids[..c],
+                                args.sweep_new_tokens,
+                                env,
+                                &format!("ctx{c}"),
+                            )
+                        },
+                        |g| g.metrics.others_cores,
+                    )
+                })
+                .map(|g| g.metrics.decode_tok_s)
+            }))),
+            Engine::Transformers => {
+                let venv = venv?;
+                Some(
+                    env.quiet
+                        .measure(
+                            &what,
+                            || {
+                                transformers::sweep(
+                                    venv,
+                                    ckpt,
+                                    self.ids_file,
+                                    self.contexts,
+                                    args.sweep_new_tokens,
+                                    env,
+                                )
+                            },
+                            |(_, load)| *load,
+                        )
+                        .map(|(points, _)| points),
+                )
+            }
+            Engine::LlamaCpp { build, llama, .. } => {
+                let (llama, venv) = (llama.as_ref().ok()?, venv?);
+                let name = llama_log_name(ckpt, *build);
+                Some(
+                    llama
+                        .gguf(ckpt, venv, env)
+                        .and_then(|file| {
+                            env.quiet.measure(
+                                &what,
+                                || {
+                                    llama.sweep(
+                                        &file,
+                                        self.contexts,
+                                        args.sweep_new_tokens,
+                                        env,
+                                        &name,
+                                    )
+                                },
+                                |(_, load)| *load,
+                            )
+                        })
+                        .map(|(points, _)| points),
+                )
+            }
+        }
+    }
+}
+
+/// `1b-bf16-avx2`: the stem of a llama.cpp build's logs for a checkpoint.
+fn llama_log_name(ckpt: &Checkpoint, build: LlamaBuild) -> String {
+    format!(
+        "{}-{}-{}",
+        ckpt.model.name(),
+        ckpt.dtype.name(),
+        build.name()
+    )
 }
 
 /// What a checkpoint's floors depend on besides the bandwidth.
@@ -735,8 +907,9 @@ fn sweep_points(contexts: &[usize], mut f: impl FnMut(usize) -> Result<f64>) -> 
         .collect()
 }
 
-fn failed(engine: &str, label: &str, e: &anyhow::Error) -> EngineRun {
-    tracing::warn!("{label}: {engine} failed: {e:#}");
+/// A failed row of `engine`; `what` names the measurement in the log.
+fn failed(engine: &str, what: &str, e: &anyhow::Error) -> EngineRun {
+    tracing::warn!("{what} failed: {e:#}");
     EngineRun::failed(engine, first_line(e))
 }
 
@@ -755,11 +928,12 @@ fn summary(m: &Metrics) -> String {
     )
 }
 
-/// How many greedy tokens a peer produced identically to ours, from the start.
-fn agreement(ours: &[u32], theirs: &[u32]) -> String {
-    let same = ours.iter().zip(theirs).take_while(|(a, b)| a == b).count();
-    let n = ours.len().min(theirs.len());
-    format!("greedy tokens equal to ours: {same} of {n}")
+/// How many greedy tokens an engine produced identically to ours (the row named `ours`),
+/// from the start.
+fn agreement(ours: &str, want: &[u32], theirs: &[u32]) -> String {
+    let same = want.iter().zip(theirs).take_while(|(a, b)| a == b).count();
+    let n = want.len().min(theirs.len());
+    format!("greedy tokens equal to {ours}'s: {same} of {n}")
 }
 
 fn time_op_matrix(bin: &Path, env: &Env) -> Option<report::OpMatrix> {
@@ -885,6 +1059,10 @@ fn machine() -> report::Machine {
         cpu: field("model name").unwrap_or_else(|| "unknown".into()),
         cores: std::thread::available_parallelism().map_or(1, usize::from),
         flags: have,
+        cpu_kernels: KernelPath::supported()
+            .iter()
+            .map(|p| p.name().to_owned())
+            .collect(),
         memory_gib: kib / (1u64 << 20) as f64,
     }
 }
@@ -907,6 +1085,7 @@ mod tests {
                 others_cores: None,
             },
             token_ids: vec![1, 2, 3],
+            cpu_kernels: "avx2".into(),
         }
     }
 
@@ -920,5 +1099,67 @@ mod tests {
         assert!(runs.next().is_none(), "every run was made");
         let mut failing = vec![Ok(run(1.0, 1.0)), Err(anyhow::anyhow!("boom"))].into_iter();
         assert!(best_of(2, || failing.next().unwrap()).is_err());
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn parse(line: &[&str]) -> Args {
+        use clap::Parser;
+        Cli::try_parse_from(std::iter::once("bench").chain(line.iter().copied()))
+            .unwrap()
+            .args
+    }
+
+    #[test]
+    fn by_default_one_row_of_ours_as_it_picks_and_llama_cpp_built_for_this_cpu() {
+        let a = parse(&[]);
+        assert_eq!(a.cpu_kernels, ours::CpuKernels::Best);
+        assert_eq!(a.llama_builds, [LlamaBuild::Native]);
+        let a = parse(&["--cpu-kernels", "all", "--llama-builds", "native,avx2"]);
+        assert_eq!(a.cpu_kernels, ours::CpuKernels::All);
+        assert_eq!(a.llama_builds, [LlamaBuild::Native, LlamaBuild::Avx2]);
+        let a = parse(&["--cpu-kernels", "avx2,portable"]);
+        assert_eq!(
+            a.cpu_kernels,
+            ours::CpuKernels::List(vec![KernelPath::Avx2, KernelPath::Portable])
+        );
+        use clap::Parser;
+        assert!(Cli::try_parse_from(["bench", "--cpu-kernels", "sse"]).is_err());
+        assert!(Cli::try_parse_from(["bench", "--llama-builds", "avx512"]).is_err());
+    }
+
+    #[test]
+    fn each_row_is_named_by_its_engine_and_the_variant_asked_for() {
+        assert_eq!(Engine::Ours(None).label(), "gemma3");
+        assert_eq!(
+            Engine::Ours(Some(KernelPath::Avx2)).label(),
+            "gemma3 (avx2)"
+        );
+        assert_eq!(Engine::Transformers.label(), "transformers");
+        let llama = Engine::LlamaCpp {
+            build: LlamaBuild::Avx2,
+            llama: Err("--skip-peers".into()),
+            note: Some("a note"),
+        };
+        assert_eq!(llama.label(), "llama.cpp (avx2)");
+        assert_eq!(llama.note(), Some("a note"));
+        let lineup = Lineup {
+            pairs: vec![(Model::Tiny, Dtype::F32)],
+            kernels: vec![Some(KernelPath::Avx2), Some(KernelPath::Portable)],
+            llama_builds: vec![(LlamaBuild::Native, None), (LlamaBuild::Avx2, None)],
+        };
+        assert_eq!(lineup.rows(), 5);
+    }
+
+    #[test]
+    fn agreement_counts_equal_tokens_from_the_start() {
+        assert_eq!(
+            agreement("gemma3 (avx512)", &[1, 2, 3, 4], &[1, 2, 9]),
+            "greedy tokens equal to gemma3 (avx512)'s: 2 of 3"
+        );
     }
 }

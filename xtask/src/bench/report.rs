@@ -30,6 +30,9 @@ pub struct Machine {
     pub cores: usize,
     /// The SIMD flags that matter to these kernels, as `/proc/cpuinfo` spells them.
     pub flags: Vec<String>,
+    /// Our CPU kernel paths this CPU can run, best first.
+    #[serde(default)]
+    pub cpu_kernels: Vec<String>,
     pub memory_gib: f64,
 }
 
@@ -105,6 +108,21 @@ pub struct ModelRun {
     pub engines: Vec<EngineRun>,
 }
 
+impl ModelRun {
+    /// The row of ours that row `i` is compared with: for a peer, ours on the same variant
+    /// where there is one (`llama.cpp (avx2)` with `gemma3 (avx2)`), else the first row of
+    /// ours; none for that first row itself.
+    pub fn reference(&self, i: usize) -> Option<usize> {
+        let e = &self.engines[i];
+        let first = self.engines.iter().position(|o| o.engine == OURS)?;
+        let same = self.engines.iter().position(|o| {
+            o.engine == OURS && e.engine != OURS && e.variant.is_some() && o.variant == e.variant
+        });
+        let r = same.unwrap_or(first);
+        (r != i).then_some(r)
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Floor {
     /// Mean context over the decoded tokens.
@@ -131,6 +149,10 @@ pub enum Outcome {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct EngineRun {
     pub engine: String,
+    /// Which of the engine's kinds ran: ours, the CPU kernel path its stats name; llama.cpp,
+    /// its build (`native`, `avx2`).
+    #[serde(default)]
+    pub variant: Option<String>,
     pub version: Option<String>,
     pub outcome: Outcome,
     pub metrics: Option<Metrics>,
@@ -164,14 +186,27 @@ pub struct Metrics {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Ratios {
+    /// The row of ours these are taken from: on the same variant where there is one (the avx2
+    /// kernels against llama.cpp's avx2 build), else the first.
+    #[serde(default)]
+    pub ours: String,
     pub prefill: Option<f64>,
     pub decode: Option<f64>,
+}
+
+/// A row's name: `gemma3 (avx512)`, `llama.cpp (native)`, `transformers`.
+pub fn label(engine: &str, variant: Option<&str>) -> String {
+    match variant {
+        Some(v) => format!("{engine} ({v})"),
+        None => engine.to_owned(),
+    }
 }
 
 impl EngineRun {
     pub fn measured(engine: &str, version: Option<String>, metrics: Metrics) -> Self {
         EngineRun {
             engine: engine.to_owned(),
+            variant: None,
             version,
             outcome: Outcome::Measured,
             metrics: Some(metrics),
@@ -201,9 +236,15 @@ impl EngineRun {
         )
     }
 
+    /// The row's name (see [`label`]).
+    pub fn label(&self) -> String {
+        label(&self.engine, self.variant.as_deref())
+    }
+
     fn without_numbers(engine: &str, outcome: Outcome) -> Self {
         EngineRun {
             engine: engine.to_owned(),
+            variant: None,
             version: None,
             outcome,
             metrics: None,
@@ -288,16 +329,18 @@ fn ratio(a: f64, b: f64) -> Option<f64> {
 }
 
 impl Report {
-    /// Fills in the ratios: each peer against ours, each engine against the floor.
+    /// Fills in the ratios: each engine against ours (see [`ModelRun::reference`]), each
+    /// engine against the floor.
     pub fn derive(&mut self) {
         for run in &mut self.runs {
-            let ours = run
-                .engines
-                .iter()
-                .find(|e| e.engine == OURS)
-                .and_then(|e| e.metrics.clone());
+            let references: Vec<Option<(String, Metrics)>> = (0..run.engines.len())
+                .map(|i| {
+                    let r = &run.engines[run.reference(i)?];
+                    Some((r.label(), r.metrics.clone()?))
+                })
+                .collect();
             let bytes = (run.floor.weight_bytes + run.floor.kv_bytes) as f64;
-            for e in &mut run.engines {
+            for (e, ours) in run.engines.iter_mut().zip(references) {
                 let Some(m) = &e.metrics else {
                     e.ours_over_this = None;
                     e.decode_over_floor = None;
@@ -308,13 +351,11 @@ impl Report {
                     None => run.floor.tok_s,
                 };
                 e.decode_over_floor = ratio(m.decode_tok_s, floor).filter(|_| run.bandwidth_bound);
-                e.ours_over_this = match &ours {
-                    Some(o) if e.engine != OURS => Some(Ratios {
-                        prefill: ratio(o.prefill_tok_s, m.prefill_tok_s),
-                        decode: ratio(o.decode_tok_s, m.decode_tok_s),
-                    }),
-                    _ => None,
-                };
+                e.ours_over_this = ours.map(|(label, o)| Ratios {
+                    ours: label,
+                    prefill: ratio(o.prefill_tok_s, m.prefill_tok_s),
+                    decode: ratio(o.decode_tok_s, m.decode_tok_s),
+                });
             }
         }
     }
@@ -324,12 +365,24 @@ impl Report {
         let m = &self.machine;
         let b = &self.bandwidth;
         let mut s = format!(
-            "machine: {}, {} cores, {:.0} GiB, flags: {}\n",
+            "machine: {}, {} cores, {:.0} GiB, flags: {}",
             m.cpu,
             m.cores,
             m.memory_gib,
             m.flags.join(" ")
         );
+        // Which kind of x86 CPU it is: the flags our avx2 and avx512 paths hinge on.
+        let lacks: Vec<&str> = ["avx2", "avx512_bf16"]
+            .into_iter()
+            .filter(|f| !m.flags.iter().any(|x| x == f))
+            .collect();
+        if !m.flags.is_empty() && !lacks.is_empty() {
+            let _ = write!(s, " (no {})", lacks.join(", no "));
+        }
+        if !m.cpu_kernels.is_empty() {
+            let _ = write!(s, "; our CPU kernels here: {}", m.cpu_kernels.join(", "));
+        }
+        s.push('\n');
         let _ = writeln!(
             s,
             "load average (1 min) {:.2} at the start, {:.2} at the end",
@@ -393,6 +446,7 @@ impl Report {
             "note",
         ]);
         for run in &self.runs {
+            let several = run.engines.iter().filter(|e| e.engine == OURS).count() > 1;
             for e in &run.engines {
                 let m = e.metrics.as_ref();
                 let note = match &e.outcome {
@@ -401,8 +455,8 @@ impl Report {
                     Outcome::Failed { error } => format!("FAILED: {error}"),
                 };
                 let engine = match &e.version {
-                    Some(v) => format!("{} {v}", e.engine),
-                    None => e.engine.clone(),
+                    Some(v) => format!("{} {v}", e.label()),
+                    None => e.label(),
                 };
                 t.add_row(vec![
                     Cell::new(&run.model),
@@ -422,6 +476,12 @@ impl Report {
                     num(e.read_gb_s, 1),
                     times(e.decode_over_floor),
                     Cell::new(match &e.ours_over_this {
+                        Some(r) if several => format!(
+                            "{} {} ({})",
+                            times_str(r.prefill),
+                            times_str(r.decode),
+                            r.ours
+                        ),
                         Some(r) => format!("{} {}", times_str(r.prefill), times_str(r.decode)),
                         None => "-".into(),
                     })
@@ -501,8 +561,9 @@ impl Report {
                 .engines
                 .iter()
                 .filter(|e| !e.sweep.is_empty())
-                .map(|e| (e.engine.as_str(), &e.sweep));
-            for (name, points) in rows.chain(std::iter::once(("floor", &run.sweep_floor))) {
+                .map(|e| (e.label(), &e.sweep));
+            let floor = ("floor".to_owned(), &run.sweep_floor);
+            for (name, points) in rows.chain(std::iter::once(floor)) {
                 let mut row = vec![
                     Cell::new(&run.model),
                     Cell::new(&run.dtype),
@@ -599,13 +660,15 @@ fn times(v: Option<f64>) -> Cell {
     Cell::new(times_str(v)).set_alignment(CellAlignment::Right)
 }
 
-fn color(engine: &str) -> &'static str {
-    match engine {
-        OURS => "#d62728",
-        "transformers" => "#1f77b4",
-        "llama.cpp" => "#2ca02c",
-        _ => "#9467bd",
-    }
+/// An engine's colour, a shade of it for its `nth` variant.
+fn color(engine: &str, nth: usize) -> &'static str {
+    let shades: &[&str] = match engine {
+        OURS => &["#d62728", "#ff7f0e", "#8c564b"],
+        "transformers" => &["#1f77b4"],
+        "llama.cpp" => &["#2ca02c", "#17becf", "#bcbd22"],
+        _ => &["#9467bd"],
+    };
+    shades[nth % shades.len()]
 }
 
 fn dash(dtype: &str) -> &'static str {
@@ -639,14 +702,23 @@ pub fn nice_axis(max: f64) -> (f64, f64) {
 }
 
 fn panel(s: &mut String, x0: f64, w: f64, h: f64, model: &str, runs: &[&ModelRun]) {
-    let (left, right, top, bottom) = (x0 + 64.0, x0 + w - 150.0, 36.0, h - 48.0);
-    // Series: (label, color, dash, points).
+    // Series: (label, color, dash, points); an engine's variants in the order first seen.
     let mut series: Vec<(String, &str, &str, &[Point])> = Vec::new();
+    let mut variants: Vec<(&str, Option<&str>)> = Vec::new();
     for run in runs {
         for e in run.engines.iter().filter(|e| !e.sweep.is_empty()) {
+            let key = (e.engine.as_str(), e.variant.as_deref());
+            if !variants.contains(&key) {
+                variants.push(key);
+            }
+            let nth = variants
+                .iter()
+                .filter(|(engine, _)| *engine == key.0)
+                .position(|&k| k == key)
+                .unwrap_or(0);
             series.push((
-                format!("{} {}", e.engine, run.dtype),
-                color(&e.engine),
+                format!("{} {}", e.label(), run.dtype),
+                color(&e.engine, nth),
                 dash(&run.dtype),
                 &e.sweep,
             ));
@@ -660,6 +732,10 @@ fn panel(s: &mut String, x0: f64, w: f64, h: f64, model: &str, runs: &[&ModelRun
             ));
         }
     }
+    // The legend's column fits the longest label (about 7 px a character).
+    let longest = series.iter().map(|(l, _, _, _)| l.chars().count()).max();
+    let legend = (50.0 + 7.0 * longest.unwrap_or(0) as f64).max(150.0);
+    let (left, right, top, bottom) = (x0 + 64.0, x0 + w - legend, 36.0, h - 48.0);
     let _ = writeln!(
         s,
         "<text x=\"{:.1}\" y=\"20\" font-size=\"14\" font-weight=\"bold\">Gemma 3 {}: decode tokens/s against context</text>",
@@ -917,6 +993,7 @@ mod tests {
                 cpu: "Test CPU".into(),
                 cores: 2,
                 flags: vec!["avx2".into(), "avx512_bf16".into()],
+                cpu_kernels: vec!["avx512".into(), "avx2".into(), "portable".into()],
                 memory_gib: 24.0,
             },
             load_average: [0.1, 0.2],
@@ -983,6 +1060,16 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("op-matrix --backend cpu: 1.50 s wall, passed"));
+        assert!(
+            text.contains("flags: avx2 avx512_bf16; our CPU kernels here: avx512, avx2, portable"),
+            "{text}"
+        );
+        let mut zen3 = r.clone();
+        zen3.machine.flags = vec!["avx2".into(), "fma".into()];
+        zen3.machine.cpu_kernels = vec!["avx2".into(), "portable".into()];
+        assert!(zen3
+            .preamble()
+            .contains("flags: avx2 fma (no avx512_bf16); our CPU kernels here: avx2, portable"));
         assert!(text.contains("transformers 5.24.0"));
         assert!(text.contains("skipped: cmake failed: no C++ compiler"));
         assert!(text.contains("floor (bandwidth)"));
@@ -998,6 +1085,63 @@ mod tests {
         assert!(sweep
             .lines()
             .any(|l| l.contains("transformers") && l.trim_end().ends_with("- |")));
+    }
+
+    #[test]
+    fn each_path_of_ours_is_a_row_and_a_peer_is_held_to_ours_on_its_own_variant() {
+        let mut r = fixture();
+        let run = &mut r.runs[0];
+        run.engines[0].variant = Some("avx512".into());
+        let mut avx2 = run.engines[0].clone();
+        avx2.variant = Some("avx2".into());
+        avx2.metrics.as_mut().unwrap().decode_tok_s = 1.0;
+        let mut llama = run.engines[1].clone();
+        (llama.engine, llama.variant) = ("llama.cpp".into(), Some("avx2".into()));
+        run.engines.insert(1, avx2);
+        run.engines.push(llama);
+        r.derive();
+        let e = &r.runs[0].engines;
+        let labels: Vec<String> = e.iter().map(EngineRun::label).collect();
+        assert_eq!(
+            labels,
+            [
+                "gemma3 (avx512)",
+                "gemma3 (avx2)",
+                "transformers",
+                "llama.cpp",
+                "llama.cpp (avx2)"
+            ]
+        );
+        let against = |i: usize| {
+            e[i].ours_over_this
+                .as_ref()
+                .map(|r| (r.ours.clone(), r.decode))
+        };
+        assert_eq!(against(0), None);
+        assert_eq!(against(1), Some(("gemma3 (avx512)".into(), Some(1.25))));
+        assert_eq!(
+            against(2),
+            Some(("gemma3 (avx512)".into(), Some(1.25 / 19.8)))
+        );
+        assert_eq!(against(4), Some(("gemma3 (avx2)".into(), Some(1.0 / 19.8))));
+        let text = r.render_text();
+        assert!(text.contains("1.25x (gemma3 (avx512))"), "{text}");
+        assert!(text.contains("0.05x (gemma3 (avx2))"), "{text}");
+        // One row of ours in f32: no name after its ratios.
+        let f32_peer = text
+            .lines()
+            .find(|l| l.contains("f32") && l.contains("transformers"))
+            .unwrap();
+        assert!(
+            f32_peer.contains("1.09x 1.78x") && !f32_peer.contains("(gemma3"),
+            "{f32_peer}"
+        );
+        let sweep = r.sweep_table(ASCII_FULL_CONDENSED).unwrap().to_string();
+        assert!(sweep.contains("gemma3 (avx512)") && sweep.contains("gemma3 (avx2)"));
+        // The two paths of ours are two lines of two shades in the plot.
+        let svg = r.svg();
+        assert!(svg.contains("gemma3 (avx2) bf16") && svg.contains("gemma3 (avx512) bf16"));
+        assert!(svg.contains(color(OURS, 0)) && svg.contains(color(OURS, 1)));
     }
 
     #[test]
