@@ -355,15 +355,8 @@ fn measure_all(
     bar: &ProgressBar,
 ) -> Result<Report> {
     let load_start = load_average();
-    env.sample_bandwidth(bar);
-    bar.inc(1);
-
-    bar.set_message("op-matrix --backend cpu");
-    env.quiet.wait();
-    let op_matrix = time_op_matrix(op_matrix, env);
-    bar.inc(1);
-
-    // Peers' setup: a failure skips that peer everywhere, with the reason.
+    // Peers' setup first, which needs no quiet machine: a failure skips that peer everywhere,
+    // with the reason.
     bar.set_message("peers' setup");
     let venv = if args.skip_peers {
         Err("--skip-peers".to_owned())
@@ -388,6 +381,13 @@ fn measure_all(
         };
         engines.push(Engine::LlamaCpp { build, llama, note });
     }
+    bar.inc(1);
+
+    env.sample_bandwidth(bar);
+    bar.inc(1);
+    bar.set_message("op-matrix --backend cpu");
+    env.quiet.wait();
+    let op_matrix = time_op_matrix(op_matrix, env);
     bar.inc(1);
 
     let mut runs = Vec::new();
