@@ -237,6 +237,7 @@ mod tests {
         }
     }
 
+    #[cfg(target_arch = "x86_64")]
     fn columns(product: &impl Columns, n: usize) -> Vec<f32> {
         let mut acc = vec![0f32; product.ld() * n];
         product.columns(0..n, &mut acc);
