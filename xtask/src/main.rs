@@ -4,6 +4,7 @@ mod audit;
 mod bench;
 mod bundle;
 mod check_metal;
+mod cross_test;
 mod cuda_toolkit;
 mod golden;
 mod tiny_model;
@@ -46,6 +47,24 @@ enum Command {
     },
     /// Type-check the workspace with `--features metal` on a machine without Metal.
     CheckMetal,
+    /// Cross-build the inference crate's unit tests and the op-matrix for TARGET with Debian's
+    /// packages and run them under qemu-user on the CPU backend (correctness, not speed).
+    CrossTest {
+        target: cross_test::Target,
+        /// Install the missing Debian packages with apt-get instead of listing the commands.
+        #[arg(long)]
+        install: bool,
+        /// The CPU qemu emulates, e.g. `neoverse-n1`, or `cortex-a72`, which has no FP16
+        /// arithmetic for Candle's f16 matmul to use [default: qemu's `max`].
+        #[arg(long)]
+        cpu: Option<String>,
+        /// The rustc with the target's standard library (Debian's rustc-web).
+        #[arg(long, default_value = cross_test::DEBIAN_RUSTC)]
+        rustc: PathBuf,
+        /// Arguments for the op-matrix, after `--backend cpu`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Check the op goldens against a fresh trace; `--bless` rewrites them.
     Golden {
         #[arg(long)]
@@ -113,6 +132,19 @@ fn main() -> ExitCode {
             features,
         } => run_audit(manifest_path, &features),
         Command::CheckMetal => check_metal::run(),
+        Command::CrossTest {
+            target,
+            install,
+            cpu,
+            rustc,
+            args,
+        } => cross_test::run(&cross_test::Options {
+            target,
+            install,
+            cpu,
+            rustc,
+            op_matrix_args: args,
+        }),
         Command::Golden { bless } => golden::run(bless),
         Command::TinyModel { dir, preset, seed } => {
             tiny_model::write(&dir, preset, seed).map(|()| true)
