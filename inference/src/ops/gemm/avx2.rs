@@ -159,16 +159,6 @@ unsafe impl Lanes for F32 {
     }
 }
 
-#[target_feature(enable = "avx2,fma")]
-unsafe fn columns_bf16(product: &Product<Bf16>, w: &[bf16], cols: Range<usize>, acc: &mut [f32]) {
-    simd::columns(product, w, cols, acc)
-}
-
-#[target_feature(enable = "avx2,fma")]
-unsafe fn columns_f32(product: &Product<F32>, w: &[f32], cols: Range<usize>, acc: &mut [f32]) {
-    simd::columns(product, w, cols, acc)
-}
-
 // SAFETY: as for `Lanes`.
 unsafe impl Widen for Bf16 {
     #[inline(always)]
@@ -215,15 +205,4 @@ unsafe impl Widen for Bf16 {
     }
 }
 
-#[target_feature(enable = "avx2,fma")]
-unsafe fn xw_bf16(
-    x: *const bf16,
-    w: *const bf16,
-    m: usize,
-    n: usize,
-    k: usize,
-    cols: Range<usize>,
-    out: *mut bf16,
-) {
-    simd::xw::<Bf16>(x, w, m, n, k, cols, out)
-}
+simd::entry_points!("avx2,fma");

@@ -137,16 +137,6 @@ unsafe impl Lanes for F32 {
     }
 }
 
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
-unsafe fn columns_bf16(product: &Product<Bf16>, w: &[bf16], cols: Range<usize>, acc: &mut [f32]) {
-    simd::columns(product, w, cols, acc)
-}
-
-#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-unsafe fn columns_f32(product: &Product<F32>, w: &[f32], cols: Range<usize>, acc: &mut [f32]) {
-    simd::columns(product, w, cols, acc)
-}
-
 #[inline(always)]
 fn lane_mask(n: usize) -> __mmask16 {
     ((1u32 << n) - 1) as __mmask16
@@ -187,19 +177,6 @@ unsafe impl Widen for Bf16 {
     ) {
         xw_bf16(x, w, m, n, k, cols, out)
     }
-}
-
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
-unsafe fn xw_bf16(
-    x: *const bf16,
-    w: *const bf16,
-    m: usize,
-    n: usize,
-    k: usize,
-    cols: Range<usize>,
-    out: *mut bf16,
-) {
-    simd::xw::<Bf16>(x, w, m, n, k, cols, out)
 }
 
 /// An output element type of the gather stores.
@@ -280,3 +257,5 @@ unsafe fn store_impl<T: Sink>(
         }
     }
 }
+
+simd::entry_points!("avx512f,avx512bw,avx512vl,avx512bf16");

@@ -21,6 +21,8 @@ mod simd;
 use std::ops::Range;
 
 use half::bf16;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
 use super::kernel_path::{self, KernelPath};
@@ -73,37 +75,9 @@ pub fn bf16_xwt_on(
             scatter(&product, avx512::store_bf16, out, m, n)
         }
         #[cfg(target_arch = "x86_64")]
-        KernelPath::Avx2 if m > simd::MR => {
-            let x = widen(x);
-            scatter(
-                &simd::Widened::<avx2::F32>::new(&x, w, m, k),
-                store::<bf16>,
-                out,
-                m,
-                n,
-            )
-        }
-        #[cfg(target_arch = "x86_64")]
-        KernelPath::Avx2 => {
-            let product = simd::Product::<avx2::Bf16>::new(x, w, m, k);
-            scatter(&product, store::<bf16>, out, m, n)
-        }
+        KernelPath::Avx2 => widening_bf16_xwt::<avx2::Bf16, avx2::F32>(x, w, out, m, n, k),
         #[cfg(target_arch = "aarch64")]
-        KernelPath::Neon if m > simd::MR => {
-            let x = widen(x);
-            scatter(
-                &simd::Widened::<neon::F32>::new(&x, w, m, k),
-                store::<bf16>,
-                out,
-                m,
-                n,
-            )
-        }
-        #[cfg(target_arch = "aarch64")]
-        KernelPath::Neon => {
-            let product = simd::Product::<neon::Bf16>::new(x, w, m, k);
-            scatter(&product, store::<bf16>, out, m, n)
-        }
+        KernelPath::Neon => widening_bf16_xwt::<neon::Bf16, neon::F32>(x, w, out, m, n, k),
         _ => scatter(
             &portable::Product::bf16(x, w, m, k),
             store::<bf16>,
@@ -111,6 +85,34 @@ pub fn bf16_xwt_on(
             m,
             n,
         ),
+    }
+}
+
+/// [`bf16_xwt`] on an instruction set without a bf16 product: split bf16 pairs for a decode
+/// step's few rows, the f32 kernel over widened operands ([`simd::Widened`]) for a prompt.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn widening_bf16_xwt<B, F>(x: &[bf16], w: &[bf16], out: &mut [bf16], m: usize, n: usize, k: usize)
+where
+    B: simd::Lanes<Elem = bf16>,
+    F: simd::Lanes<Elem = f32>,
+{
+    if m > simd::MR {
+        let x = x.to_f32_vec();
+        scatter(
+            &simd::Widened::<F>::new(&x, w, m, k),
+            store::<bf16>,
+            out,
+            m,
+            n,
+        )
+    } else {
+        scatter(
+            &simd::Product::<B>::new(x, w, m, k),
+            store::<bf16>,
+            out,
+            m,
+            n,
+        )
     }
 }
 
@@ -137,15 +139,21 @@ pub fn f32_xwt_on(
             scatter(&product, avx512::store_f32, out, m, n)
         }
         #[cfg(target_arch = "x86_64")]
-        KernelPath::Avx2 => {
-            let product = simd::Product::<avx2::F32>::new(x, w, m, k);
-            scatter(&product, store::<f32>, out, m, n)
-        }
+        KernelPath::Avx2 => scatter(
+            &simd::Product::<avx2::F32>::new(x, w, m, k),
+            store::<f32>,
+            out,
+            m,
+            n,
+        ),
         #[cfg(target_arch = "aarch64")]
-        KernelPath::Neon => {
-            let product = simd::Product::<neon::F32>::new(x, w, m, k);
-            scatter(&product, store::<f32>, out, m, n)
-        }
+        KernelPath::Neon => scatter(
+            &simd::Product::<neon::F32>::new(x, w, m, k),
+            store::<f32>,
+            out,
+            m,
+            n,
+        ),
         _ => scatter(&portable::Product::f32(x, w, m, k), store::<f32>, out, m, n),
     }
 }
@@ -211,14 +219,6 @@ fn xw_blocks<L: simd::Widen>(
             out[i * n + cols.start..i * n + cols.end].copy_from_slice(row);
         }
     }
-}
-
-/// bf16 values as f32, exactly.
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-fn widen(x: &[bf16]) -> Vec<f32> {
-    x.iter()
-        .map(|v| f32::from_bits(u32::from(v.to_bits()) << 16))
-        .collect()
 }
 
 fn check(x: usize, w: usize, out: usize, m: usize, n: usize, k: usize) {

@@ -12,6 +12,7 @@ use std::marker::PhantomData;
 use std::ops::Range;
 
 use half::bf16;
+use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
 use super::Columns;
@@ -168,9 +169,7 @@ impl<L: Lanes<Elem = f32>> Columns for Widened<'_, L> {
             let end = (start + rows).min(cols.end);
             let src = &self.w[start * k..end * k];
             let dst = &mut widened[..src.len()];
-            for (d, s) in dst.iter_mut().zip(src) {
-                *d = f32::from_bits(u32::from(s.to_bits()) << 16);
-            }
+            src.convert_to_f32_slice(dst);
             let at = (start - cols.start) * ld;
             self.product.columns_of(dst, 0..end - start, &mut acc[at..]);
         }
@@ -223,6 +222,47 @@ fn pack<L: Lanes>(x: &[L::Elem], m: usize, k: usize) -> (Vec<L::Elem>, usize) {
 fn panel_len<L: Lanes>(k: usize) -> usize {
     k.div_ceil(L::GRANULE) * L::PANEL * L::GRANULE
 }
+
+/// The `#[target_feature]` functions of one instruction set, `$features` enabled: the loops of
+/// this module compiled for its `Bf16` and `F32` lanes, which its [`Lanes::columns`] and
+/// [`Widen::xw`] call.
+macro_rules! entry_points {
+    ($features:literal) => {
+        #[target_feature(enable = $features)]
+        unsafe fn columns_bf16(
+            product: &Product<Bf16>,
+            w: &[bf16],
+            cols: Range<usize>,
+            acc: &mut [f32],
+        ) {
+            simd::columns(product, w, cols, acc)
+        }
+
+        #[target_feature(enable = $features)]
+        unsafe fn columns_f32(
+            product: &Product<F32>,
+            w: &[f32],
+            cols: Range<usize>,
+            acc: &mut [f32],
+        ) {
+            simd::columns(product, w, cols, acc)
+        }
+
+        #[target_feature(enable = $features)]
+        unsafe fn xw_bf16(
+            x: *const bf16,
+            w: *const bf16,
+            m: usize,
+            n: usize,
+            k: usize,
+            cols: Range<usize>,
+            out: *mut bf16,
+        ) {
+            simd::xw::<Bf16>(x, w, m, n, k, cols, out)
+        }
+    };
+}
+pub(super) use entry_points;
 
 /// The body of every [`Lanes::columns`].
 ///
