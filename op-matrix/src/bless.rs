@@ -1,7 +1,7 @@
 //! `cargo xtask golden [--bless]`: trace the model afresh and either rewrite the goldens or
 //! show how they differ from what is committed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
@@ -42,26 +42,41 @@ pub fn bless(dir: &Path, models: &[(&str, &Path)]) -> Result<usize> {
     Ok(cases.len())
 }
 
-/// [`check`] on every CPU kernel path this machine can run, each difference prefixed by its
-/// path: a machine of another kind takes another path, and the goldens must hold there too.
-/// The active path is restored afterwards.
+/// Differences between a fresh trace and the goldens in `dir`, on every CPU kernel path this
+/// machine can run, each prefixed by its path: a machine of another kind takes another path,
+/// and the goldens must hold there too. The active path is restored afterwards.
 pub fn check_every_path(dir: &Path, models: &[(&str, &Path)]) -> Result<Vec<String>> {
+    let stored = Stored::read(dir)?;
     let before = kernel_path::active();
     let mut diffs = Vec::new();
     for path in KernelPath::supported() {
         kernel_path::force(path)?;
-        let found = check(dir, models);
+        let found = check_against(&stored, models);
         kernel_path::force(before)?;
         diffs.extend(found?.into_iter().map(|d| format!("{path}: {d}")));
     }
     Ok(diffs)
 }
 
-/// Differences between a fresh trace on the active CPU kernel path and the goldens in `dir`;
+/// The committed goldens, read once for every path's check.
+struct Stored {
+    cases: Vec<StoredCase>,
+    e2e: HashMap<String, Tensor>,
+}
+
+impl Stored {
+    fn read(dir: &Path) -> Result<Self> {
+        let (_, cases) = golden::load(&golden::read_dir(dir)?)?;
+        let e2e = candle_core::safetensors::load(dir.join(e2e::FILE), &Device::Cpu)?;
+        Ok(Self { cases, e2e })
+    }
+}
+
+/// Differences between a fresh trace on the active CPU kernel path and the stored goldens;
 /// empty when they agree.
-pub fn check(dir: &Path, models: &[(&str, &Path)]) -> Result<Vec<String>> {
+fn check_against(stored: &Stored, models: &[(&str, &Path)]) -> Result<Vec<String>> {
     let fresh = trace_all(models)?;
-    let (_, stored) = golden::load(&golden::read_dir(dir)?)?;
+    let (stored, stored_e2e) = (&stored.cases, &stored.e2e);
     let key = |dtype: &str, sig: &str| format!("{dtype} {sig}");
     let fresh_keys: BTreeSet<String> = fresh
         .iter()
@@ -94,8 +109,6 @@ pub fn check(dir: &Path, models: &[(&str, &Path)]) -> Result<Vec<String>> {
             diffs.push(format!("~ {k}: {d}"));
         }
     }
-    let e2e_path = dir.join(e2e::FILE);
-    let stored_e2e = candle_core::safetensors::load(&e2e_path, &Device::Cpu)?;
     for dtype in DTYPES {
         let tol = tolerance::for_retrace(dtype);
         let mut fresh: Vec<(String, Tensor)> =
