@@ -304,20 +304,21 @@ impl LlamaCpp {
         Ok((rows, done))
     }
 
-    fn common(&self, gguf: &Path, env: &Env) -> Vec<String> {
+    fn common(&self, gguf: &Path, runs: usize, env: &Env) -> Vec<String> {
         vec![
             "-m".into(),
             gguf.display().to_string(),
             "-t".into(),
             env.threads.to_string(),
             "-r".into(),
-            env.runs.to_string(),
+            runs.to_string(),
             "-o".into(),
             "json".into(),
         ]
     }
 
-    /// Prefill of `prompt` tokens, then decode of `new_tokens` after a context of `prompt`.
+    /// Prefill of `prompt` tokens, then decode of `new_tokens` after a context of `prompt`,
+    /// once: the bench repeats it in rounds with the other engines.
     pub fn measure(
         &mut self,
         gguf: &Path,
@@ -326,10 +327,10 @@ impl LlamaCpp {
         env: &Env,
         name: &str,
     ) -> Result<Metrics> {
-        let mut a = self.common(gguf, env);
+        let mut a = self.common(gguf, 1, env);
         a.extend(["-p", &prompt.to_string(), "-n", "0"].map(String::from));
         let (pp, run_a) = self.bench(&a, &format!("llama-bench-{name}-prefill"), env)?;
-        let mut b = self.common(gguf, env);
+        let mut b = self.common(gguf, 1, env);
         b.extend(
             [
                 "-p",
@@ -374,7 +375,7 @@ impl LlamaCpp {
         name: &str,
     ) -> Result<(Vec<Point>, Option<f64>)> {
         let list: Vec<String> = contexts.iter().map(usize::to_string).collect();
-        let mut args = self.common(gguf, env);
+        let mut args = self.common(gguf, env.runs, env);
         args.extend(
             [
                 "-p",

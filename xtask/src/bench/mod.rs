@@ -42,7 +42,7 @@ pub struct Args {
     #[arg(long)]
     skip_peers: bool,
     /// Our CPU kernel paths, a row each: `best` (the one gemma3 picks), `all` (every one this
-    /// CPU can run) or a comma-separated list of portable, avx2, avx512, neon.
+    /// CPU can run) or a comma-separated list of portable, avx2, avx512, neon, neon-bf16.
     #[arg(long, default_value = "best", value_name = "best|all|LIST")]
     cpu_kernels: ours::CpuKernels,
     /// llama.cpp builds, a row each, comma-separated: native (for this CPU), avx2 (AVX2, FMA
@@ -75,6 +75,7 @@ pub struct Args {
     #[arg(long, default_value_t = 2)]
     threads: usize,
     /// Repetitions of each measurement; the fastest decode and the fastest prefill are kept.
+    /// The main measurements run in rounds of every engine once.
     #[arg(long, default_value_t = 1)]
     runs: usize,
     /// Seed of the 1B's weights and of the prompt.
@@ -533,18 +534,43 @@ fn measure_checkpoint(
         label: &label,
     };
 
-    // Phase 1, the main measurements, with the bandwidth sampled before, between and after
-    // them: the host's memory bandwidth drifts (other tenants), so each engine's floor uses
-    // the samples around its own measurement.
-    let mut rows: Vec<EngineRun> = Vec::new();
+    // Phase 1, the main measurements, in rounds of every engine once: the host's memory
+    // bandwidth drifts (other tenants) by a third within minutes, and an engine measured
+    // `runs` times in a row can land in a slow stretch that another missed. Each engine keeps
+    // its best, and its floor uses the bandwidth sampled just before and after its runs.
+    let mut rows: Vec<Option<EngineRun>> = vec![None; engines.len()];
+    let mut tokens: Vec<Option<Vec<u32>>> = vec![None; engines.len()];
     let mut before = env.sample_bandwidth(bar);
     // A warm-up run first: the page cache, so that load times compare.
     let _ = ours::generate(gemma3, None, ckpt, &ids[..2], 2, env, "warmup");
+    for round in 1..=env.runs {
+        for (i, engine) in engines.iter_mut().enumerate() {
+            if rows[i].as_ref().is_some_and(|r| r.metrics.is_none()) {
+                continue;
+            }
+            bar.set_message(format!(
+                "{label}: {} ({round} of {})",
+                engine.label(),
+                env.runs
+            ));
+            let (mut run, ran) = bench.main(engine);
+            if run.metrics.is_some() {
+                let after = env.sample_bandwidth(bar);
+                run.read_gb_s = Some(before.max(after));
+                before = after;
+            }
+            tokens[i] = tokens[i].take().or(ran);
+            rows[i] = Some(match rows[i].take() {
+                Some(best) => best.best_of_two(run),
+                None => run,
+            });
+        }
+    }
     // The first row of ours that measured: its name and greedy tokens, held against the rest.
     let mut reference: Option<(String, Vec<u32>)> = None;
-    for engine in engines.iter_mut() {
-        bar.set_message(format!("{label}: {}", engine.label()));
-        let (mut run, tokens) = bench.main(engine);
+    let mut done = Vec::new();
+    for ((engine, run), tokens) in engines.iter().zip(rows).zip(tokens) {
+        let mut run = run.expect("every engine ran at least once");
         run.variant = run.variant.or(engine.variant());
         run.notes.extend(engine.note().map(String::from));
         match (&reference, tokens) {
@@ -552,14 +578,10 @@ fn measure_checkpoint(
             (None, Some(tokens)) if run.engine == OURS => reference = Some((run.label(), tokens)),
             _ => {}
         }
-        if run.metrics.is_some() {
-            let after = env.sample_bandwidth(bar);
-            run.read_gb_s = Some(before.max(after));
-            before = after;
-        }
-        rows.push(run);
+        done.push(run);
         bar.inc(1);
     }
+    let mut rows = done;
 
     // Phase 2, decode against context, for each engine that measured.
     if !contexts.is_empty() {
@@ -655,30 +677,28 @@ struct CheckpointBench<'a> {
 }
 
 impl CheckpointBench<'_> {
-    /// The main measurement of `engine`, with its greedy tokens where it reports them.
+    /// One main measurement of `engine`, with its greedy tokens where it reports them.
     fn main(&self, engine: &mut Engine) -> (EngineRun, Option<Vec<u32>>) {
         let (args, env, ckpt, label) = (self.args, self.env, self.ckpt, self.label);
         let what = format!("{label}: {}", engine.label());
         let prompt = &self.ids[..args.prompt_tokens];
         match engine {
             Engine::Ours(path) => {
-                let measured = best_of(env.runs, || {
-                    env.quiet.measure(
-                        &what,
-                        || {
-                            ours::generate(
-                                self.gemma3,
-                                *path,
-                                ckpt,
-                                prompt,
-                                args.new_tokens,
-                                env,
-                                "main",
-                            )
-                        },
-                        |g| g.metrics.others_cores,
-                    )
-                });
+                let measured = env.quiet.measure(
+                    &what,
+                    || {
+                        ours::generate(
+                            self.gemma3,
+                            *path,
+                            ckpt,
+                            prompt,
+                            args.new_tokens,
+                            env,
+                            "main",
+                        )
+                    },
+                    |g| g.metrics.others_cores,
+                );
                 match measured {
                     Ok(g) => {
                         let ran = report::label(OURS, Some(&g.cpu_kernels));
@@ -870,22 +890,17 @@ impl FloorPlan {
     }
 }
 
-/// The best of `runs` tries metric by metric, as llama-bench reports the best sample of each
-/// test: the run with the fastest decode, with the fastest prefill (and its time to first
-/// token) of any run. The first error ends it.
+/// The best of `runs` tries, metric by metric ([`report::Metrics::best`]). The first error
+/// ends it.
 fn best_of(runs: usize, mut f: impl FnMut() -> Result<ours::Generated>) -> Result<ours::Generated> {
-    let tries = (0..runs.max(1)).map(|_| f()).collect::<Result<Vec<_>>>()?;
-    let prefill = tries
-        .iter()
-        .map(|g| (g.metrics.prefill_tok_s, g.metrics.ttft_ms))
-        .max_by(|a, b| a.0.total_cmp(&b.0));
-    let mut best = tries
-        .into_iter()
-        .max_by(|a, b| a.metrics.decode_tok_s.total_cmp(&b.metrics.decode_tok_s))
-        .expect("at least one run");
-    if let Some((prefill_tok_s, ttft_ms)) = prefill {
-        best.metrics.prefill_tok_s = prefill_tok_s;
-        best.metrics.ttft_ms = ttft_ms;
+    let mut best = f()?;
+    for _ in 1..runs {
+        let next = f()?;
+        let metrics = best.metrics.best(&next.metrics);
+        if next.metrics.decode_tok_s > best.metrics.decode_tok_s {
+            best = next;
+        }
+        best.metrics = metrics;
     }
     Ok(best)
 }
@@ -1099,6 +1114,22 @@ mod tests {
         assert!(runs.next().is_none(), "every run was made");
         let mut failing = vec![Ok(run(1.0, 1.0)), Err(anyhow::anyhow!("boom"))].into_iter();
         assert!(best_of(2, || failing.next().unwrap()).is_err());
+    }
+
+    #[test]
+    fn rounds_keep_each_engines_best_and_its_first_error() {
+        let row = |prefill, decode, gb_s| {
+            let mut r = EngineRun::measured(OURS, None, run(prefill, decode).metrics);
+            r.read_gb_s = Some(gb_s);
+            r
+        };
+        let best = row(150.0, 14.0, 40.0).best_of_two(row(190.0, 13.0, 35.0));
+        let metrics = best.metrics.as_ref().unwrap();
+        assert_eq!((metrics.prefill_tok_s, metrics.decode_tok_s), (190.0, 14.0));
+        assert_eq!(best.read_gb_s, Some(40.0));
+        let failed = best.best_of_two(EngineRun::failed(OURS, "out of memory"));
+        assert!(failed.metrics.is_none());
+        assert!(matches!(failed.outcome, report::Outcome::Failed { .. }));
     }
 
     #[derive(clap::Parser)]

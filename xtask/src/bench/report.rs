@@ -184,6 +184,27 @@ pub struct Metrics {
     pub others_cores: Option<f64>,
 }
 
+impl Metrics {
+    /// The better of two runs metric by metric, as llama-bench reports the best sample of each
+    /// test: the run with the faster decode, with the faster prefill (and its time to first
+    /// token) of the two.
+    pub fn best(&self, other: &Metrics) -> Metrics {
+        let mut best = if other.decode_tok_s > self.decode_tok_s {
+            other.clone()
+        } else {
+            self.clone()
+        };
+        let prefill = if other.prefill_tok_s > self.prefill_tok_s {
+            other
+        } else {
+            self
+        };
+        best.prefill_tok_s = prefill.prefill_tok_s;
+        best.ttft_ms = prefill.ttft_ms;
+        best
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Ratios {
     /// The row of ours these are taken from: on the same variant where there is one (the avx2
@@ -234,6 +255,21 @@ impl EngineRun {
                 error: error.into(),
             },
         )
+    }
+
+    /// Two measurements of one engine as one row: the metrics of [`Metrics::best`], the higher
+    /// bandwidth sample. A row without numbers (failed or skipped) wins, so that no error is
+    /// hidden behind an earlier success.
+    pub fn best_of_two(mut self, other: EngineRun) -> EngineRun {
+        let (Some(a), Some(b)) = (&self.metrics, &other.metrics) else {
+            return other;
+        };
+        self.metrics = Some(a.best(b));
+        self.read_gb_s = match (self.read_gb_s, other.read_gb_s) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self
     }
 
     /// The row's name (see [`label`]).

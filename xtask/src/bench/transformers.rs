@@ -97,6 +97,7 @@ fn command(
     ckpt: &Checkpoint,
     ids_file: &Path,
     new_tokens: usize,
+    runs: usize,
     env: &Env,
 ) -> Command {
     let mut cmd = Command::new(&venv.python);
@@ -108,7 +109,7 @@ fn command(
         .arg(ids_file)
         .args(["--new-tokens", &new_tokens.to_string()])
         .args(["--threads", &env.threads.to_string()])
-        .args(["--runs", &env.runs.to_string()])
+        .args(["--runs", &runs.to_string()])
         // Offline: the checkpoint is local, and nothing else may be fetched.
         .env("HF_HUB_OFFLINE", "1")
         .env("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
@@ -132,7 +133,8 @@ fn run_json(mut cmd: Command, name: &str, env: &Env) -> Result<(Value, process::
     Ok((doc, done))
 }
 
-/// Prefill, TTFT and decode on the prompt `ids_file[..prompt_tokens]`.
+/// Prefill, TTFT and decode on the prompt `ids_file[..prompt_tokens]`, once: the bench
+/// repeats it in rounds with the other engines.
 pub fn measure(
     venv: &Venv,
     ckpt: &Checkpoint,
@@ -141,7 +143,7 @@ pub fn measure(
     new_tokens: usize,
     env: &Env,
 ) -> Result<Run> {
-    let mut cmd = command(venv, ckpt, ids_file, new_tokens, env);
+    let mut cmd = command(venv, ckpt, ids_file, new_tokens, 1, env);
     cmd.args(["--prompt-tokens", &prompt_tokens.to_string()]);
     let name = format!("transformers-{}-{}", ckpt.model.name(), ckpt.dtype.name());
     let (doc, done) = run_json(cmd, &name, env)?;
@@ -187,7 +189,7 @@ pub fn sweep(
     new_tokens: usize,
     env: &Env,
 ) -> Result<(Vec<Point>, Option<f64>)> {
-    let mut cmd = command(venv, ckpt, ids_file, new_tokens, env);
+    let mut cmd = command(venv, ckpt, ids_file, new_tokens, env.runs, env);
     let list: Vec<String> = contexts.iter().map(usize::to_string).collect();
     cmd.args(["--contexts", &list.join(",")]);
     let name = format!(
