@@ -1,11 +1,13 @@
 //! The `gelu_tanh` op on the CPU: Candle 0.11 evaluates it on one core, rounding every
 //! intermediate to the half type; this runs on every core in f32 and rounds once, as GPUs do.
-//! libm's `tanhf` took a sixth of a 1B prefill, so the tanh is an exp the loop can vectorize.
-//! Other backends use Candle's kernel.
+//! libm's `tanhf` took a sixth of a 1B prefill, so the tanh is an exp the loop can vectorize
+//! ([`elementwise`](super::elementwise)). Other backends use Candle's kernel.
 
 use candle_core::{backend::BackendStorage, CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
 use half::bf16;
 use rayon::prelude::*;
+
+use super::elementwise::{exp, narrow, per_kernel_path, widen};
 
 /// Elements per parallel task.
 const CHUNK: usize = 16 * 1024;
@@ -30,24 +32,6 @@ fn gelu(x: f32) -> f32 {
     const SQRT_2_OVER_PI: f32 = 0.797_884_6;
     let u = SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x);
     x / (1.0 + exp(-2.0 * u))
-}
-
-/// `e^x` within about 2 ulp, without branches or library calls so that loops over it
-/// vectorize: `2^n · e^r` with `|r| <= ln 2 / 2` and a degree-6 Taylor polynomial.
-#[inline(always)]
-fn exp(x: f32) -> f32 {
-    // Past these e^x overflows or leaves the normal range; gelu needs only 0 and ∞ there.
-    let x = x.clamp(-87.0, 88.0);
-    // Adding and subtracting 1.5 · 2^23 rounds to the nearest integer in any SIMD width.
-    const ROUND: f32 = 12_582_912.0;
-    let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
-    // ln 2 in two parts (Cody and Waite), so that n · ln 2 loses no bits of r.
-    let r = (x - n * 0.693_359_4) + n * 2.121_944_4e-4;
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    p * f32::from_bits(((n as i32 + 127) << 23) as u32)
 }
 
 /// Where each row (the last dim, unit stride) of a view starts, in order.
@@ -86,60 +70,23 @@ fn map<T: Copy + Default + Send + Sync>(
     out
 }
 
-/// One row of gelu, compiled for the active [`KernelPath`]: the loops below vectorize to 16
-/// lanes with AVX-512, 8 with AVX2 and 4 with the baseline SSE2 or NEON. Every element is
-/// computed alone, so every path gives the same bits.
-macro_rules! row_kernel {
-    ($name:ident, $t:ty, $f:expr) => {
-        fn $name(src: &[$t], dst: &mut [$t]) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,avx512bw")]
-                unsafe fn avx512(src: &[$t], dst: &mut [$t]) {
-                    for (o, &v) in dst.iter_mut().zip(src) {
-                        *o = $f(v);
-                    }
-                }
-
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn avx2(src: &[$t], dst: &mut [$t]) {
-                    for (o, &v) in dst.iter_mut().zip(src) {
-                        *o = $f(v);
-                    }
-                }
-
-                use super::kernel_path::{active, KernelPath};
-                match active() {
-                    // SAFETY: the active path is one the CPU supports.
-                    KernelPath::Avx512 => return unsafe { avx512(src, dst) },
-                    // SAFETY: as above.
-                    KernelPath::Avx2 => return unsafe { avx2(src, dst) },
-                    _ => {}
-                }
-            }
-            for (o, &v) in dst.iter_mut().zip(src) {
-                *o = $f(v);
-            }
+per_kernel_path! {
+    /// One row of gelu in bf16. Every element is computed alone, so every path gives the same
+    /// bits.
+    fn gelu_bf16(src: &[bf16], dst: &mut [bf16]) {
+        for (o, &v) in dst.iter_mut().zip(src) {
+            *o = narrow(gelu(widen(v)));
         }
-    };
+    }
 }
 
-row_kernel!(gelu_bf16, bf16, |v| narrow(gelu(widen(v))));
-row_kernel!(gelu_f32, f32, gelu);
-
-#[inline(always)]
-fn widen(v: bf16) -> f32 {
-    f32::from_bits(u32::from(v.to_bits()) << 16)
-}
-
-/// `bf16::from_f32` (round to nearest even, NaN kept NaN) without branches, so that the loop
-/// around it vectorizes.
-#[inline(always)]
-fn narrow(x: f32) -> bf16 {
-    let bits = x.to_bits();
-    let rounded = bits.wrapping_add(0x7fff + ((bits >> 16) & 1)) >> 16;
-    let quiet_nan = (bits >> 16) | 0x40;
-    bf16::from_bits(if x.is_nan() { quiet_nan } else { rounded } as u16)
+per_kernel_path! {
+    /// One row of gelu in f32, as [`gelu_bf16`].
+    fn gelu_f32(src: &[f32], dst: &mut [f32]) {
+        for (o, &v) in dst.iter_mut().zip(src) {
+            *o = gelu(v);
+        }
+    }
 }
 
 struct CpuGelu;
@@ -167,21 +114,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn exp_is_within_a_few_ulp_of_libm() {
-        let mut x = -87.0f32;
-        while x < 88.0 {
-            let (got, want) = (exp(x) as f64, (x as f64).exp());
-            assert!(
-                (got - want).abs() <= 3.0 * f32::EPSILON as f64 * want,
-                "exp({x}) = {got}, not {want}"
-            );
-            x += 0.0137;
-        }
-        assert_eq!(exp(-1000.0), exp(-87.0));
-        assert!(exp(1000.0).is_finite());
-    }
-
-    #[test]
     fn gelu_matches_the_tanh_form_in_f64() {
         let mut x = -12.0f32;
         while x < 12.0 {
@@ -199,20 +131,19 @@ mod tests {
     }
 
     #[test]
-    fn the_branch_free_bf16_rounding_is_half_s() {
-        let mut bits = 0u32;
-        loop {
-            let x = f32::from_bits(bits);
-            let (got, want) = (narrow(x), bf16::from_f32(x));
-            assert!(
-                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
-                "{x:e} ({bits:#x}): {got} vs {want}"
-            );
-            assert!(widen(want) == want.to_f32() || want.is_nan() && widen(want).is_nan());
-            match bits.checked_add(0x1234) {
-                Some(b) => bits = b,
-                None => break,
-            }
+    fn every_kernel_path_gives_the_same_bits() {
+        use crate::ops::kernel_path::KernelPath;
+        let src: Vec<f32> = (0..1000).map(|i| (i as f32 - 500.0) * 0.031).collect();
+        let half: Vec<bf16> = src.iter().map(|&v| bf16::from_f32(v)).collect();
+        let (mut want, mut want_bf16) = (vec![0f32; 1000], vec![bf16::ZERO; 1000]);
+        gelu_f32::on(KernelPath::Portable, &src, &mut want);
+        gelu_bf16::on(KernelPath::Portable, &half, &mut want_bf16);
+        for path in KernelPath::supported() {
+            let (mut got, mut got_bf16) = (vec![0f32; 1000], vec![bf16::ZERO; 1000]);
+            gelu_f32::on(path, &src, &mut got);
+            gelu_bf16::on(path, &half, &mut got_bf16);
+            assert_eq!(got, want, "{path}");
+            assert_eq!(got_bf16, want_bf16, "{path}");
         }
     }
 
