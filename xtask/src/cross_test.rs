@@ -82,6 +82,7 @@ pub struct Options {
     pub target: Target,
     pub install: bool,
     pub cpu: Option<String>,
+    pub kernel_paths: Vec<String>,
     pub rustc: PathBuf,
     pub op_matrix_args: Vec<String>,
 }
@@ -134,33 +135,40 @@ pub fn run(opts: &Options) -> Result<bool> {
     if let Some(cpu) = &opts.cpu {
         runner.extend(["-cpu".into(), cpu.into()]);
     }
-    let run = |exe: &Path, dir: &Path, args: &[String]| -> Result<(bool, Duration)> {
+    let run = |exe: &Path, dir: &Path, args: &[String], path: Option<&str>| {
         let started = Instant::now();
-        let status = Command::new(&runner[0])
-            .args(&runner[1..])
-            .arg(exe)
-            .args(args)
-            .current_dir(dir)
+        let mut cmd = Command::new(&runner[0]);
+        cmd.args(&runner[1..]).arg(exe).args(args).current_dir(dir);
+        if let Some(path) = path {
+            cmd.env(inference::ops::kernel_path::ENV, path);
+        }
+        let status = cmd
             .status()
             .with_context(|| format!("running {} under qemu", exe.display()))?;
-        Ok((status.success(), started.elapsed()))
+        anyhow::Ok((status.success(), started.elapsed()))
     };
+    let verdict = |ok: bool| if ok { "ok" } else { "FAILED" };
     // Cargo runs a package's tests in its folder.
-    let (tests_ok, tests_time) = run(&built.unit_tests, &repo_root().join("inference"), &[])?;
+    let (tests_ok, tests_time) = run(&built.unit_tests, &repo_root().join("inference"), &[], None)?;
     let mut args = vec!["--backend".to_string(), "cpu".to_string()];
     args.extend(opts.op_matrix_args.iter().cloned());
-    let (matrix_ok, matrix_time) = run(&built.op_matrix, repo_root(), &args)?;
+    let mut matrix_ok = true;
+    let mut matrices = Vec::new();
+    for path in &opts.kernel_paths {
+        println!("cross-test: the op-matrix on the `{path}` kernels");
+        let (ok, time) = run(&built.op_matrix, repo_root(), &args, Some(path))?;
+        matrix_ok &= ok;
+        matrices.push(format!("{path} {} ({})", verdict(ok), secs(time)));
+    }
 
-    let verdict = |ok: bool| if ok { "ok" } else { "FAILED" };
     let runner: Vec<_> = runner.iter().map(|a| a.to_string_lossy()).collect();
     println!(
-        "cross-test {}: build {}, unit tests {} ({}), op-matrix on the cpu {} ({}), under `{}`",
+        "cross-test {}: build {}, unit tests {} ({}), op-matrix on the cpu: {}; under `{}`",
         target.name(),
         secs(build_time),
         secs(tests_time),
         verdict(tests_ok),
-        secs(matrix_time),
-        verdict(matrix_ok),
+        matrices.join(", "),
         runner.join(" "),
     );
     Ok(tests_ok && matrix_ok)

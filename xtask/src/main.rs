@@ -54,10 +54,14 @@ enum Command {
         /// Install the missing Debian packages with apt-get instead of listing the commands.
         #[arg(long)]
         install: bool,
-        /// The CPU qemu emulates, e.g. `neoverse-n1`, or `cortex-a72`, which has no FP16
-        /// arithmetic for Candle's f16 matmul to use [default: qemu's `max`].
+        /// The CPU qemu emulates, e.g. `neoverse-n1`, or `cortex-a72`, which has neither FP16
+        /// arithmetic nor bf16 [default: qemu's `max`, which has both].
         #[arg(long)]
         cpu: Option<String>,
+        /// The CPU kernel paths to run the op-matrix on, one run each (`GEMMA3_CPU_KERNELS`);
+        /// the unit tests check every path the emulated CPU has.
+        #[arg(long, value_delimiter = ',', default_value = "neon-bf16,neon")]
+        kernel_paths: Vec<String>,
         /// The rustc with the target's standard library (Debian's rustc-web).
         #[arg(long, default_value = cross_test::DEBIAN_RUSTC)]
         rustc: PathBuf,
@@ -136,12 +140,14 @@ fn main() -> ExitCode {
             target,
             install,
             cpu,
+            kernel_paths,
             rustc,
             args,
         } => cross_test::run(&cross_test::Options {
             target,
             install,
             cpu,
+            kernel_paths,
             rustc,
             op_matrix_args: args,
         }),

@@ -26,19 +26,30 @@ pub enum KernelPath {
     Avx2,
     /// AVX-512 F/BW/VL with BF16: 16 f32 lanes, bf16 pairs multiplied by `vdpbf16ps`.
     Avx512,
-    /// aarch64 Advanced SIMD: 4 f32 lanes, 32 registers.
+    /// aarch64 Advanced SIMD with the bf16 extension (FEAT_BF16: Apple M2 and later, Neoverse
+    /// V1 and N2): [`Neon`](Self::Neon) with bf16 pairs multiplied by `bfdot`.
+    #[serde(rename = "neon-bf16")]
+    NeonBf16,
+    /// aarch64 Advanced SIMD: 4 f32 lanes, 32 registers; bf16 is widened to f32 in registers.
     Neon,
 }
 
 impl KernelPath {
     /// Every path, best first.
-    pub const ALL: [KernelPath; 4] = [Self::Avx512, Self::Avx2, Self::Neon, Self::Portable];
+    pub const ALL: [KernelPath; 5] = [
+        Self::Avx512,
+        Self::Avx2,
+        Self::NeonBf16,
+        Self::Neon,
+        Self::Portable,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Portable => "portable",
             Self::Avx2 => "avx2",
             Self::Avx512 => "avx512",
+            Self::NeonBf16 => "neon-bf16",
             Self::Neon => "neon",
         }
     }
@@ -49,6 +60,7 @@ impl KernelPath {
             Self::Portable => "nothing",
             Self::Avx2 => "x86-64 with avx2 and fma",
             Self::Avx512 => "x86-64 with avx512f, avx512bw, avx512vl and avx512_bf16",
+            Self::NeonBf16 => "aarch64 with neon and bf16",
             Self::Neon => "aarch64 (neon)",
         }
     }
@@ -65,6 +77,11 @@ impl KernelPath {
                     && is_x86_feature_detected!("avx512bw")
                     && is_x86_feature_detected!("avx512vl")
                     && is_x86_feature_detected!("avx512bf16")
+            }
+            #[cfg(target_arch = "aarch64")]
+            Self::NeonBf16 => {
+                std::arch::is_aarch64_feature_detected!("neon")
+                    && std::arch::is_aarch64_feature_detected!("bf16")
             }
             #[cfg(target_arch = "aarch64")]
             Self::Neon => std::arch::is_aarch64_feature_detected!("neon"),
@@ -181,7 +198,7 @@ mod tests {
         assert_eq!("AVX2".parse::<KernelPath>().unwrap(), KernelPath::Avx2);
         let err = "sse".parse::<KernelPath>().unwrap_err().to_string();
         assert!(
-            err.contains("`sse`") && err.contains("avx2, neon, portable"),
+            err.contains("`sse`") && err.contains("avx2, neon-bf16, neon, portable"),
             "{err}"
         );
     }
@@ -193,7 +210,10 @@ mod tests {
         assert_eq!(supported.last(), Some(&KernelPath::Portable));
         assert_eq!(supported[0], KernelPath::best());
         if cfg!(target_arch = "aarch64") {
-            assert_eq!(KernelPath::best(), KernelPath::Neon);
+            assert!(matches!(
+                KernelPath::best(),
+                KernelPath::Neon | KernelPath::NeonBf16
+            ));
         }
     }
 

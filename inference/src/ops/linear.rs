@@ -8,7 +8,7 @@ use candle_core::{backend::BackendStorage, CpuStorage, CustomOp2, DType, Layout,
 use super::gemm;
 
 pub fn linear(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
-    let ours = matches!(x.dtype(), DType::BF16 | DType::F32);
+    let ours = matches!(x.dtype(), DType::BF16 | DType::F16 | DType::F32);
     if x.device().is_cpu() && ours && x.dtype() == w.dtype() {
         let (x, w) = (x.contiguous()?, w.contiguous()?);
         return x.apply_op2_no_bwd(&w, &CpuLinear);
@@ -44,6 +44,11 @@ impl CustomOp2 for CpuLinear {
                 let mut out = vec![half::bf16::ZERO; m * n];
                 gemm::bf16_xwt(&x[xa..xb], &w[wa..wb], &mut out, m, n, k);
                 CpuStorage::BF16(out)
+            }
+            (CpuStorage::F16(x), CpuStorage::F16(w)) => {
+                let mut out = vec![half::f16::ZERO; m * n];
+                gemm::f16_xwt(&x[xa..xb], &w[wa..wb], &mut out, m, n, k);
+                CpuStorage::F16(out)
             }
             (CpuStorage::F32(x), CpuStorage::F32(w)) => {
                 let mut out = vec![0f32; m * n];

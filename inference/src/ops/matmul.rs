@@ -1,7 +1,10 @@
 //! The `matmul` op. On the CPU, bf16 products whose right side is a row-major matrix or the
 //! transpose of one go to the kernels of [`super::gemm`]: Candle 0.11 widens both sides to f32
 //! on every call, which for attention means the whole K and V caches at every decode step.
-//! Everything else, and every other backend, is Candle's matmul.
+//! f16 products on the CPU are widened to f32 for Candle's matmul: its f16 GEMM sums in f16
+//! on CPUs with f16 arithmetic (Apple Silicon and other recent Arm cores), which the end-to-end
+//! goldens showed as a wrong number. Everything else, and every other backend, is Candle's
+//! matmul.
 
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
 
@@ -27,6 +30,10 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
                 .contiguous()?
                 .apply_op2_no_bwd(&b, &CpuMatmul { transposed: false });
         }
+    }
+    if a.device().is_cpu() && a.dtype() == DType::F16 && b.dtype() == DType::F16 {
+        let wide = |t: &Tensor| t.to_dtype(DType::F32);
+        return wide(a)?.matmul(&wide(b)?)?.to_dtype(DType::F16);
     }
     a.matmul(b)
 }
@@ -144,6 +151,19 @@ mod tests {
             let values = random(&[2, k, n], 4);
             assert_close(&matmul(&a, &values).unwrap(), &reference(&a, &values));
         }
+    }
+
+    #[test]
+    fn f16_products_sum_in_f32() {
+        // Summed in f16, 4096 ones stop at 2048, where the spacing of f16 becomes 2.
+        let ones = |shape: &[usize]| Tensor::ones(shape, DType::F16, &Device::Cpu).unwrap();
+        let sums = matmul(&ones(&[2, 3, 4096]), &ones(&[2, 4096, 5])).unwrap();
+        let sums: Vec<f32> = sums
+            .to_dtype(DType::F32)
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1())
+            .unwrap();
+        assert!(sums.iter().all(|&v| v == 4096.0), "{sums:?}");
     }
 
     #[test]

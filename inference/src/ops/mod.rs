@@ -9,6 +9,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod dtype_name;
+mod elementwise;
 pub mod fallback;
 mod gelu;
 mod gemm;
@@ -29,7 +30,8 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
-    /// `a @ b`, batched over leading dims. Its own kernels on the CPU for bf16.
+    /// `a @ b`, batched over leading dims. Its own kernels on the CPU for bf16, f32 sums for
+    /// f16.
     Matmul,
     /// `x · wᵀ` for `x: (m, k)` and a weight `w: (n, k)`: every projection of the model. Its
     /// own kernel on the CPU, Candle's matmul on other backends.

@@ -1,6 +1,7 @@
 //! aarch64 Advanced SIMD for [`simd`](super::simd): 4 f32 lanes, 32 registers. bf16 pairs are
 //! split into their even and odd elements, each widened to f32 by a shift or a mask (exact),
-//! and multiplied by two fused multiply-adds.
+//! and multiplied by two fused multiply-adds; where the CPU has the bf16 extension, one
+//! `bfdot` multiplies the pairs instead ([`Bf16Dot`]).
 
 use std::arch::aarch64::*;
 use std::ops::Range;
@@ -10,21 +11,17 @@ use half::bf16;
 use super::simd::{self, Lanes, Product, Widen};
 use super::KernelPath;
 
-fn detected() -> bool {
-    KernelPath::Neon.is_supported()
-}
-
-/// The f32 sums both element types share, with the type's register tile: its sums, the
-/// panels' loads and a broadcast within the 32 registers.
+/// The f32 sums every element type shares, with the type's register tile (its sums, the
+/// panels' loads and a broadcast within the 32 registers) and the path it needs.
 macro_rules! sums {
-    ($rows:expr, $panels:expr) => {
+    ($rows:expr, $panels:expr, $path:expr) => {
         type Acc = float32x4_t;
         const PANEL: usize = 4;
         const TILE_ROWS: usize = $rows;
         const TILE_PANELS: usize = $panels;
 
         fn detected() -> bool {
-            detected()
+            $path.is_supported()
         }
 
         #[inline(always)]
@@ -73,7 +70,7 @@ unsafe impl Lanes for Bf16 {
     type Vector = Pairs;
     const LANES: usize = 8;
     const GRANULE: usize = 2;
-    sums!(6, 3);
+    sums!(6, 3, KernelPath::Neon);
 
     #[inline(always)]
     unsafe fn load(p: *const bf16) -> Pairs {
@@ -107,6 +104,70 @@ unsafe impl Lanes for Bf16 {
     }
 }
 
+/// bf16 pairs multiplied by `bfdot`, which adds both products of each pair to one f32 lane, as
+/// AVX-512's `vdpbf16ps` does. Rust has no stable intrinsic for it yet, hence the assembly.
+pub(super) struct Bf16Dot;
+
+// SAFETY: every function is only called after `detected`, which checks NEON and BF16.
+unsafe impl Lanes for Bf16Dot {
+    type Elem = bf16;
+    type Vector = uint16x8_t;
+    const LANES: usize = 8;
+    const GRANULE: usize = 2;
+    sums!(6, 4, KernelPath::NeonBf16);
+
+    #[inline(always)]
+    unsafe fn load(p: *const bf16) -> uint16x8_t {
+        vld1q_u16(p.cast())
+    }
+
+    #[inline(always)]
+    unsafe fn load_head(p: *const bf16, n: usize) -> uint16x8_t {
+        let mut head = [bf16::ZERO; 8];
+        std::ptr::copy_nonoverlapping(p, head.as_mut_ptr(), n);
+        Self::load(head.as_ptr())
+    }
+
+    #[inline(always)]
+    unsafe fn broadcast(p: *const bf16) -> uint16x8_t {
+        vreinterpretq_u16_u32(vdupq_n_u32(p.cast::<u32>().read_unaligned()))
+    }
+
+    #[inline(always)]
+    unsafe fn broadcast_head(p: *const bf16) -> uint16x8_t {
+        let low = u32::from(p.cast::<u16>().read_unaligned());
+        vreinterpretq_u16_u32(vdupq_n_u32(low))
+    }
+
+    #[inline(always)]
+    unsafe fn mul_add(acc: float32x4_t, a: uint16x8_t, b: uint16x8_t) -> float32x4_t {
+        let mut acc = acc;
+        std::arch::asm!(
+            ".arch_extension bf16",
+            "bfdot {acc:v}.4s, {a:v}.8h, {b:v}.8h",
+            acc = inout(vreg) acc,
+            a = in(vreg) a,
+            b = in(vreg) b,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+        acc
+    }
+
+    unsafe fn columns(product: &Product<Self>, w: &[bf16], cols: Range<usize>, acc: &mut [f32]) {
+        columns_bf16_dot(product, w, cols, acc)
+    }
+}
+
+#[target_feature(enable = "neon,bf16")]
+unsafe fn columns_bf16_dot(
+    product: &Product<Bf16Dot>,
+    w: &[bf16],
+    cols: Range<usize>,
+    acc: &mut [f32],
+) {
+    simd::columns(product, w, cols, acc)
+}
+
 pub(super) struct F32;
 
 // SAFETY: as for `Bf16`.
@@ -115,7 +176,7 @@ unsafe impl Lanes for F32 {
     type Vector = float32x4_t;
     const LANES: usize = 4;
     const GRANULE: usize = 1;
-    sums!(6, 4);
+    sums!(6, 4, KernelPath::Neon);
 
     #[inline(always)]
     unsafe fn load(p: *const f32) -> float32x4_t {

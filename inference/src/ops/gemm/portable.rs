@@ -4,7 +4,8 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use half::bf16;
+use half::slice::HalfFloatSliceExt;
+use half::{bf16, f16};
 
 use super::Columns;
 
@@ -28,7 +29,7 @@ fn dot(x: &[f32], w: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// A product over f32 rows; bf16 operands are widened, `x` once and `w` a row at a time.
+/// A product over f32 rows; 16-bit operands are widened, `x` once and `w` a row at a time.
 pub(super) struct Product<'a> {
     x: Cow<'a, [f32]>,
     w: Weights<'a>,
@@ -38,15 +39,25 @@ pub(super) struct Product<'a> {
 
 enum Weights<'a> {
     Bf16(&'a [bf16]),
+    F16(&'a [f16]),
     F32(&'a [f32]),
 }
 
 impl<'a> Product<'a> {
     pub(super) fn bf16(x: &[bf16], w: &'a [bf16], m: usize, k: usize) -> Self {
-        let x = x.iter().map(|v| v.to_f32()).collect();
+        Self {
+            x: Cow::Owned(x.to_f32_vec()),
+            w: Weights::Bf16(w),
+            m,
+            k,
+        }
+    }
+
+    /// f16 weights against `x` already widened.
+    pub(super) fn widened(x: Vec<f32>, w: &'a [f16], m: usize, k: usize) -> Self {
         Self {
             x: Cow::Owned(x),
-            w: Weights::Bf16(w),
+            w: Weights::F16(w),
             m,
             k,
         }
@@ -77,9 +88,11 @@ impl Columns for Product<'_> {
             let row: &[f32] = match self.w {
                 Weights::F32(w) => &w[j * k..(j + 1) * k],
                 Weights::Bf16(w) => {
-                    for (d, s) in widened.iter_mut().zip(&w[j * k..(j + 1) * k]) {
-                        *d = s.to_f32();
-                    }
+                    w[j * k..(j + 1) * k].convert_to_f32_slice(&mut widened);
+                    &widened
+                }
+                Weights::F16(w) => {
+                    w[j * k..(j + 1) * k].convert_to_f32_slice(&mut widened);
                     &widened
                 }
             };

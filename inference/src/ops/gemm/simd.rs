@@ -134,19 +134,21 @@ impl<L: Lanes> Columns for Product<'_, L> {
 /// in L2 while every panel of `x` passes it.
 const WIDENED_BYTES: usize = 1 << 20;
 
-/// A bf16 prompt product run as an f32 one, for instruction sets without a bf16 product: `x`
-/// is widened once and packed, and each task widens its rows of `w` a slice at a time. The f32
-/// kernel's one multiply-add per product beats splitting bf16 pairs in every tile (measured
-/// on AVX2: 55-65 GFLOP/s split, 86-93 widened, on the 1B's MLP shapes).
-pub(super) struct Widened<'a, L: Lanes<Elem = f32>> {
+/// A product over 16-bit weights run as an f32 one: `x` is widened once (and packed, for a
+/// prompt), and each task widens its rows of `w` a slice at a time. bf16 prompts take it on
+/// the instruction sets without a bf16 product: the f32 kernel's one multiply-add per product
+/// beats splitting bf16 pairs in every tile (measured on AVX2: 55-65 GFLOP/s split, 86-93
+/// widened, on the 1B's MLP shapes). f16 takes it on every path, so that its sums are f32
+/// even where the CPU has f16 arithmetic (Candle's f16 matmul sums in f16 there).
+pub(super) struct Widened<'a, L: Lanes<Elem = f32>, H> {
     product: Product<'a, L>,
-    w: &'a [bf16],
+    w: &'a [H],
     k: usize,
 }
 
-impl<'a, L: Lanes<Elem = f32>> Widened<'a, L> {
+impl<'a, L: Lanes<Elem = f32>, H> Widened<'a, L, H> {
     /// `x` already widened; `w` as it is.
-    pub(super) fn new(x: &'a [f32], w: &'a [bf16], m: usize, k: usize) -> Self {
+    pub(super) fn new(x: &'a [f32], w: &'a [H], m: usize, k: usize) -> Self {
         Self {
             product: Product::new(x, &[], m, k),
             w,
@@ -155,7 +157,10 @@ impl<'a, L: Lanes<Elem = f32>> Widened<'a, L> {
     }
 }
 
-impl<L: Lanes<Elem = f32>> Columns for Widened<'_, L> {
+impl<L: Lanes<Elem = f32>, H: Sync> Columns for Widened<'_, L, H>
+where
+    [H]: HalfFloatSliceExt,
+{
     fn ld(&self) -> usize {
         self.product.ld()
     }
