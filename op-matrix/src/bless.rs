@@ -130,4 +130,3 @@ fn check_against(stored: &Stored, models: &[(&str, &Path)]) -> Result<Vec<String
     }
     Ok(diffs)
 }
-
