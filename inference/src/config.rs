@@ -251,10 +251,6 @@ impl TextConfig {
             eos_token_ids: f.token_ids("eos_token_id", &[1])?,
         })
     }
-
-    pub fn num_kv_groups(&self) -> usize {
-        self.num_attention_heads / self.num_key_value_heads
-    }
 }
 
 fn parse_layer_kinds(f: &Fields, num_layers: usize) -> Result<Vec<LayerKind>> {

@@ -29,17 +29,6 @@ impl Strided {
         }
     }
 
-    /// Equal as far as any kernel can tell: strides of size-1 dims never address memory.
-    pub fn equivalent(&self, other: &Self) -> bool {
-        self.shape == other.shape
-            && self.offset == other.offset
-            && self
-                .shape
-                .iter()
-                .zip(self.stride.iter().zip(&other.stride))
-                .all(|(&n, (a, b))| n == 1 || a == b)
-    }
-
     pub fn is_contiguous(&self) -> bool {
         let mut acc = 1;
         for (&n, &s) in self.shape.iter().zip(&self.stride).rev() {

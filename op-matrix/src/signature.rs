@@ -64,23 +64,23 @@ impl fmt::Display for Signature {
     }
 }
 
-/// Distinct signatures of `calls`, in order of first appearance.
-pub fn distinct<'a>(calls: impl IntoIterator<Item = &'a Call>) -> Vec<(Signature, &'a Call)> {
-    let mut seen = std::collections::HashSet::new();
-    calls
-        .into_iter()
-        .filter_map(|c| {
-            let s = Signature::of(c);
-            seen.insert(s.key()).then_some((s, c))
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use candle_core::{DType, Device};
     use inference::ops::{self, trace};
+
+    /// Distinct signatures of `calls`, in order of first appearance.
+    pub fn distinct<'a>(calls: impl IntoIterator<Item = &'a Call>) -> Vec<(Signature, &'a Call)> {
+        let mut seen = std::collections::HashSet::new();
+        calls
+            .into_iter()
+            .filter_map(|c| {
+                let s = Signature::of(c);
+                seen.insert(s.key()).then_some((s, c))
+            })
+            .collect()
+    }
 
     #[test]
     fn transposed_inputs_get_their_own_signature() {

@@ -69,6 +69,16 @@ fn apply(mut t: Tensor, ops: &[View]) -> Tensor {
     t
 }
 
+/// Equal as far as any kernel can tell: strides of size-1 dims never address memory.
+fn equivalent(a: &Strided, b: &Strided) -> bool {
+    a.shape == b.shape
+        && a.offset == b.offset
+        && a.shape
+            .iter()
+            .zip(a.stride.iter().zip(&b.stride))
+            .all(|(&n, (x, y))| n == 1 || x == y)
+}
+
 proptest! {
     #[test]
     fn every_view_round_trips(
@@ -83,7 +93,7 @@ proptest! {
         let view = apply(base, &ops);
         let (buffer, strided) = split(&view).unwrap();
         let rebuilt = rebuild(&buffer, &strided, &Device::Cpu).unwrap();
-        prop_assert!(Strided::of(&rebuilt).equivalent(&strided),
+        prop_assert!(equivalent(&Strided::of(&rebuilt), &strided),
             "{:?} rebuilt as {:?}", strided, Strided::of(&rebuilt));
         let want = view.to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let got = rebuilt.to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
