@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use candle_core::DType;
 use inference::device::{self, DeviceChoice};
 use inference::ops::kernel_path::{self, KernelPath};
 use op_matrix::preflight;
@@ -132,7 +131,7 @@ fn backend(choice: DeviceChoice, compiled: bool) -> Result<Backend> {
             })
         }
     };
-    let dtypes = [DType::F32, DType::BF16, DType::F16]
+    let dtypes = inference::ops::DTYPES
         .into_iter()
         .map(|dtype| {
             let check = preflight::run(&device, name, dtype, None)?;

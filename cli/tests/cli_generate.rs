@@ -56,7 +56,7 @@ fn tokens(doc: &Value) -> Vec<u64> {
 
 #[test]
 fn temperature_zero_reproduces_the_transformers_greedy_continuation() {
-    for preset in ["tiny-text", "tiny-multimodal"] {
+    for preset in op_matrix::bless::MODELS {
         let dir = checkpoint_dir(preset);
         let reference: Value = serde_json::from_str(
             &std::fs::read_to_string(

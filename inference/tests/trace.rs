@@ -34,7 +34,7 @@ fn traced_run(preset: &str, dtype: DType) -> (trace::Trace, Tensor) {
 #[test]
 fn every_op_input_comes_from_a_recorded_op_or_a_host_source() {
     for preset in PRESETS {
-        for dtype in [DType::F32, DType::BF16, DType::F16] {
+        for dtype in inference::ops::DTYPES {
             let (trace, logits) = traced_run(preset, dtype);
             let unexplained = trace.unexplained_inputs();
             assert!(

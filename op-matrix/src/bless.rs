@@ -16,7 +16,18 @@ use crate::outcome::Outcome;
 use crate::replay::{replay, to_f64};
 use crate::tolerance;
 
-pub const DTYPES: [DType; 3] = [DType::F32, DType::BF16, DType::F16];
+pub use inference::ops::DTYPES;
+
+/// The committed tiny checkpoints under `golden/models/` that the goldens are traced from.
+pub const MODELS: [&str; 2] = ["tiny-text", "tiny-multimodal"];
+
+/// [`MODELS`] with their folders under `golden` (the repository's `golden/`).
+pub fn committed_models(golden: &Path) -> Vec<(&'static str, PathBuf)> {
+    MODELS
+        .into_iter()
+        .map(|m| (m, golden.join("models").join(m)))
+        .collect()
+}
 
 /// Traces every model in every dtype, from its f32 weights and from a bf16 copy of them, so
 /// that the load casts of Hub (bf16) checkpoints are in the inventory too.

@@ -140,7 +140,7 @@ mod tests {
 
     #[test]
     fn the_cpu_passes_in_every_dtype() {
-        for dtype in [DType::F32, DType::BF16, DType::F16] {
+        for dtype in inference::ops::DTYPES {
             let p = run(&Device::Cpu, "cpu", dtype, None).unwrap();
             assert!(p.passed(), "{dtype:?}: {}", p.summary());
             assert!(p.executed > 50, "{dtype:?}: {} cases", p.executed);

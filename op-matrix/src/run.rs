@@ -86,7 +86,7 @@ pub fn run(opts: &Options, inputs: &Inputs, backends: &[Backend]) -> Result<Repo
         .iter()
         .filter(|c| selected(opts, c.meta.op.name(), &c.meta.dtype))
         .collect();
-    let dtypes: Vec<DType> = [DType::F32, DType::BF16, DType::F16]
+    let dtypes: Vec<DType> = inference::ops::DTYPES
         .into_iter()
         .filter(|d| opts.end_to_end && selected(opts, "e2e", d.as_str()))
         .collect();

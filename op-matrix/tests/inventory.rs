@@ -9,11 +9,7 @@ use std::path::{Path, PathBuf};
 use op_matrix::bless;
 
 fn models() -> Vec<(&'static str, PathBuf)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../golden/models");
-    ["tiny-text", "tiny-multimodal"]
-        .into_iter()
-        .map(|m| (m, root.join(m)))
-        .collect()
+    bless::committed_models(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../golden"))
 }
 
 fn refs<'a>(models: &'a [(&'static str, PathBuf)]) -> Vec<(&'static str, &'a Path)> {

@@ -12,10 +12,7 @@ use op_matrix::bless;
 #[test]
 fn committed_goldens_hold_on_every_cpu_kernel_path() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../golden");
-    let models: Vec<(&str, std::path::PathBuf)> = ["tiny-text", "tiny-multimodal"]
-        .into_iter()
-        .map(|m| (m, root.join("models").join(m)))
-        .collect();
+    let models = bless::committed_models(&root);
     let models: Vec<(&str, &Path)> = models.iter().map(|(n, p)| (*n, p.as_path())).collect();
     let paths = KernelPath::supported();
     assert!(paths.len() >= 2, "{paths:?}: no SIMD path on this CPU");

@@ -8,10 +8,7 @@ use crate::repo_root;
 pub fn run(bless: bool) -> Result<bool> {
     let root = repo_root();
     let dir = root.join("golden/ops");
-    let models: Vec<(&str, std::path::PathBuf)> = ["tiny-text", "tiny-multimodal"]
-        .into_iter()
-        .map(|m| (m, root.join("golden/models").join(m)))
-        .collect();
+    let models = op_matrix::bless::committed_models(&root.join("golden"));
     let models: Vec<(&str, &std::path::Path)> =
         models.iter().map(|(n, p)| (*n, p.as_path())).collect();
     if bless {

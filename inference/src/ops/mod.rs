@@ -206,6 +206,9 @@ impl fmt::Display for Op {
     }
 }
 
+/// The float dtypes the model runs in, and so the dtypes of every golden and check.
+pub const DTYPES: [DType; 3] = [DType::F32, DType::BF16, DType::F16];
+
 /// Marks a tensor that enters the graph from the host (weights, token ids, tables, masks), so
 /// that a trace can tell it from the output of a kernel launched outside the vocabulary.
 pub fn source(t: Tensor) -> Tensor {
