@@ -73,8 +73,8 @@ pub fn init_logging() {
 }
 
 fn main() {
-    inference::device::park_idle_candle_workers();
-    inference::device::keep_freed_memory();
+    inference::process::park_idle_candle_workers();
+    inference::process::keep_freed_memory();
     init_logging();
     if let Err(e) = interrupt::install().and_then(|()| run()) {
         if e.is::<interrupt::Interrupted>() {

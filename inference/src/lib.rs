@@ -18,6 +18,7 @@ pub mod generation;
 pub mod hub;
 pub mod model;
 pub mod ops;
+pub mod process;
 pub mod sampling;
 pub mod scoring;
 pub mod tokenizer;
