@@ -4,7 +4,7 @@
 //! with the CPU run on contiguous copies, so the CPU's strided paths are tested too.
 
 use candle_core::{DType, Device, Tensor};
-use inference::ops::Op;
+use inference::ops::{Op, OpKind};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
@@ -112,11 +112,11 @@ fn float() -> impl Strategy<Value = DType> {
     prop_oneof![Just(DType::F32), Just(DType::BF16), Just(DType::F16)]
 }
 
-/// Random cases of `op` (by name).
-pub fn strategy(op: &str) -> BoxedStrategy<FuzzCase> {
+/// Random cases of `op`.
+pub fn strategy(op: OpKind) -> BoxedStrategy<FuzzCase> {
     let seed = any::<u64>();
     match op {
-        "matmul" => (
+        OpKind::Matmul => (
             proptest::collection::vec(dim(), 0..=2),
             dim(),
             dim(),
@@ -145,7 +145,7 @@ pub fn strategy(op: &str) -> BoxedStrategy<FuzzCase> {
                 }
             })
             .boxed(),
-        "linear" => (
+        OpKind::Linear => (
             dim(),
             prop_oneof![dim(), 31usize..=97],
             dim(),
@@ -172,8 +172,8 @@ pub fn strategy(op: &str) -> BoxedStrategy<FuzzCase> {
                 }
             })
             .boxed(),
-        "add" | "mul" => {
-            let op = if op == "add" { Op::Add } else { Op::Mul };
+        OpKind::Add | OpKind::Mul => {
+            let op = if op == OpKind::Add { Op::Add } else { Op::Mul };
             (shape(4), any_layout(), any_layout(), float(), seed)
                 .prop_map(move |(sh, la, lb, dt, s)| FuzzCase {
                     op: op.clone(),
@@ -181,7 +181,7 @@ pub fn strategy(op: &str) -> BoxedStrategy<FuzzCase> {
                 })
                 .boxed()
         }
-        "broadcast_add" => (shape(4), any_layout(), float(), seed, any::<u8>())
+        OpKind::BroadcastAdd => (shape(4), any_layout(), float(), seed, any::<u8>())
             .prop_map(|(sh, la, dt, s, mask)| {
                 // The right side keeps a suffix of the dims, some of them collapsed to 1.
                 let keep = 1 + (mask as usize % sh.len());
@@ -199,7 +199,7 @@ pub fn strategy(op: &str) -> BoxedStrategy<FuzzCase> {
                 }
             })
             .boxed(),
-        "affine" => (
+        OpKind::Affine => (
             shape(4),
             any_layout(),
             float(),
@@ -212,10 +212,10 @@ pub fn strategy(op: &str) -> BoxedStrategy<FuzzCase> {
                 inputs: vec![tensor(&sh, dt, l, s)],
             })
             .boxed(),
-        "gelu_tanh" | "tanh" | "contiguous" => {
+        OpKind::GeluTanh | OpKind::Tanh | OpKind::Contiguous => {
             let op = match op {
-                "gelu_tanh" => Op::GeluTanh,
-                "tanh" => Op::Tanh,
+                OpKind::GeluTanh => Op::GeluTanh,
+                OpKind::Tanh => Op::Tanh,
                 _ => Op::Contiguous,
             };
             (shape(4), any_layout(), float(), seed)
@@ -225,13 +225,13 @@ pub fn strategy(op: &str) -> BoxedStrategy<FuzzCase> {
                 })
                 .boxed()
         }
-        "cast" => (shape(4), any_layout(), float(), float(), seed)
+        OpKind::Cast => (shape(4), any_layout(), float(), float(), seed)
             .prop_map(|(sh, l, from, to, s)| FuzzCase {
                 op: Op::Cast { to },
                 inputs: vec![tensor(&sh, from, l, s)],
             })
             .boxed(),
-        "cat" => (
+        OpKind::Cat => (
             shape(4),
             any::<usize>(),
             dim(),
@@ -250,7 +250,7 @@ pub fn strategy(op: &str) -> BoxedStrategy<FuzzCase> {
                 }
             })
             .boxed(),
-        "write_at" => (
+        OpKind::WriteAt => (
             shape(4),
             any::<usize>(),
             dim(),
@@ -276,7 +276,7 @@ pub fn strategy(op: &str) -> BoxedStrategy<FuzzCase> {
                 }
             })
             .boxed(),
-        "index_select" => (dim(), dim(), dim(), float(), seed)
+        OpKind::IndexSelect => (dim(), dim(), dim(), float(), seed)
             .prop_map(|(rows, cols, n, dt, s)| {
                 let ids: Vec<u32> = (0..n)
                     .map(|i| ((s as usize + i * 7) % rows) as u32)
@@ -288,7 +288,7 @@ pub fn strategy(op: &str) -> BoxedStrategy<FuzzCase> {
                 }
             })
             .boxed(),
-        "rms_norm" => (shape(3), float(), seed)
+        OpKind::RmsNorm => (shape(3), float(), seed)
             .prop_map(|(sh, dt, s)| {
                 let h = *sh.last().expect("rank >= 1");
                 FuzzCase {
@@ -300,7 +300,7 @@ pub fn strategy(op: &str) -> BoxedStrategy<FuzzCase> {
                 }
             })
             .boxed(),
-        "rope" => (dim(), dim(), dim(), 1..5usize, float(), seed)
+        OpKind::Rope => (dim(), dim(), dim(), 1..5usize, float(), seed)
             .prop_map(|(b, h, t, half, dt, s)| FuzzCase {
                 op: Op::Rope,
                 inputs: vec![
@@ -310,7 +310,7 @@ pub fn strategy(op: &str) -> BoxedStrategy<FuzzCase> {
                 ],
             })
             .boxed(),
-        _ => (shape(4), float(), seed, any::<bool>())
+        OpKind::SoftmaxLastDim => (shape(4), float(), seed, any::<bool>())
             .prop_map(|(sh, dt, s, masked)| FuzzCase {
                 op: Op::SoftmaxLastDim,
                 inputs: vec![if masked {
@@ -344,28 +344,8 @@ fn masked_scores(shape: &[usize], dtype: DType, seed: u64) -> Tensor {
         .expect("valid shapes by construction")
 }
 
-/// Every op name of the vocabulary, in the order the fuzzer runs them.
-pub const OPS: [&str; 16] = [
-    "matmul",
-    "linear",
-    "add",
-    "mul",
-    "broadcast_add",
-    "affine",
-    "gelu_tanh",
-    "tanh",
-    "cast",
-    "contiguous",
-    "cat",
-    "write_at",
-    "index_select",
-    "rms_norm",
-    "rope",
-    "softmax_last_dim",
-];
-
 /// `n` deterministic cases of `op` (the same on every machine for the same `seed`).
-pub fn cases(op: &str, n: usize, seed: u64) -> Vec<FuzzCase> {
+pub fn cases(op: OpKind, n: usize, seed: u64) -> Vec<FuzzCase> {
     let mut bytes = [0u8; 32];
     bytes[..8].copy_from_slice(&seed.to_le_bytes());
     let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &bytes);
@@ -420,7 +400,7 @@ pub fn check(case: &FuzzCase, device: &Device) -> Outcome {
                 reason: format!("shape {:?}, CPU {:?}", got.dims(), want.dims()),
             });
         }
-        let tol = tolerance::for_op(case.op.name(), want.dtype());
+        let tol = tolerance::for_op(case.op.kind(), want.dtype());
         Ok(compare(
             &to_f64(&got).map_err(|e| e.to_string())?,
             &to_f64(&want).map_err(|e| e.to_string())?,

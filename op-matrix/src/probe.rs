@@ -68,7 +68,7 @@ pub fn product(device: &Device) -> Outcome {
                 })
             }
         };
-        let tol = tolerance::for_op("matmul", DType::F32);
+        let tol = tolerance::for_op(inference::ops::OpKind::Matmul, DType::F32);
         Ok(compare(
             &to_f64(&got).map_err(|e| format!("reading the output: {e}"))?,
             &to_f64(&want).map_err(|e| e.to_string())?,

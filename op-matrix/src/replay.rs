@@ -67,7 +67,7 @@ fn execute(case: &StoredCase, device: &Device) -> Outcome {
     }
     match (to_f64(&out), to_f64(&case.output)) {
         (Ok(actual), Ok(expected)) => {
-            let tol = tolerance::for_op(case.meta.op.name(), case.output.dtype());
+            let tol = tolerance::for_op(case.meta.op.kind(), case.output.dtype());
             compare(&actual, &expected, &tol)
         }
         (Err(e), _) => unsupported(format!("reading the output: {e}")),

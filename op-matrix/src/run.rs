@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use candle_core::{DType, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
+use inference::ops::OpKind;
 
 use crate::backend::{Backend, Kind};
 use crate::e2e;
@@ -90,9 +91,9 @@ pub fn run(opts: &Options, inputs: &Inputs, backends: &[Backend]) -> Result<Repo
         .into_iter()
         .filter(|d| opts.end_to_end && selected(opts, "e2e", d.as_str()))
         .collect();
-    let fuzz_cases: Vec<fuzz::FuzzCase> = fuzz::OPS
-        .iter()
-        .filter(|op| opts.ops.is_empty() || opts.ops.iter().any(|o| o == *op))
+    let fuzz_cases: Vec<fuzz::FuzzCase> = OpKind::ALL
+        .into_iter()
+        .filter(|op| opts.ops.is_empty() || opts.ops.iter().any(|o| o == op.name()))
         .flat_map(|op| fuzz::cases(op, opts.fuzz, 1))
         .filter(|c| selected(opts, c.op.name(), c.inputs[0].dtype().as_str()))
         .collect();

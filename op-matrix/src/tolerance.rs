@@ -5,6 +5,7 @@
 //! magnitude, so it means the same for logits near 10 and probabilities near 0.001.
 
 use candle_core::DType;
+use inference::ops::OpKind;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Tolerance {
@@ -44,30 +45,41 @@ pub fn for_dtype(dtype: DType) -> Tolerance {
     }
 }
 
-/// The tolerance for `op` with output dtype `dtype`. Ops not named here use [`for_dtype`].
-pub fn for_op(op: &str, dtype: DType) -> Tolerance {
-    match (op, dtype) {
-        ("matmul" | "linear", DType::F32) => Tolerance {
-            atol: 1e-4,
-            reason: "f32 matmul: accumulation order over K differs between gemm kernels",
-            ..for_dtype(dtype)
+/// The tolerance for `op` with output dtype `dtype`: every op is named, so a new op must
+/// say which it takes.
+pub fn for_op(op: OpKind, dtype: DType) -> Tolerance {
+    use OpKind::*;
+    match op {
+        Matmul | Linear => match dtype {
+            DType::F32 => Tolerance {
+                atol: 1e-4,
+                reason: "f32 matmul: accumulation order over K differs between gemm kernels",
+                ..for_dtype(dtype)
+            },
+            DType::BF16 | DType::F16 => Tolerance {
+                nmse: for_dtype(dtype).nmse * 4.0,
+                reason: "half matmul: GPUs accumulate in f32 and round once; CPUs may round \
+                         partial sums",
+                ..for_dtype(dtype)
+            },
+            _ => for_dtype(dtype),
         },
-        ("matmul" | "linear", DType::BF16 | DType::F16) => Tolerance {
-            nmse: for_dtype(dtype).nmse * 4.0,
-            reason:
-                "half matmul: GPUs accumulate in f32 and round once; CPUs may round partial sums",
-            ..for_dtype(dtype)
+        GeluTanh | Tanh => match dtype {
+            DType::BF16 | DType::F16 => Tolerance {
+                nmse: for_dtype(dtype).nmse * 10.0,
+                rtol: for_dtype(dtype).rtol * 4.0,
+                reason: "half gelu/tanh: Candle's CPU tanh rounds every intermediate to the \
+                         half type (1 + tanh(x) cancels for negative x), GPUs compute in f32 \
+                         and round once (seen on an H200: 6 bf16 ulps on one element); this \
+                         project's CPU gelu computes in f32 too, as x / (1 + e^-2u), not with \
+                         the GPU's tanh",
+                ..for_dtype(dtype)
+            },
+            _ => for_dtype(dtype),
         },
-        ("gelu_tanh" | "tanh", DType::BF16 | DType::F16) => Tolerance {
-            nmse: for_dtype(dtype).nmse * 10.0,
-            rtol: for_dtype(dtype).rtol * 4.0,
-            reason: "half gelu/tanh: Candle's CPU tanh rounds every intermediate to the half \
-                     type (1 + tanh(x) cancels for negative x), GPUs compute in f32 and round \
-                     once (seen on an H200: 6 bf16 ulps on one element); this project's CPU \
-                     gelu computes in f32 too, as x / (1 + e^-2u), not with the GPU's tanh",
-            ..for_dtype(dtype)
-        },
-        _ => for_dtype(dtype),
+        // Element-wise, data movement and the normalizations: the dtype's own step.
+        Add | Mul | BroadcastAdd | Affine | Cast | Contiguous | Cat | WriteAt | IndexSelect
+        | RmsNorm | Rope | SoftmaxLastDim => for_dtype(dtype),
     }
 }
 

@@ -3,6 +3,7 @@
 //! contiguous ones; on a GPU machine it also compares the GPU with the CPU.
 
 use candle_core::Device;
+use inference::ops::OpKind;
 use op_matrix::backend::{Backend, Kind};
 use op_matrix::fuzz;
 use op_matrix::outcome::Outcome;
@@ -23,7 +24,7 @@ fn every_op_agrees_with_the_cpu_on_random_layouts() {
         "the CPU is always present"
     );
     let mut failures = Vec::new();
-    for op in fuzz::OPS {
+    for op in OpKind::ALL {
         for case in fuzz::cases(op, 48, 7) {
             for (name, device) in &backends {
                 let outcome = fuzz::check(&case, device);
@@ -43,8 +44,8 @@ fn every_op_agrees_with_the_cpu_on_random_layouts() {
 
 #[test]
 fn the_generated_cases_cover_odd_sizes_and_non_contiguous_inputs() {
-    let cases: Vec<_> = fuzz::OPS
-        .iter()
+    let cases: Vec<_> = OpKind::ALL
+        .into_iter()
         .flat_map(|op| fuzz::cases(op, 48, 7))
         .collect();
     let inputs = || cases.iter().flat_map(|c| c.inputs.iter());
@@ -70,7 +71,7 @@ fn the_generated_cases_cover_odd_sizes_and_non_contiguous_inputs() {
 #[test]
 fn a_kernel_that_rejects_a_layout_is_reported_unsupported() {
     // rope requires contiguous input; the CPU reference copies, the device run does not.
-    let mut case = fuzz::cases("rope", 32, 3)
+    let mut case = fuzz::cases(OpKind::Rope, 32, 3)
         .into_iter()
         .find(|c| c.inputs[0].dim(2).unwrap() > 1)
         .expect("a case with more than one position");

@@ -2,6 +2,7 @@
 //! on random shapes including 1 and odd sizes, in every float dtype.
 
 use candle_core::{DType, Tensor};
+use inference::ops::OpKind;
 use op_matrix::compare::compare;
 use op_matrix::fuzz::{self, FuzzCase};
 use op_matrix::outcome::Outcome;
@@ -61,7 +62,7 @@ fn rms_norm_f64(case: &FuzzCase) -> Vec<f64> {
         .collect()
 }
 
-fn check(op: &str, reference: fn(&FuzzCase) -> Vec<f64>) {
+fn check(op: OpKind, reference: fn(&FuzzCase) -> Vec<f64>) {
     let mut failures = Vec::new();
     for case in fuzz::cases(op, 96, 11) {
         let refs: Vec<&Tensor> = case.inputs.iter().collect();
@@ -83,23 +84,23 @@ fn check(op: &str, reference: fn(&FuzzCase) -> Vec<f64>) {
 
 #[test]
 fn rope_matches_an_f64_reference() {
-    check("rope", rope_f64);
+    check(OpKind::Rope, rope_f64);
 }
 
 #[test]
 fn softmax_last_dim_matches_an_f64_reference() {
-    check("softmax_last_dim", softmax_f64);
+    check(OpKind::SoftmaxLastDim, softmax_f64);
 }
 
 #[test]
 fn rms_norm_matches_an_f64_reference() {
-    check("rms_norm", rms_norm_f64);
+    check(OpKind::RmsNorm, rms_norm_f64);
 }
 
 #[test]
 fn the_reference_check_catches_a_wrong_formula() {
     // rotate-half RoPE is not interleaved RoPE: the reference must tell them apart.
-    let case = fuzz::cases("rope", 8, 11)
+    let case = fuzz::cases(OpKind::Rope, 8, 11)
         .into_iter()
         .find(|c| c.inputs[0].dim(3).unwrap() >= 4 && c.inputs[0].dtype() == DType::F32)
         .expect("an f32 case with head_dim >= 4");

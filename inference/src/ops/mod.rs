@@ -20,6 +20,7 @@ mod softmax;
 pub mod trace;
 
 use std::fmt;
+use std::str::FromStr;
 
 use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
@@ -82,6 +83,96 @@ pub enum Op {
     SoftmaxLastDim,
 }
 
+/// An op without its parameters: what tolerances, fuzz strategies and expected-failure lists
+/// are keyed by. Matches on it are exhaustive, so an op added here and left out of any of them
+/// does not compile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OpKind {
+    Matmul,
+    Linear,
+    Add,
+    Mul,
+    BroadcastAdd,
+    Affine,
+    GeluTanh,
+    Tanh,
+    Cast,
+    Contiguous,
+    Cat,
+    WriteAt,
+    IndexSelect,
+    RmsNorm,
+    Rope,
+    SoftmaxLastDim,
+}
+
+impl OpKind {
+    /// Every op, in the order the harness runs them.
+    pub const ALL: [OpKind; 16] = [
+        Self::Matmul,
+        Self::Linear,
+        Self::Add,
+        Self::Mul,
+        Self::BroadcastAdd,
+        Self::Affine,
+        Self::GeluTanh,
+        Self::Tanh,
+        Self::Cast,
+        Self::Contiguous,
+        Self::Cat,
+        Self::WriteAt,
+        Self::IndexSelect,
+        Self::RmsNorm,
+        Self::Rope,
+        Self::SoftmaxLastDim,
+    ];
+
+    /// The op's name as a stable identifier (reports, expected-failure lists, `--op`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Matmul => "matmul",
+            Self::Linear => "linear",
+            Self::Add => "add",
+            Self::Mul => "mul",
+            Self::BroadcastAdd => "broadcast_add",
+            Self::Affine => "affine",
+            Self::GeluTanh => "gelu_tanh",
+            Self::Tanh => "tanh",
+            Self::Cast => "cast",
+            Self::Contiguous => "contiguous",
+            Self::Cat => "cat",
+            Self::WriteAt => "write_at",
+            Self::IndexSelect => "index_select",
+            Self::RmsNorm => "rms_norm",
+            Self::Rope => "rope",
+            Self::SoftmaxLastDim => "softmax_last_dim",
+        }
+    }
+}
+
+impl fmt::Display for OpKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for OpKind {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|k| k.name()).collect();
+                Error::Invalid(format!(
+                    "unknown op `{s}`; the ops are {}",
+                    names.join(", ")
+                ))
+            })
+    }
+}
+
 impl Op {
     /// How many tensor inputs the op takes; `None` for variadic ops.
     pub fn arity(&self) -> Option<usize> {
@@ -96,26 +187,31 @@ impl Op {
         }
     }
 
+    /// The op without its parameters.
+    pub fn kind(&self) -> OpKind {
+        match self {
+            Op::Matmul => OpKind::Matmul,
+            Op::Linear => OpKind::Linear,
+            Op::Add => OpKind::Add,
+            Op::Mul => OpKind::Mul,
+            Op::BroadcastAdd => OpKind::BroadcastAdd,
+            Op::Affine { .. } => OpKind::Affine,
+            Op::GeluTanh => OpKind::GeluTanh,
+            Op::Tanh => OpKind::Tanh,
+            Op::Cast { .. } => OpKind::Cast,
+            Op::Contiguous => OpKind::Contiguous,
+            Op::Cat { .. } => OpKind::Cat,
+            Op::WriteAt { .. } => OpKind::WriteAt,
+            Op::IndexSelect { .. } => OpKind::IndexSelect,
+            Op::RmsNorm { .. } => OpKind::RmsNorm,
+            Op::Rope => OpKind::Rope,
+            Op::SoftmaxLastDim => OpKind::SoftmaxLastDim,
+        }
+    }
+
     /// The op's name as a stable identifier (reports, expected-failure lists).
     pub fn name(&self) -> &'static str {
-        match self {
-            Op::Matmul => "matmul",
-            Op::Linear => "linear",
-            Op::Add => "add",
-            Op::Mul => "mul",
-            Op::BroadcastAdd => "broadcast_add",
-            Op::Affine { .. } => "affine",
-            Op::GeluTanh => "gelu_tanh",
-            Op::Tanh => "tanh",
-            Op::Cast { .. } => "cast",
-            Op::Contiguous => "contiguous",
-            Op::Cat { .. } => "cat",
-            Op::WriteAt { .. } => "write_at",
-            Op::IndexSelect { .. } => "index_select",
-            Op::RmsNorm { .. } => "rms_norm",
-            Op::Rope => "rope",
-            Op::SoftmaxLastDim => "softmax_last_dim",
-        }
+        self.kind().name()
     }
 
     /// Runs the op. This is the only place in the crate that launches Candle kernels.
@@ -280,4 +376,31 @@ pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
 
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     Op::SoftmaxLastDim.call(&[x])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_op_kind_parses_from_its_name_and_an_unknown_one_lists_them() {
+        for kind in OpKind::ALL {
+            assert_eq!(kind.name().parse::<OpKind>().unwrap(), kind);
+        }
+        let names: std::collections::HashSet<&str> = OpKind::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(names.len(), OpKind::ALL.len(), "two kinds share a name");
+        let err = "silu".parse::<OpKind>().unwrap_err().to_string();
+        assert!(
+            err.contains("`silu`") && err.contains("softmax_last_dim"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_op_is_named_by_its_kind_as_its_serde_tag_is() {
+        let op = Op::RmsNorm { eps: 1e-6 };
+        let json = serde_json::to_value(&op).unwrap();
+        assert_eq!(json["op"], op.kind().name());
+        assert_eq!(Op::Cast { to: DType::F16 }.name(), "cast");
+    }
 }
