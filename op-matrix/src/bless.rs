@@ -53,16 +53,17 @@ pub fn bless(dir: &Path, models: &[(&str, &Path)]) -> Result<usize> {
     Ok(cases.len())
 }
 
-/// Differences between a fresh trace and the goldens in `dir`, on every CPU kernel path this
-/// machine can run, each prefixed by its path: a machine of another kind takes another path,
-/// and the goldens must hold there too. The active path is restored afterwards.
+/// Differences between a fresh trace and the goldens in `dir`: the cases the trace records
+/// (which no kernel path changes, so traced once), then the values on every CPU kernel path
+/// this machine can run, each prefixed by its path: a machine of another kind takes another
+/// path, and the goldens must hold there too. The active path is restored afterwards.
 pub fn check_every_path(dir: &Path, models: &[(&str, &Path)]) -> Result<Vec<String>> {
     let stored = Stored::read(dir)?;
+    let mut diffs = traced_keys_diff(&stored, models)?;
     let before = kernel_path::active();
-    let mut diffs = Vec::new();
     for path in KernelPath::supported() {
         kernel_path::force(path)?;
-        let found = check_against(&stored, models);
+        let found = values_diff(&stored, models);
         kernel_path::force(before)?;
         diffs.extend(found?.into_iter().map(|d| format!("{path}: {d}")));
     }
@@ -83,14 +84,14 @@ impl Stored {
     }
 }
 
-/// Differences between the stored goldens and the active CPU kernel path, empty when they
-/// agree: a fresh trace must record the same cases, every stored case replayed must give its
-/// output (at the op's tolerance), and the end-to-end values must hold (at
-/// [`tolerance::for_retrace`]).
-fn check_against(stored: &Stored, models: &[(&str, &Path)]) -> Result<Vec<String>> {
+fn key(dtype: &str, signature: &str) -> String {
+    format!("{dtype} {signature}")
+}
+
+/// Cases a fresh trace records that the goldens lack, and the reverse.
+fn traced_keys_diff(stored: &Stored, models: &[(&str, &Path)]) -> Result<Vec<String>> {
     let fresh = trace_all(models)?;
-    let (stored, stored_e2e) = (&stored.cases, &stored.e2e);
-    let key = |dtype: &str, sig: &str| format!("{dtype} {sig}");
+    let stored = &stored.cases;
     let fresh_keys: BTreeSet<String> = fresh
         .iter()
         .map(|c| key(c.dtype.as_str(), &c.key()))
@@ -110,6 +111,15 @@ fn check_against(stored: &Stored, models: &[(&str, &Path)]) -> Result<Vec<String
             .difference(&fresh_keys)
             .map(|k| format!("- {k} (no longer traced)")),
     );
+    Ok(diffs)
+}
+
+/// Differences between the stored values and the active CPU kernel path, empty when they
+/// agree: every stored case replayed must give its output (at the op's tolerance), and the
+/// end-to-end values must hold (at [`tolerance::for_retrace`]).
+fn values_diff(stored: &Stored, models: &[(&str, &Path)]) -> Result<Vec<String>> {
+    let (stored, stored_e2e) = (&stored.cases, &stored.e2e);
+    let mut diffs: Vec<String> = Vec::new();
     // Each stored case replayed on the active path: the op on the golden's own inputs, at the
     // op's tolerance. The fresh trace's intermediate outputs are not compared: their inputs
     // carry every earlier op's rounding on this path, which the end-to-end check below bounds.

@@ -86,13 +86,15 @@ fn rows<T: Copy + Default + Send + Sync>(
     row: fn(&[T], &mut [T], &mut [f32]),
 ) -> Vec<T> {
     let mut out = vec![T::default(); src.len()];
-    let rows_per_task = (CHUNK / n.max(1)).max(1);
-    out.par_chunks_mut(n.max(1) * rows_per_task)
-        .zip(src.par_chunks(n.max(1) * rows_per_task))
+    // An empty row (n = 0) has nothing to compute; 1 keeps the chunk sizes valid.
+    let n = n.max(1);
+    let task = n * (CHUNK / n).max(1);
+    out.par_chunks_mut(task)
+        .zip(src.par_chunks(task))
         .for_each(|(dst, src)| {
             let mut exps = vec![0f32; n];
-            for (d, s) in dst.chunks_mut(n.max(1)).zip(src.chunks(n.max(1))) {
-                row(s, d, &mut exps);
+            for (d, s) in dst.chunks_mut(n).zip(src.chunks(n)) {
+                row(s, d, &mut exps[..s.len()]);
             }
         });
     out
