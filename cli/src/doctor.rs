@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use inference::device::{self, DeviceChoice};
 use inference::ops::kernel_path::{self, KernelPath};
-use op_matrix::preflight;
+use op_matrix_core::preflight;
 use serde::Serialize;
 
 #[derive(clap::Args)]
@@ -102,7 +102,7 @@ fn report() -> Result<Report> {
         std::env::var("HF_TOKEN").is_ok_and(|t| !t.is_empty()) || cache.token().is_some();
     Ok(Report {
         version: env!("CARGO_PKG_VERSION"),
-        candle: op_matrix::CANDLE_VERSION,
+        candle: op_matrix_core::CANDLE_VERSION,
         cpu_kernels: CpuKernels {
             active: kernel_path::active(),
             supported: KernelPath::supported(),

@@ -13,7 +13,7 @@ use inference::hub;
 use inference::model::Gemma3;
 use inference::ops::fallback::{self, Plan};
 use inference::tokenizer::Tokenizer;
-use op_matrix::preflight::{self, Preflight};
+use op_matrix_core::preflight::{self, Preflight};
 
 #[derive(clap::Args)]
 pub struct ModelArgs {

@@ -1,20 +1,17 @@
-//! `cargo xtask golden [--bless]`: trace the model afresh and either rewrite the goldens or
-//! show how they differ from what is committed.
+//! `cargo xtask golden --bless`: trace the model afresh and write the goldens (the only writer
+//! of `golden/ops`); [`crate::retrace`] judges a fresh trace against them instead.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use inference::ops::kernel_path::{self, KernelPath};
+use op_matrix_core::golden::{CaseMeta, InputMeta, Inventory, E2E, INVENTORY, MANIFEST};
+use op_matrix_core::layout;
 
-use crate::compare::compare;
 use crate::e2e;
 use crate::error::{Error, Result};
-use crate::golden::{self, StoredCase};
 use crate::inventory::{self, Case};
-use crate::outcome::Outcome;
-use crate::replay::{replay, to_f64};
-use crate::tolerance;
 
 pub use inference::ops::DTYPES;
 
@@ -47,107 +44,162 @@ pub fn trace_all(models: &[(&str, &Path)]) -> Result<Vec<Case>> {
 /// Rewrites the goldens in `dir` from a fresh trace.
 pub fn bless(dir: &Path, models: &[(&str, &Path)]) -> Result<usize> {
     let cases = trace_all(models)?;
-    golden::write(dir, &cases)?;
-    let e2e = e2e::goldens(models, &DTYPES)?;
-    candle_core::safetensors::save(&e2e, dir.join(e2e::FILE))?;
+    write(dir, &cases)?;
+    let e2e = e2e_goldens(models, &DTYPES)?;
+    candle_core::safetensors::save(&e2e, dir.join(E2E))?;
     Ok(cases.len())
 }
 
-/// Differences between a fresh trace and the goldens in `dir`: the cases the trace records
-/// (which no kernel path changes, so traced once), then the values on every CPU kernel path
-/// this machine can run, each prefixed by its path: a machine of another kind takes another
-/// path, and the goldens must hold there too. The active path is restored afterwards.
-pub fn check_every_path(dir: &Path, models: &[(&str, &Path)]) -> Result<Vec<String>> {
-    let stored = Stored::read(dir)?;
-    let mut diffs = traced_keys_diff(&stored, models)?;
-    let before = kernel_path::active();
-    for path in KernelPath::supported() {
-        kernel_path::force(path)?;
-        let found = values_diff(&stored, models);
-        kernel_path::force(before)?;
-        diffs.extend(found?.into_iter().map(|d| format!("{path}: {d}")));
-    }
-    Ok(diffs)
-}
-
-/// The committed goldens, read once for every path's check.
-struct Stored {
-    cases: Vec<StoredCase>,
-    e2e: HashMap<String, Tensor>,
-}
-
-impl Stored {
-    fn read(dir: &Path) -> Result<Self> {
-        let (_, cases) = golden::load(&golden::read_dir(dir)?)?;
-        let e2e = candle_core::safetensors::load(dir.join(e2e::FILE), &Device::Cpu)?;
-        Ok(Self { cases, e2e })
-    }
-}
-
-fn key(dtype: &str, signature: &str) -> String {
-    format!("{dtype} {signature}")
-}
-
-/// Cases a fresh trace records that the goldens lack, and the reverse.
-fn traced_keys_diff(stored: &Stored, models: &[(&str, &Path)]) -> Result<Vec<String>> {
-    let fresh = trace_all(models)?;
-    let stored = &stored.cases;
-    let fresh_keys: BTreeSet<String> = fresh
-        .iter()
-        .map(|c| key(c.dtype.as_str(), &c.key()))
-        .collect();
-    let stored_keys: BTreeSet<String> = stored
-        .iter()
-        .map(|c| key(&c.meta.dtype, &c.meta.signature))
-        .collect();
-    let mut diffs: Vec<String> = Vec::new();
-    diffs.extend(
-        fresh_keys
-            .difference(&stored_keys)
-            .map(|k| format!("+ {k} (new in the trace)")),
-    );
-    diffs.extend(
-        stored_keys
-            .difference(&fresh_keys)
-            .map(|k| format!("- {k} (no longer traced)")),
-    );
-    Ok(diffs)
-}
-
-/// Differences between the stored values and the active CPU kernel path, empty when they
-/// agree: every stored case replayed must give its output (at the op's tolerance), and the
-/// end-to-end values must hold (at [`tolerance::for_retrace`]).
-fn values_diff(stored: &Stored, models: &[(&str, &Path)]) -> Result<Vec<String>> {
-    let (stored, stored_e2e) = (&stored.cases, &stored.e2e);
-    let mut diffs: Vec<String> = Vec::new();
-    // Each stored case replayed on the active path: the op on the golden's own inputs, at the
-    // op's tolerance. The fresh trace's intermediate outputs are not compared: their inputs
-    // carry every earlier op's rounding on this path, which the end-to-end check below bounds.
-    for case in stored {
-        let k = key(&case.meta.dtype, &case.meta.signature);
-        match replay(case, &Device::Cpu, "cpu", None) {
-            Outcome::Mismatch { reason, .. } => diffs.push(format!("~ {k}: {reason}")),
-            Outcome::Unsupported { error } => diffs.push(format!("! {k}: {error}")),
-            Outcome::Panic { message } => diffs.push(format!("! {k}: panicked: {message}")),
-            _ => {}
+/// The e2e goldens of every model and dtype, computed on the CPU.
+pub fn e2e_goldens(models: &[(&str, &Path)], dtypes: &[DType]) -> Result<HashMap<String, Tensor>> {
+    let mut map = HashMap::new();
+    for &(name, dir) in models {
+        for &dtype in dtypes {
+            let run = e2e::run_model(dir, &Device::Cpu, dtype)?;
+            let (n, m) = (run.greedy.len(), run.long_logprobs.len());
+            map.insert(e2e::key(name, dtype, "logits"), run.logits);
+            let greedy = Tensor::from_vec(run.greedy, n, &Device::Cpu)?;
+            map.insert(e2e::key(name, dtype, "greedy"), greedy);
+            let long = Tensor::from_vec(run.long_logprobs, m, &Device::Cpu)?;
+            map.insert(e2e::key(name, dtype, "long_logprobs"), long);
         }
     }
-    for dtype in DTYPES {
-        let tol = tolerance::for_retrace(dtype);
-        let mut fresh: Vec<(String, Tensor)> =
-            e2e::goldens(models, &[dtype])?.into_iter().collect();
-        fresh.sort_by(|a, b| a.0.cmp(&b.0));
-        for (name, tensor) in fresh {
-            let Some(old) = stored_e2e.get(&name) else {
-                diffs.push(format!("+ e2e {name} (missing from {})", e2e::FILE));
-                continue;
-            };
-            if let Outcome::Mismatch { reason, .. } =
-                compare(&to_f64(&tensor)?, &to_f64(old)?, &tol)
-            {
-                diffs.push(format!("~ e2e {name}: {reason}"));
-            }
+    Ok(map)
+}
+
+/// Named tensors of one dtype's golden file.
+type TensorFile = (DType, HashMap<String, Tensor>);
+
+/// Splits traced cases into the inventory and the per-dtype tensor maps.
+fn to_files(cases: &[Case]) -> Result<(Inventory, Vec<TensorFile>)> {
+    let mut tensors: Vec<TensorFile> = Vec::new();
+    let mut metas = Vec::new();
+    let mut buffers: HashMap<Vec<u8>, String> = HashMap::new();
+    for case in cases {
+        if tensors.last().is_none_or(|(d, _)| *d != case.dtype) {
+            tensors.push((case.dtype, HashMap::new()));
+            buffers.clear();
         }
+        let (_, map) = tensors.last_mut().expect("pushed above");
+        let index = metas
+            .iter()
+            .filter(|m: &&CaseMeta| m.dtype == case.dtype)
+            .count();
+        let mut inputs = Vec::new();
+        for t in &case.inputs {
+            let (base, strided) = layout::split(t)?;
+            let mut bytes = t.dtype().as_str().as_bytes().to_vec();
+            bytes.extend(to_bytes(&base)?);
+            let next = format!("buf{}", buffers.len());
+            let buffer = buffers.entry(bytes).or_insert(next).clone();
+            inputs.push(InputMeta {
+                dtype: t.dtype(),
+                buffer: buffer.clone(),
+                strided,
+                base_len: base.dim(0)?,
+            });
+            map.insert(buffer, base);
+        }
+        map.insert(format!("{index}.out"), case.output.contiguous()?);
+        metas.push(CaseMeta {
+            index,
+            dtype: case.dtype,
+            signature: case.key(),
+            op: case.signature.op.clone(),
+            phases: case.phases.clone(),
+            models: case.models.clone(),
+            inputs,
+            output_shape: case.output.dims().to_vec(),
+        });
     }
-    Ok(diffs)
+    Ok((
+        Inventory {
+            candle_version: op_matrix_core::CANDLE_VERSION.to_string(),
+            cases: metas,
+        },
+        tensors,
+    ))
+}
+
+/// The raw little-endian bytes of a contiguous 1-D CPU tensor.
+fn to_bytes(t: &Tensor) -> Result<Vec<u8>> {
+    Ok(match t.dtype() {
+        DType::F32 => t
+            .to_vec1::<f32>()?
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect(),
+        DType::BF16 => t
+            .to_vec1::<half::bf16>()?
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect(),
+        DType::F16 => t
+            .to_vec1::<half::f16>()?
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect(),
+        DType::U32 => t
+            .to_vec1::<u32>()?
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect(),
+        other => return Err(Error::Layout(format!("dtype {other:?} is not stored"))),
+    })
+}
+
+/// Writes the goldens of `cases` into `dir`, replacing what is there.
+pub fn write(dir: &Path, cases: &[Case]) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let (inventory, tensors) = to_files(cases)?;
+    let json = serde_json::to_string_pretty(&inventory).expect("inventory serialises") + "\n";
+    let path = dir.join(INVENTORY);
+    std::fs::write(&path, json).map_err(|e| Error::io(&path, e))?;
+    let path = dir.join(MANIFEST);
+    std::fs::write(&path, manifest(&inventory)).map_err(|e| Error::io(&path, e))?;
+    for (dtype, map) in tensors {
+        let path = dir.join(format!("{}.safetensors", dtype.as_str()));
+        candle_core::safetensors::save(&map, &path)?;
+    }
+    Ok(())
+}
+
+/// The inventory as a Markdown table for review.
+fn manifest(inv: &Inventory) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Op inventory of the Gemma 3 forward pass\n");
+    let _ = writeln!(
+        s,
+        "Traced from the model code on the CPU with candle {}. Regenerate with `cargo xtask golden --bless`.\n",
+        inv.candle_version
+    );
+    let mut per_op: std::collections::BTreeMap<(&str, &str), usize> = Default::default();
+    for c in &inv.cases {
+        *per_op.entry((c.op.name(), c.dtype.as_str())).or_default() += 1;
+    }
+    let _ = writeln!(
+        s,
+        "{} cases.\n\n| dtype | phases | models | signature |\n|---|---|---|---|",
+        inv.cases.len()
+    );
+    for c in &inv.cases {
+        let phases: Vec<String> = c.phases.iter().map(|p| p.to_string()).collect();
+        let models: Vec<&str> = c.models.iter().map(String::as_str).collect();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | `{}` |",
+            c.dtype.as_str(),
+            phases.join(", "),
+            models.join(", "),
+            c.signature
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n## Cases per op\n\n| op | dtype | cases |\n|---|---|---|"
+    );
+    for ((op, dtype), n) in per_op {
+        let _ = writeln!(s, "| {op} | {dtype} | {n} |");
+    }
+    s
 }

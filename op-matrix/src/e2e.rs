@@ -1,5 +1,5 @@
 //! End to end: the whole model's logits and greedy tokens on a backend against the CPU
-//! golden. Ops that each pass can still compose wrongly (a layout one op hands the next, a
+//! golden ([`crate::bless`] writes it). Ops that each pass can still compose wrongly (a layout one op hands the next, a
 //! cache write), and this catches it.
 
 use std::collections::HashMap;
@@ -12,14 +12,14 @@ use inference::generation;
 use inference::model::Logits;
 use inference::scoring;
 
-use crate::compare::compare;
+use op_matrix_core::compare::compare;
+use op_matrix_core::outcome::Outcome;
+use op_matrix_core::replay::{panic_message, to_f64};
+use op_matrix_core::tolerance;
+
 use crate::error::{Error, Result};
 use crate::inventory::prompt_ids;
-use crate::outcome::Outcome;
-use crate::replay::{panic_message, to_f64};
-use crate::tolerance;
 
-pub const FILE: &str = "e2e.safetensors";
 pub const GREEDY_TOKENS: usize = 8;
 
 /// A text far longer than the traced prompt (896 tokens with the tiny tokenizer), so that
@@ -55,25 +55,9 @@ pub fn run_model(dir: &Path, device: &Device, dtype: DType) -> Result<ModelRun> 
     })
 }
 
-fn key(model: &str, dtype: DType, what: &str) -> String {
+/// The name of one golden tensor: `tiny-text.bf16.logits`.
+pub fn key(model: &str, dtype: DType, what: &str) -> String {
     format!("{model}.{}.{what}", dtype.as_str())
-}
-
-/// The e2e goldens of every model and dtype, computed on the CPU.
-pub fn goldens(models: &[(&str, &Path)], dtypes: &[DType]) -> Result<HashMap<String, Tensor>> {
-    let mut map = HashMap::new();
-    for &(name, dir) in models {
-        for &dtype in dtypes {
-            let run = run_model(dir, &Device::Cpu, dtype)?;
-            let (n, m) = (run.greedy.len(), run.long_logprobs.len());
-            map.insert(key(name, dtype, "logits"), run.logits);
-            let greedy = Tensor::from_vec(run.greedy, n, &Device::Cpu)?;
-            map.insert(key(name, dtype, "greedy"), greedy);
-            let long = Tensor::from_vec(run.long_logprobs, m, &Device::Cpu)?;
-            map.insert(key(name, dtype, "long_logprobs"), long);
-        }
-    }
-    Ok(map)
 }
 
 /// Compares one model in one dtype on `device` with its golden.

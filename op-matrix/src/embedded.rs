@@ -1,23 +1,10 @@
-//! The default inputs, compiled into the crate so that the `op-matrix` binary and the CLI's
-//! preflight run anywhere with no download and no checkout: the tiny checkpoints, the goldens
-//! and the expected-failure lists.
+//! The harness's default inputs besides the goldens (which the core embeds), compiled into
+//! the crate so that the `op-matrix` binary runs anywhere with no download and no checkout:
+//! the tiny checkpoints and the expected-failure lists.
 
 use std::path::PathBuf;
 
-use candle_core::DType;
-
 use crate::error::{Error, Result};
-use crate::golden::GoldenFiles;
-
-macro_rules! golden {
-    ($name:literal) => {
-        include_bytes!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../golden/ops/",
-            $name
-        ))
-    };
-}
 
 macro_rules! model_files {
     ($dir:literal) => {
@@ -54,21 +41,6 @@ macro_rules! model_files {
             ),
         ]
     };
-}
-
-pub fn golden_files() -> GoldenFiles {
-    GoldenFiles {
-        inventory: golden!("inventory.json").to_vec(),
-        tensors: vec![
-            (DType::F32, golden!("f32.safetensors").to_vec()),
-            (DType::BF16, golden!("bf16.safetensors").to_vec()),
-            (DType::F16, golden!("f16.safetensors").to_vec()),
-        ],
-    }
-}
-
-pub fn e2e_goldens() -> &'static [u8] {
-    golden!("e2e.safetensors")
 }
 
 pub fn xfail_list(backend: &str) -> &'static str {

@@ -9,12 +9,13 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
-use crate::compare::compare;
-use crate::layout;
-use crate::outcome::Outcome;
-use crate::replay::{panic_message, to_f64};
 use crate::signature::Signature;
-use crate::tolerance;
+use crate::spec;
+use op_matrix_core::compare::compare;
+use op_matrix_core::layout;
+use op_matrix_core::outcome::Outcome;
+use op_matrix_core::replay::{panic_message, to_f64};
+use op_matrix_core::tolerance;
 
 /// How an input is laid out in memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +84,7 @@ pub fn tensor(shape: &[usize], dtype: DType, layout: Layout, seed: u64) -> Tenso
     build().expect("valid shapes by construction")
 }
 
-fn dim() -> impl Strategy<Value = usize> {
+pub fn dim() -> impl Strategy<Value = usize> {
     prop_oneof![
         Just(1usize),
         Just(2),
@@ -95,11 +96,11 @@ fn dim() -> impl Strategy<Value = usize> {
     ]
 }
 
-fn shape(max_rank: usize) -> impl Strategy<Value = Vec<usize>> {
+pub fn shape(max_rank: usize) -> impl Strategy<Value = Vec<usize>> {
     proptest::collection::vec(dim(), 1..=max_rank)
 }
 
-fn any_layout() -> impl Strategy<Value = Layout> {
+pub fn any_layout() -> impl Strategy<Value = Layout> {
     prop_oneof![
         Just(Layout::Contiguous),
         Just(Layout::Transposed),
@@ -108,224 +109,18 @@ fn any_layout() -> impl Strategy<Value = Layout> {
     ]
 }
 
-fn float() -> impl Strategy<Value = DType> {
+pub fn float() -> impl Strategy<Value = DType> {
     prop_oneof![Just(DType::F32), Just(DType::BF16), Just(DType::F16)]
 }
 
-/// Random cases of `op`.
-pub fn strategy(op: OpKind) -> BoxedStrategy<FuzzCase> {
-    let seed = any::<u64>();
-    match op {
-        OpKind::Matmul => (
-            proptest::collection::vec(dim(), 0..=2),
-            dim(),
-            dim(),
-            dim(),
-            any_layout(),
-            any_layout(),
-            float(),
-            seed,
-        )
-            .prop_map(|(batch, m, k, n, la, lb, dt, s)| {
-                let mut a = batch.clone();
-                a.extend([m, k]);
-                let mut b = batch;
-                b.extend([k, n]);
-                // Candle's matmul accepts transposed and offset operands, not broadcast ones.
-                let fix = |l| {
-                    if l == Layout::Broadcast {
-                        Layout::Contiguous
-                    } else {
-                        l
-                    }
-                };
-                FuzzCase {
-                    op: Op::Matmul,
-                    inputs: vec![tensor(&a, dt, fix(la), s), tensor(&b, dt, fix(lb), s ^ 1)],
-                }
-            })
-            .boxed(),
-        OpKind::Linear => (
-            dim(),
-            prop_oneof![dim(), 31usize..=97],
-            dim(),
-            any_layout(),
-            any_layout(),
-            float(),
-            seed,
-        )
-            .prop_map(|(m, k, n, lx, lw, dt, s)| {
-                // k past one 32-lane vector, with a tail, reaches every path of the CPU kernel.
-                let fix = |l| {
-                    if l == Layout::Broadcast {
-                        Layout::Contiguous
-                    } else {
-                        l
-                    }
-                };
-                FuzzCase {
-                    op: Op::Linear,
-                    inputs: vec![
-                        tensor(&[m, k], dt, fix(lx), s),
-                        tensor(&[n, k], dt, fix(lw), s ^ 1),
-                    ],
-                }
-            })
-            .boxed(),
-        OpKind::Add | OpKind::Mul => {
-            let op = if op == OpKind::Add { Op::Add } else { Op::Mul };
-            (shape(4), any_layout(), any_layout(), float(), seed)
-                .prop_map(move |(sh, la, lb, dt, s)| FuzzCase {
-                    op: op.clone(),
-                    inputs: vec![tensor(&sh, dt, la, s), tensor(&sh, dt, lb, s ^ 1)],
-                })
-                .boxed()
-        }
-        OpKind::BroadcastAdd => (shape(4), any_layout(), float(), seed, any::<u8>())
-            .prop_map(|(sh, la, dt, s, mask)| {
-                // The right side keeps a suffix of the dims, some of them collapsed to 1.
-                let keep = 1 + (mask as usize % sh.len());
-                let rhs: Vec<usize> = sh[sh.len() - keep..]
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &d)| if mask >> (i + 3) & 1 == 1 { 1 } else { d })
-                    .collect();
-                FuzzCase {
-                    op: Op::BroadcastAdd,
-                    inputs: vec![
-                        tensor(&sh, dt, la, s),
-                        tensor(&rhs, dt, Layout::Contiguous, s ^ 1),
-                    ],
-                }
-            })
-            .boxed(),
-        OpKind::Affine => (
-            shape(4),
-            any_layout(),
-            float(),
-            seed,
-            -3.0..3.0f64,
-            -1.0..1.0f64,
-        )
-            .prop_map(|(sh, l, dt, s, mul, add)| FuzzCase {
-                op: Op::Affine { mul, add },
-                inputs: vec![tensor(&sh, dt, l, s)],
-            })
-            .boxed(),
-        OpKind::GeluTanh | OpKind::Tanh | OpKind::Contiguous => {
-            let op = match op {
-                OpKind::GeluTanh => Op::GeluTanh,
-                OpKind::Tanh => Op::Tanh,
-                _ => Op::Contiguous,
-            };
-            (shape(4), any_layout(), float(), seed)
-                .prop_map(move |(sh, l, dt, s)| FuzzCase {
-                    op: op.clone(),
-                    inputs: vec![tensor(&sh, dt, l, s)],
-                })
-                .boxed()
-        }
-        OpKind::Cast => (shape(4), any_layout(), float(), float(), seed)
-            .prop_map(|(sh, l, from, to, s)| FuzzCase {
-                op: Op::Cast { to },
-                inputs: vec![tensor(&sh, from, l, s)],
-            })
-            .boxed(),
-        OpKind::Cat => (
-            shape(4),
-            any::<usize>(),
-            dim(),
-            any_layout(),
-            any_layout(),
-            float(),
-            seed,
-        )
-            .prop_map(|(sh, d, extra, la, lb, dt, s)| {
-                let d = d % sh.len();
-                let mut other = sh.clone();
-                other[d] = extra;
-                FuzzCase {
-                    op: Op::Cat { dim: d },
-                    inputs: vec![tensor(&sh, dt, la, s), tensor(&other, dt, lb, s ^ 1)],
-                }
-            })
-            .boxed(),
-        OpKind::WriteAt => (
-            shape(4),
-            any::<usize>(),
-            dim(),
-            any::<usize>(),
-            float(),
-            seed,
-        )
-            .prop_map(|(sh, d, extra, at, dt, s)| {
-                // The buffer has `extra` more rows than the source along `d`: every offset
-                // from the start to flush with the end can occur.
-                let d = d % sh.len();
-                let mut buffer = sh.clone();
-                buffer[d] += extra;
-                FuzzCase {
-                    op: Op::WriteAt {
-                        dim: d,
-                        offset: at % (extra + 1),
-                    },
-                    inputs: vec![
-                        tensor(&buffer, dt, Layout::Contiguous, s),
-                        tensor(&sh, dt, Layout::Contiguous, s ^ 1),
-                    ],
-                }
-            })
-            .boxed(),
-        OpKind::IndexSelect => (dim(), dim(), dim(), float(), seed)
-            .prop_map(|(rows, cols, n, dt, s)| {
-                let ids: Vec<u32> = (0..n)
-                    .map(|i| ((s as usize + i * 7) % rows) as u32)
-                    .collect();
-                let ids = Tensor::from_vec(ids, n, &Device::Cpu).expect("ids");
-                FuzzCase {
-                    op: Op::IndexSelect { dim: 0 },
-                    inputs: vec![tensor(&[rows, cols], dt, Layout::Contiguous, s), ids],
-                }
-            })
-            .boxed(),
-        OpKind::RmsNorm => (shape(3), float(), seed)
-            .prop_map(|(sh, dt, s)| {
-                let h = *sh.last().expect("rank >= 1");
-                FuzzCase {
-                    op: Op::RmsNorm { eps: 1e-6 },
-                    inputs: vec![
-                        tensor(&sh, dt, Layout::Contiguous, s),
-                        tensor(&[h], dt, Layout::Contiguous, s ^ 1),
-                    ],
-                }
-            })
-            .boxed(),
-        OpKind::Rope => (dim(), dim(), dim(), 1..5usize, float(), seed)
-            .prop_map(|(b, h, t, half, dt, s)| FuzzCase {
-                op: Op::Rope,
-                inputs: vec![
-                    tensor(&[b, h, t, 2 * half], dt, Layout::Contiguous, s),
-                    tensor(&[t, half], dt, Layout::Contiguous, s ^ 1),
-                    tensor(&[t, half], dt, Layout::Contiguous, s ^ 2),
-                ],
-            })
-            .boxed(),
-        OpKind::SoftmaxLastDim => (shape(4), float(), seed, any::<bool>())
-            .prop_map(|(sh, dt, s, masked)| FuzzCase {
-                op: Op::SoftmaxLastDim,
-                inputs: vec![if masked {
-                    masked_scores(&sh, dt, s)
-                } else {
-                    tensor(&sh, dt, Layout::Contiguous, s)
-                }],
-            })
-            .boxed(),
-    }
+/// The seed of a case's values.
+pub fn seed() -> impl Strategy<Value = u64> {
+    any::<u64>()
 }
 
 /// Attention-like scores: every third entry of a row is `-inf`, as a mask makes it, but never
 /// a row's first entry, so no row is fully masked.
-fn masked_scores(shape: &[usize], dtype: DType, seed: u64) -> Tensor {
+pub fn masked_scores(shape: &[usize], dtype: DType, seed: u64) -> Tensor {
     let row = *shape.last().expect("rank >= 1");
     let n: usize = shape.iter().product();
     let data: Vec<f32> = values(n, seed)
@@ -350,7 +145,7 @@ pub fn cases(op: OpKind, n: usize, seed: u64) -> Vec<FuzzCase> {
     bytes[..8].copy_from_slice(&seed.to_le_bytes());
     let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &bytes);
     let mut runner = TestRunner::new_with_rng(Config::default(), rng);
-    let strategy = strategy(op);
+    let strategy = spec::of(op).strategy();
     (0..n)
         .map(|_| {
             strategy
@@ -364,7 +159,7 @@ pub fn cases(op: OpKind, n: usize, seed: u64) -> Vec<FuzzCase> {
 /// Runs `case` on `device` with its exact layouts and compares with the CPU on contiguous
 /// copies of the same inputs.
 pub fn check(case: &FuzzCase, device: &Device) -> Outcome {
-    let run = || -> Result<Outcome, String> {
+    judge(case, device, || {
         let contiguous: Vec<Tensor> = case
             .inputs
             .iter()
@@ -372,10 +167,40 @@ pub fn check(case: &FuzzCase, device: &Device) -> Outcome {
             .collect::<candle_core::Result<_>>()
             .map_err(|e| e.to_string())?;
         let refs: Vec<&Tensor> = contiguous.iter().collect();
-        let want = case
-            .op
-            .apply(&refs)
-            .map_err(|e| format!("CPU reference: {e}"))?;
+        let want = case.op.apply(&refs);
+        Ok(Expected::Cpu(
+            want.map_err(|e| format!("CPU reference: {e}"))?,
+        ))
+    })
+}
+
+/// Runs `case` on `device` with its exact layouts and compares with the op's f64 reference
+/// ([`spec::OpSpec::reference`]), rounded to the output's dtype as the kernel must round.
+pub fn check_reference(case: &FuzzCase, device: &Device) -> Outcome {
+    judge(case, device, || {
+        Ok(Expected::Reference(
+            spec::reference(case).map_err(|e| format!("f64 reference: {e}"))?,
+        ))
+    })
+}
+
+/// What a case on a device is judged against.
+enum Expected {
+    /// The CPU's output on contiguous inputs.
+    Cpu(Tensor),
+    /// The f64 reference's values.
+    Reference(Vec<f64>),
+}
+
+/// Runs `case` on `device` and judges the result against `expected` at the op's tolerance;
+/// a backend error is `Unsupported`, a panic is caught.
+fn judge(
+    case: &FuzzCase,
+    device: &Device,
+    expected: impl FnOnce() -> Result<Expected, String>,
+) -> Outcome {
+    let run = || -> Result<Outcome, String> {
+        let expected = expected()?;
         let on_device = case
             .inputs
             .iter()
@@ -394,16 +219,20 @@ pub fn check(case: &FuzzCase, device: &Device) -> Outcome {
                 })
             }
         };
-        if got.dims() != want.dims() {
-            return Ok(Outcome::Mismatch {
-                errors: Default::default(),
-                reason: format!("shape {:?}, CPU {:?}", got.dims(), want.dims()),
-            });
-        }
-        let tol = tolerance::for_op(case.op.kind(), want.dtype());
+        let want = match expected {
+            Expected::Cpu(want) if got.dims() != want.dims() => {
+                return Ok(Outcome::Mismatch {
+                    errors: Default::default(),
+                    reason: format!("shape {:?}, CPU {:?}", got.dims(), want.dims()),
+                })
+            }
+            Expected::Cpu(want) => to_f64(&want).map_err(|e| e.to_string())?,
+            Expected::Reference(values) => round(values, got.dtype()),
+        };
+        let tol = tolerance::for_op(case.op.kind(), got.dtype());
         Ok(compare(
             &to_f64(&got).map_err(|e| e.to_string())?,
-            &to_f64(&want).map_err(|e| e.to_string())?,
+            &want,
             &tol,
         ))
     };
@@ -413,5 +242,21 @@ pub fn check(case: &FuzzCase, device: &Device) -> Outcome {
         Err(payload) => Outcome::Panic {
             message: panic_message(payload.as_ref()),
         },
+    }
+}
+
+/// `values` rounded to the nearest value of `dtype`.
+fn round(values: Vec<f64>, dtype: DType) -> Vec<f64> {
+    match dtype {
+        DType::BF16 => values
+            .into_iter()
+            .map(|x| half::bf16::from_f64(x).to_f64())
+            .collect(),
+        DType::F16 => values
+            .into_iter()
+            .map(|x| half::f16::from_f64(x).to_f64())
+            .collect(),
+        DType::F32 => values.into_iter().map(|x| x as f32 as f64).collect(),
+        _ => values,
     }
 }

@@ -8,7 +8,6 @@
 //! are needed.
 
 use std::collections::{BTreeSet, HashMap};
-use std::fmt;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
@@ -16,30 +15,10 @@ use inference::checkpoint::Checkpoint;
 use inference::generation::argmax;
 use inference::model::Logits;
 use inference::ops::trace::{self, Call};
-use serde::{Deserialize, Serialize};
+use op_matrix_core::golden::Phase;
 
 use crate::error::{Error, Result};
 use crate::signature::Signature;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    Load,
-    Prefill,
-    Decode,
-    Score,
-}
-
-impl fmt::Display for Phase {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Phase::Load => "load",
-            Phase::Prefill => "prefill",
-            Phase::Decode => "decode",
-            Phase::Score => "score",
-        })
-    }
-}
 
 /// How many decode steps a trace runs after the prefill.
 pub const DECODE_STEPS: usize = 2;

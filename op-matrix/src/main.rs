@@ -1,6 +1,5 @@
 //! `op-matrix`: replay the Gemma 3 op inventory on every backend against the CPU goldens.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -10,7 +9,8 @@ use op_matrix::backend::Kind;
 use op_matrix::embedded;
 use op_matrix::report::Report;
 use op_matrix::run::{self, Inputs, Options};
-use op_matrix::{golden, probe, render, xfail};
+use op_matrix::{probe, render, xfail};
+use op_matrix_core::golden::Source;
 
 #[derive(Parser)]
 #[command(
@@ -158,41 +158,16 @@ fn run_matrix(cli: &Cli) -> Result<Report> {
         progress: true,
     };
     let backends = run::select_backends(&opts)?;
-    let files = match &cli.golden_dir {
-        Some(dir) => golden::read_dir(dir)?,
-        None => embedded::golden_files(),
-    };
-    let (_, cases) = golden::load(&files).context("loading the goldens")?;
-    let e2e = match &cli.golden_dir {
-        Some(dir) => {
-            let path = dir.join(op_matrix::e2e::FILE);
-            candle_core::safetensors::load(&path, &candle_core::Device::Cpu)
-                .with_context(|| format!("reading {}", path.display()))?
-        }
-        None => candle_core::safetensors::load_buffer(
-            embedded::e2e_goldens(),
-            &candle_core::Device::Cpu,
-        )?,
-    };
+    let goldens = Source::from_dir(cli.golden_dir.as_deref());
     let (_models_dir, models) = embedded::models()?;
-    let mut lists = HashMap::new();
-    for name in xfail::LISTS {
-        let list = match &cli.xfail_dir {
-            Some(dir) => xfail::List::read(dir, name)?,
-            None => xfail::List::parse(embedded::xfail_list(name))
-                .map_err(anyhow::Error::msg)
-                .with_context(|| format!("embedded ci/xfail/{name}.toml"))?,
-        };
-        lists.insert(name.to_string(), list);
-    }
     let inputs = Inputs {
-        cases,
-        e2e,
+        cases: goldens.cases(&[]).context("loading the goldens")?,
+        e2e: goldens.e2e().context("loading the end-to-end goldens")?,
         models: models
             .into_iter()
             .map(|(n, p)| (n.to_string(), p))
             .collect(),
-        xfail: lists,
+        xfail: xfail::lists(cli.xfail_dir.as_deref())?,
     };
     if let Some(bad) = cli
         .dtype
@@ -201,7 +176,7 @@ fn run_matrix(cli: &Cli) -> Result<Report> {
     {
         bail!("--dtype {bad} is not traced; use f32, bf16 or f16");
     }
-    let known = |op: &String| op == "e2e" || inputs.cases.iter().any(|c| c.meta.op.name() == op);
+    let known = |op: &String| op == run::E2E || inputs.cases.iter().any(|c| c.meta.op.name() == op);
     if let Some(unknown) = cli.op.iter().find(|op| !known(op)) {
         bail!("--op {unknown} is not an op of the inventory");
     }

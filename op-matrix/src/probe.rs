@@ -10,11 +10,11 @@ use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{Backend, Kind};
-use crate::compare::compare;
 use crate::metal::{self, Facts};
-use crate::outcome::Outcome;
-use crate::replay::{panic_message, to_f64};
-use crate::tolerance;
+use op_matrix_core::compare::compare;
+use op_matrix_core::outcome::Outcome;
+use op_matrix_core::replay::{panic_message, to_f64};
+use op_matrix_core::tolerance;
 
 /// `(m, k, n)` of the product: rows and columns above 1, so that Candle takes the GEMM
 /// kernels rather than its matrix-vector ones, and none a multiple of the tiles.

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::outcome::Outcome;
+use op_matrix_core::outcome::Outcome;
 
 /// A backend as one runner saw it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

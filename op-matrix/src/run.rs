@@ -1,9 +1,9 @@
 //! One op-matrix run: every selected case on every selected backend, plus end to end.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use inference::ops::OpKind;
 
@@ -11,12 +11,12 @@ use crate::backend::{Backend, Kind};
 use crate::e2e;
 use crate::error::{Error, Result};
 use crate::fuzz;
-use crate::golden::StoredCase;
 use crate::metal;
-use crate::outcome::Outcome;
-use crate::replay::replay;
 use crate::report::{BackendInfo, CaseResult, Report};
 use crate::xfail;
+use op_matrix_core::golden::StoredCase;
+use op_matrix_core::outcome::Outcome;
+use op_matrix_core::replay::replay;
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -39,7 +39,7 @@ pub struct Options {
 /// and the expected-failure lists by name (see [`xfail::LISTS`]).
 pub struct Inputs {
     pub cases: Vec<StoredCase>,
-    pub e2e: HashMap<String, Tensor>,
+    pub e2e: Goldens,
     pub models: Vec<(String, PathBuf)>,
     pub xfail: HashMap<String, xfail::List>,
 }
@@ -81,27 +81,106 @@ fn selected(opts: &Options, op: &str, dtype: &str) -> bool {
         && (opts.dtypes.is_empty() || opts.dtypes.iter().any(|d| d == dtype))
 }
 
+/// One check of a run: a traced case replayed, a fuzz case against the CPU, or a whole model
+/// against its end-to-end goldens. A run loops over them once per backend.
+enum Check<'a> {
+    Traced(&'a StoredCase),
+    Fuzz(&'a fuzz::FuzzCase),
+    EndToEnd {
+        model: &'a str,
+        dir: &'a Path,
+        dtype: DType,
+    },
+}
+
+impl Check<'_> {
+    fn op(&self) -> &str {
+        match self {
+            Check::Traced(case) => case.meta.op.name(),
+            Check::Fuzz(case) => case.op.name(),
+            Check::EndToEnd { .. } => E2E,
+        }
+    }
+
+    fn dtype(&self) -> DType {
+        match self {
+            Check::Traced(case) => case.meta.dtype,
+            Check::Fuzz(case) => case.inputs[0].dtype(),
+            Check::EndToEnd { dtype, .. } => *dtype,
+        }
+    }
+
+    fn signature(&self) -> String {
+        match self {
+            Check::Traced(case) => case.meta.signature.clone(),
+            Check::Fuzz(case) => case.signature().key(),
+            Check::EndToEnd { model, .. } => {
+                format!("e2e {model}: logits, greedy tokens, long-text log-probs")
+            }
+        }
+    }
+
+    fn phase(&self) -> String {
+        match self {
+            Check::Traced(case) => {
+                let phases: Vec<String> = case.meta.phases.iter().map(|p| p.to_string()).collect();
+                phases.join(",")
+            }
+            Check::Fuzz(_) => "fuzz".into(),
+            Check::EndToEnd { .. } => "e2e".into(),
+        }
+    }
+
+    fn run(
+        &self,
+        device: &Device,
+        backend: &str,
+        opts: &Options,
+        e2e_goldens: &Goldens,
+    ) -> Outcome {
+        match self {
+            Check::Traced(case) => {
+                replay(case, device, backend, opts.inject_unsupported.as_deref())
+            }
+            Check::Fuzz(case) => fuzz::check(case, device),
+            Check::EndToEnd { model, dir, dtype } => {
+                e2e::check(e2e_goldens, model, dir, device, *dtype)
+            }
+        }
+    }
+}
+
+/// The op name under which reports, filters and xfail lists name the end-to-end check.
+pub const E2E: &str = "e2e";
+
+type Goldens = HashMap<String, Tensor>;
+
 pub fn run(opts: &Options, inputs: &Inputs, backends: &[Backend]) -> Result<Report> {
-    let cases: Vec<&StoredCase> = inputs
-        .cases
-        .iter()
-        .filter(|c| selected(opts, c.meta.op.name(), &c.meta.dtype))
-        .collect();
-    let dtypes: Vec<DType> = inference::ops::DTYPES
-        .into_iter()
-        .filter(|d| opts.end_to_end && selected(opts, "e2e", d.as_str()))
-        .collect();
     let fuzz_cases: Vec<fuzz::FuzzCase> = OpKind::ALL
         .into_iter()
         .filter(|op| opts.ops.is_empty() || opts.ops.iter().any(|o| o == op.name()))
         .flat_map(|op| fuzz::cases(op, opts.fuzz, 1))
-        .filter(|c| selected(opts, c.op.name(), c.inputs[0].dtype().as_str()))
+        .collect();
+    let end_to_end = inference::ops::DTYPES
+        .into_iter()
+        .filter(|_| opts.end_to_end)
+        .flat_map(|dtype| {
+            inputs
+                .models
+                .iter()
+                .map(move |(model, dir)| Check::EndToEnd { model, dir, dtype })
+        });
+    let checks: Vec<Check> = inputs
+        .cases
+        .iter()
+        .map(Check::Traced)
+        .chain(fuzz_cases.iter().map(Check::Fuzz))
+        .chain(end_to_end)
+        .filter(|c| selected(opts, c.op(), c.dtype().as_str()))
         .collect();
     let present = backends.iter().filter(|b| b.device().is_some()).count() as u64;
-    let total =
-        present * (cases.len() + fuzz_cases.len() + dtypes.len() * inputs.models.len()) as u64;
     let bar = if opts.progress {
-        ProgressBar::new(total)
+        ProgressBar::new(present * checks.len() as u64)
     } else {
         ProgressBar::hidden()
     };
@@ -112,7 +191,7 @@ pub fn run(opts: &Options, inputs: &Inputs, backends: &[Backend]) -> Result<Repo
     );
 
     let mut report = Report {
-        candle_version: crate::CANDLE_VERSION.to_string(),
+        candle_version: op_matrix_core::CANDLE_VERSION.to_string(),
         ..Report::default()
     };
     for backend in backends {
@@ -128,74 +207,26 @@ pub fn run(opts: &Options, inputs: &Inputs, backends: &[Backend]) -> Result<Repo
                 .filter_map(|name| inputs.xfail.get(name)),
         );
         bar.set_message(backend.name.clone());
-        for case in &cases {
+        for check in &checks {
+            let dtype = check.dtype().as_str();
             let outcome = match backend.device() {
                 None => Outcome::Skipped {
                     reason: backend.skip_reason().unwrap_or_default(),
                 },
                 Some(device) => {
-                    let raw = replay(
-                        case,
-                        device,
-                        backend.kind.name(),
-                        opts.inject_unsupported.as_deref(),
-                    );
+                    let raw = check.run(device, backend.kind.name(), opts, &inputs.e2e);
                     bar.inc(1);
-                    list.apply(case.meta.op.name(), &case.meta.dtype, raw)
-                }
-            };
-            let phases: Vec<String> = case.meta.phases.iter().map(|p| p.to_string()).collect();
-            report.cases.push(CaseResult {
-                op: case.meta.op.name().to_string(),
-                signature: case.meta.signature.clone(),
-                dtype: case.meta.dtype.clone(),
-                backend: backend.name.clone(),
-                phase: phases.join(","),
-                outcome,
-            });
-        }
-        for case in &fuzz_cases {
-            let dtype = case.inputs[0].dtype().as_str();
-            let outcome = match backend.device() {
-                None => Outcome::Skipped {
-                    reason: backend.skip_reason().unwrap_or_default(),
-                },
-                Some(device) => {
-                    let raw = fuzz::check(case, device);
-                    bar.inc(1);
-                    list.apply(case.op.name(), dtype, raw)
+                    list.apply(check.op(), dtype, raw)
                 }
             };
             report.cases.push(CaseResult {
-                op: case.op.name().to_string(),
-                signature: case.signature().key(),
+                op: check.op().to_string(),
+                signature: check.signature(),
                 dtype: dtype.to_string(),
                 backend: backend.name.clone(),
-                phase: "fuzz".into(),
+                phase: check.phase(),
                 outcome,
             });
-        }
-        for &dtype in &dtypes {
-            for (name, dir) in &inputs.models {
-                let outcome = match backend.device() {
-                    None => Outcome::Skipped {
-                        reason: backend.skip_reason().unwrap_or_default(),
-                    },
-                    Some(device) => {
-                        let raw = e2e::check(&inputs.e2e, name, dir, device, dtype);
-                        bar.inc(1);
-                        list.apply("e2e", dtype.as_str(), raw)
-                    }
-                };
-                report.cases.push(CaseResult {
-                    op: "e2e".into(),
-                    signature: format!("e2e {name}: logits, greedy tokens, long-text log-probs"),
-                    dtype: dtype.as_str().to_string(),
-                    backend: backend.name.clone(),
-                    phase: "e2e".into(),
-                    outcome,
-                });
-            }
         }
     }
     bar.finish_and_clear();

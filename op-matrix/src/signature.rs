@@ -8,7 +8,7 @@ use inference::ops::trace::Call;
 use inference::ops::Op;
 use serde::{Deserialize, Serialize};
 
-use crate::layout::Strided;
+use op_matrix_core::layout::Strided;
 
 /// The layout of one op input: its dtype and its view (shape, strides, offset in elements).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

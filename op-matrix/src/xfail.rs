@@ -12,12 +12,14 @@
 //! A listed case that fails is an expected failure; a listed case that passes fails the run
 //! until the entry is removed, so the list cannot rot.
 
+use std::collections::HashMap;
 use std::path::Path;
 
+use op_matrix_core::outcome::Outcome;
 use serde::Deserialize;
 
+use crate::embedded;
 use crate::error::{Error, Result};
-use crate::outcome::Outcome;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Entry {
@@ -28,6 +30,21 @@ pub struct Entry {
 
 /// Every list, by file stem.
 pub const LISTS: [&str; 4] = ["cpu", "cuda", "metal", "metal-paravirtual"];
+
+/// Every list by name, read from `dir` when given, else the copies compiled into the crate.
+pub fn lists(dir: Option<&Path>) -> Result<HashMap<String, List>> {
+    LISTS
+        .into_iter()
+        .map(|name| {
+            let list = match dir {
+                Some(dir) => List::read(dir, name)?,
+                None => List::parse(embedded::xfail_list(name))
+                    .map_err(|m| Error::format(format!("ci/xfail/{name}.toml (embedded)"), m))?,
+            };
+            Ok((name.to_string(), list))
+        })
+        .collect()
+}
 
 #[derive(Debug, Default, Deserialize)]
 pub struct List {
@@ -85,7 +102,7 @@ impl List {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outcome::Errors;
+    use op_matrix_core::outcome::Errors;
 
     const LIST: &str = r#"
 [[xfail]]

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use op_matrix::report::Report;
+use op_matrix::run;
 
 fn op_matrix(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_op-matrix"))
@@ -57,7 +58,10 @@ fn the_cpu_passes_and_other_backends_are_reported_not_compiled() {
             .filter(|c| c.dtype == dtype)
             .map(|c| c.op.as_str())
             .collect();
-        for op in common::FORWARD_PASS_OPS.iter().chain(&["e2e"]) {
+        for op in common::forward_pass_ops()
+            .map(|op| op.name())
+            .chain([run::E2E])
+        {
             assert!(ops.contains(op), "{dtype}: {op} missing from the report");
         }
     }

@@ -6,7 +6,7 @@ use candle_core::Device;
 use inference::ops::OpKind;
 use op_matrix::backend::{Backend, Kind};
 use op_matrix::fuzz;
-use op_matrix::outcome::Outcome;
+use op_matrix_core::outcome::Outcome;
 
 fn present() -> Vec<(String, Device)> {
     Kind::ALL

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use inference::ops::kernel_path::KernelPath;
-use op_matrix::bless;
+use op_matrix::{bless, retrace};
 
 #[test]
 fn committed_goldens_hold_on_every_cpu_kernel_path() {
@@ -16,7 +16,7 @@ fn committed_goldens_hold_on_every_cpu_kernel_path() {
     let models: Vec<(&str, &Path)> = models.iter().map(|(n, p)| (*n, p.as_path())).collect();
     let paths = KernelPath::supported();
     assert!(paths.len() >= 2, "{paths:?}: no SIMD path on this CPU");
-    let diffs = bless::check_every_path(&root.join("ops"), &models).unwrap();
+    let diffs = retrace::check_every_path(&root.join("ops"), &models).unwrap();
     assert!(
         diffs.is_empty(),
         "run `GEMMA3_CPU_KERNELS=<path> cargo xtask golden` to see why:\n{}",

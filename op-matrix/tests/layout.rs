@@ -3,8 +3,11 @@
 
 use candle_core::{DType, Device, IndexOp, Tensor};
 use inference::ops::Op;
-use op_matrix::layout::{rebuild, split, Strided};
+use op_matrix_core::layout::{rebuild, split, Strided};
 use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+
+mod common;
 
 #[derive(Debug, Clone)]
 enum View {
@@ -79,27 +82,49 @@ fn equivalent(a: &Strided, b: &Strided) -> bool {
             .all(|(&n, (x, y))| n == 1 || x == y)
 }
 
-proptest! {
-    #[test]
-    fn every_view_round_trips(
-        shape in proptest::collection::vec(1..6usize, 1..5),
-        ops in views(4),
-        dtype in prop_oneof![Just(DType::F32), Just(DType::BF16), Just(DType::F16), Just(DType::U32)],
-    ) {
-        let n: usize = shape.iter().product();
-        let base = Tensor::arange(0u32, n as u32, &Device::Cpu).unwrap()
-            .to_dtype(dtype).unwrap()
-            .reshape(shape.as_slice()).unwrap();
-        let view = apply(base, &ops);
-        let (buffer, strided) = split(&view).unwrap();
-        let rebuilt = rebuild(&buffer, &strided, &Device::Cpu).unwrap();
-        prop_assert!(equivalent(&Strided::of(&rebuilt), &strided),
-            "{:?} rebuilt as {:?}", strided, Strided::of(&rebuilt));
-        let want = view.to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let got = rebuilt.to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        prop_assert_eq!(got, want);
-    }
+/// Any view of any dtype, split into its base buffer and layout and rebuilt on `device`,
+/// has the same layout and values.
+fn every_view_round_trips(device: &Device) {
+    let config = Config {
+        source_file: Some(file!()),
+        ..Config::default()
+    };
+    let dtypes = prop_oneof![
+        Just(DType::F32),
+        Just(DType::BF16),
+        Just(DType::F16),
+        Just(DType::U32)
+    ];
+    let cases = (proptest::collection::vec(1..6usize, 1..5), views(4), dtypes);
+    TestRunner::new(config)
+        .run(&cases, |(shape, ops, dtype)| {
+            let n: usize = shape.iter().product();
+            let base = Tensor::arange(0u32, n as u32, &Device::Cpu)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap()
+                .reshape(shape.as_slice())
+                .unwrap();
+            let view = apply(base, &ops);
+            let (buffer, strided) = split(&view).unwrap();
+            let rebuilt = rebuild(&buffer, &strided, device).unwrap();
+            prop_assert!(
+                equivalent(&Strided::of(&rebuilt), &strided),
+                "{:?} rebuilt as {:?}",
+                strided,
+                Strided::of(&rebuilt)
+            );
+            let values = |t: &Tensor| {
+                let t = t.to_device(&Device::Cpu).unwrap().to_dtype(DType::F32);
+                t.unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+            };
+            prop_assert_eq!(values(&rebuilt), values(&view));
+            Ok(())
+        })
+        .unwrap();
 }
+
+common::on_every_backend!(every_view_round_trips);
 
 #[test]
 fn a_narrowed_transposed_kv_cache_view_keeps_its_strides() {

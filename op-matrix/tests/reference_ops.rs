@@ -1,101 +1,34 @@
-//! The CPU's custom ops (rope, softmax, rms-norm) against independent f64 implementations,
-//! on random shapes including 1 and odd sizes, in every float dtype.
+//! Every op of the vocabulary against its independent f64 implementation
+//! (`op_matrix::spec`), on random shapes including 1 and odd sizes, strided and broadcast
+//! inputs, in every float dtype, on every backend compiled in.
 
-use candle_core::{DType, Tensor};
+mod common;
+
+use candle_core::{DType, Device};
 use inference::ops::OpKind;
-use op_matrix::compare::compare;
 use op_matrix::fuzz::{self, FuzzCase};
-use op_matrix::outcome::Outcome;
-use op_matrix::replay::to_f64;
-use op_matrix::tolerance;
+use op_matrix::spec;
+use op_matrix_core::compare::compare;
+use op_matrix_core::outcome::Outcome;
+use op_matrix_core::tolerance;
 
-fn values(t: &Tensor) -> Vec<f64> {
-    to_f64(t).unwrap()
-}
+/// Cases per op; with the three dtypes, each op meets about 16 of each.
+const CASES: usize = 48;
 
-fn rope_f64(case: &FuzzCase) -> Vec<f64> {
-    let (x, cos, sin) = (
-        values(&case.inputs[0]),
-        values(&case.inputs[1]),
-        values(&case.inputs[2]),
-    );
-    let dims = case.inputs[0].dims();
-    let (t, d) = (dims[2], dims[3]);
-    let half = d / 2;
-    let mut out = vec![0.0; x.len()];
-    for (row_index, row) in x.chunks(d).enumerate() {
-        let pos = row_index % t;
-        for i in 0..half {
-            let (c, s) = (cos[pos * half + i], sin[pos * half + i]);
-            out[row_index * d + i] = row[i] * c - row[i + half] * s;
-            out[row_index * d + i + half] = row[i + half] * c + row[i] * s;
-        }
-    }
-    out
-}
-
-fn softmax_f64(case: &FuzzCase) -> Vec<f64> {
-    let x = values(&case.inputs[0]);
-    let d = *case.inputs[0].dims().last().unwrap();
-    x.chunks(d)
-        .flat_map(|row| {
-            let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let e: Vec<f64> = row.iter().map(|v| (v - max).exp()).collect();
-            let sum: f64 = e.iter().sum();
-            e.into_iter().map(move |v| v / sum)
-        })
-        .collect()
-}
-
-fn rms_norm_f64(case: &FuzzCase) -> Vec<f64> {
-    let (x, alpha) = (values(&case.inputs[0]), values(&case.inputs[1]));
-    let eps = 1e-6;
-    x.chunks(alpha.len())
-        .flat_map(|row| {
-            let ms = row.iter().map(|v| v * v).sum::<f64>() / row.len() as f64;
-            let scale = 1.0 / (ms + eps).sqrt();
-            row.iter()
-                .zip(&alpha)
-                .map(move |(v, a)| v * scale * a)
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
-fn check(op: OpKind, reference: fn(&FuzzCase) -> Vec<f64>) {
+fn every_op_matches_its_f64_reference(device: &Device) {
     let mut failures = Vec::new();
-    for case in fuzz::cases(op, 96, 11) {
-        let refs: Vec<&Tensor> = case.inputs.iter().collect();
-        let out = case.op.apply(&refs).unwrap();
-        let dtype = out.dtype();
-        // The f64 reference sees the rounded inputs; the kernel may round intermediates too.
-        let tol = tolerance::for_op(op, dtype);
-        let outcome = compare(&values(&out), &reference(&case), &tol);
-        if !matches!(outcome, Outcome::Pass { .. }) {
-            failures.push(format!(
-                "{} ({dtype:?}): {}",
-                case.signature(),
-                outcome.detail()
-            ));
+    for op in OpKind::ALL {
+        for case in fuzz::cases(op, CASES, 11) {
+            let outcome = fuzz::check_reference(&case, device);
+            if !matches!(outcome, Outcome::Pass { .. }) {
+                failures.push(format!("{}: {}", case.signature(), outcome.detail()));
+            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-#[test]
-fn rope_matches_an_f64_reference() {
-    check(OpKind::Rope, rope_f64);
-}
-
-#[test]
-fn softmax_last_dim_matches_an_f64_reference() {
-    check(OpKind::SoftmaxLastDim, softmax_f64);
-}
-
-#[test]
-fn rms_norm_matches_an_f64_reference() {
-    check(OpKind::RmsNorm, rms_norm_f64);
-}
+common::on_every_backend!(every_op_matches_its_f64_reference);
 
 #[test]
 fn the_reference_check_catches_a_wrong_formula() {
@@ -104,10 +37,9 @@ fn the_reference_check_catches_a_wrong_formula() {
         .into_iter()
         .find(|c| c.inputs[0].dim(3).unwrap() >= 4 && c.inputs[0].dtype() == DType::F32)
         .expect("an f32 case with head_dim >= 4");
-    let interleaved = interleaved_rope(&case);
     let outcome = compare(
-        &interleaved,
-        &rope_f64(&case),
+        &interleaved_rope(&case),
+        &spec::reference(&case).unwrap(),
         &tolerance::for_dtype(DType::F32),
     );
     assert!(matches!(outcome, Outcome::Mismatch { .. }));
@@ -115,18 +47,13 @@ fn the_reference_check_catches_a_wrong_formula() {
 
 /// Interleaved RoPE computed in f64, the variant Gemma does not use.
 fn interleaved_rope(case: &FuzzCase) -> Vec<f64> {
-    let (x, cos, sin) = (
-        values(&case.inputs[0]),
-        values(&case.inputs[1]),
-        values(&case.inputs[2]),
-    );
-    let dims = case.inputs[0].dims();
-    let (t, d) = (dims[2], dims[3]);
-    let mut out = vec![0.0; x.len()];
-    for (r, row) in x.chunks(d).enumerate() {
+    let [x, cos, sin] = [0, 1, 2].map(|i| spec::Host::of(&case.inputs[i]).unwrap());
+    let (t, d) = (x.dims[2], x.dims[3]);
+    let mut out = vec![0.0; x.values.len()];
+    for (r, row) in x.values.chunks(d).enumerate() {
         let pos = r % t;
         for i in 0..d / 2 {
-            let (c, s) = (cos[pos * d / 2 + i], sin[pos * d / 2 + i]);
+            let (c, s) = (cos.values[pos * d / 2 + i], sin.values[pos * d / 2 + i]);
             out[r * d + 2 * i] = row[2 * i] * c - row[2 * i + 1] * s;
             out[r * d + 2 * i + 1] = row[2 * i] * s + row[2 * i + 1] * c;
         }

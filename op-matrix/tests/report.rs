@@ -1,8 +1,8 @@
 //! Renderers and report merging, on small reports built by hand with every kind of outcome.
 
-use op_matrix::outcome::{Errors, Outcome};
 use op_matrix::render::{junit, markdown, table, Tally};
 use op_matrix::report::{BackendInfo, CaseResult, Report};
+use op_matrix_core::outcome::{Errors, Outcome};
 
 fn backend(name: &str, status: &str, device: &str) -> BackendInfo {
     BackendInfo {

@@ -17,7 +17,7 @@ pub fn run(bless: bool) -> Result<bool> {
         return Ok(true);
     }
     let diffs =
-        op_matrix::bless::check_every_path(&dir, &models).context("checking the goldens")?;
+        op_matrix::retrace::check_every_path(&dir, &models).context("checking the goldens")?;
     if diffs.is_empty() {
         let paths: Vec<&str> = KernelPath::supported().iter().map(|p| p.name()).collect();
         println!(

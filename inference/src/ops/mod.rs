@@ -8,7 +8,7 @@
 //! the crate from calling Candle's kernel methods directly.
 #![allow(clippy::disallowed_methods)]
 
-mod dtype_name;
+pub mod dtype_name;
 mod elementwise;
 pub mod fallback;
 mod gelu;

@@ -5,8 +5,8 @@ use std::error::Error as _;
 use quick_junit::{NonSuccessKind, Property, TestCase, TestCaseStatus, TestSuite};
 
 use super::backend_names;
-use crate::outcome::Outcome;
 use crate::report::{CaseResult, Report};
+use op_matrix_core::outcome::Outcome;
 
 /// Renders the report as JUnit XML. Test cases are named `{dtype} {signature}` with the op
 /// as class name; failures carry the outcome label as type and the detail as message.

@@ -7,8 +7,8 @@
 
 use std::collections::BTreeSet;
 
-use crate::outcome::Outcome;
 use crate::report::{CaseResult, Report};
+use op_matrix_core::outcome::Outcome;
 
 pub mod junit;
 pub mod markdown;

@@ -1,18 +1,55 @@
 //! Shared by the integration tests.
 
-/// Every kind of kernel the Gemma 3 forward pass launches, by op name.
-pub const FORWARD_PASS_OPS: [&str; 13] = [
-    "matmul",
-    "rope",
-    "softmax_last_dim",
-    "cast",
-    "contiguous",
-    "index_select",
-    "broadcast_add",
-    "gelu_tanh",
-    "rms_norm",
-    "write_at",
-    "add",
-    "mul",
-    "affine",
-];
+#![allow(dead_code, unused_macros, unused_imports)]
+
+use candle_core::Device;
+use inference::ops::OpKind;
+use op_matrix::backend::{Backend, Kind};
+
+/// Every kind of kernel the Gemma 3 forward pass launches: the vocabulary but `tanh` (logit
+/// soft-capping, which Gemma 3's configs turn off) and `cat` (the KV cache appends with
+/// `write_at`).
+pub fn forward_pass_ops() -> impl Iterator<Item = OpKind> {
+    OpKind::ALL
+        .into_iter()
+        .filter(|op| !matches!(op, OpKind::Tanh | OpKind::Cat))
+}
+
+/// Device 0 of `kind`; a backend compiled in whose device does not open fails the test that
+/// asked for it, since a skip must never read as a pass.
+pub fn device(kind: Kind) -> Device {
+    let backend = Backend::open(kind);
+    match backend.device() {
+        Some(device) => device.clone(),
+        None => panic!("{} is {}", backend.name, backend.status()),
+    }
+}
+
+/// `on_every_backend!(check)` makes the tests `check::cpu`, and `check::cuda` and
+/// `check::metal` in builds with those features, each calling `check(&Device)` on device 0 of
+/// its backend (in the manner of candle's `test_device!`).
+macro_rules! on_every_backend {
+    ($check:ident) => {
+        mod $check {
+            use op_matrix::backend::Kind;
+
+            #[test]
+            fn cpu() {
+                super::$check(&$crate::common::device(Kind::Cpu));
+            }
+
+            #[cfg(feature = "cuda")]
+            #[test]
+            fn cuda() {
+                super::$check(&$crate::common::device(Kind::Cuda));
+            }
+
+            #[cfg(feature = "metal")]
+            #[test]
+            fn metal() {
+                super::$check(&$crate::common::device(Kind::Metal));
+            }
+        }
+    };
+}
+pub(crate) use on_every_backend;

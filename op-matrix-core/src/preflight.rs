@@ -10,9 +10,8 @@ use std::time::{Duration, Instant};
 use candle_core::{DType, Device, Tensor};
 use inference::ops::fallback::{self, Plan};
 
-use crate::embedded;
 use crate::error::Result;
-use crate::golden::{self, StoredCase};
+use crate::golden::Source;
 use crate::layout;
 use crate::outcome::Outcome;
 use crate::replay::replay;
@@ -74,7 +73,7 @@ pub fn run(
     inject: Option<&str>,
 ) -> Result<Preflight> {
     let start = Instant::now();
-    let cases = embedded_cases(dtype)?;
+    let cases = Source::Embedded.cases(&[dtype])?;
     let mut failures = BTreeMap::new();
     for case in &cases {
         let outcome = replay(case, device, backend, inject);
@@ -101,7 +100,7 @@ pub fn host_share(device: &Device, dtype: DType, plan: &Rc<Plan>) -> Result<f64>
     let _installed = fallback::install(plan.clone());
     let routed: HashSet<&str> = plan.ops().collect();
     let (mut host, mut total) = (Duration::ZERO, Duration::ZERO);
-    for case in embedded_cases(dtype)? {
+    for case in Source::Embedded.cases(&[dtype])? {
         let inputs = case
             .inputs
             .iter()
@@ -119,19 +118,6 @@ pub fn host_share(device: &Device, dtype: DType, plan: &Rc<Plan>) -> Result<f64>
         }
     }
     Ok(host.as_secs_f64() / total.as_secs_f64().max(f64::MIN_POSITIVE))
-}
-
-fn embedded_cases(dtype: DType) -> Result<Vec<StoredCase>> {
-    let files = embedded::golden_files();
-    let files = golden::GoldenFiles {
-        inventory: files.inventory,
-        tensors: files
-            .tensors
-            .into_iter()
-            .filter(|(d, _)| *d == dtype)
-            .collect(),
-    };
-    Ok(golden::load_dtype(&files, dtype)?.1)
 }
 
 #[cfg(test)]
