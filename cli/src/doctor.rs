@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use inference::device::{self, DeviceChoice};
+use inference::device::{self, Backend as Kind, DeviceChoice};
 use inference::ops::kernel_path::{self, KernelPath};
 use op_matrix_core::preflight;
 use serde::Serialize;
@@ -45,7 +45,7 @@ struct DTypeCheck {
     supported: bool,
     ops: usize,
     ms: f64,
-    failures: BTreeMap<String, String>,
+    failures: BTreeMap<&'static str, String>,
     fix: Option<String>,
 }
 
@@ -87,15 +87,15 @@ pub fn run(args: Args) -> Result<bool> {
 
 fn report() -> Result<Report> {
     let backends = [
-        (DeviceChoice::Cpu, true),
+        (Kind::Cpu, true),
         (
-            DeviceChoice::Cuda(0),
+            Kind::Cuda,
             cfg!(any(feature = "cuda", feature = "cuda-core-only")),
         ),
-        (DeviceChoice::Metal(0), cfg!(feature = "metal")),
+        (Kind::Metal, cfg!(feature = "metal")),
     ]
     .into_iter()
-    .map(|(choice, compiled)| backend(choice, compiled))
+    .map(|(kind, compiled)| backend(kind, compiled))
     .collect::<Result<_>>()?;
     let cache = hf_hub::Cache::from_env();
     let token_present =
@@ -117,9 +117,9 @@ fn report() -> Result<Report> {
     })
 }
 
-fn backend(choice: DeviceChoice, compiled: bool) -> Result<Backend> {
-    let name = choice.backend_name();
-    let device = match choice.open() {
+fn backend(kind: Kind, compiled: bool) -> Result<Backend> {
+    let name = kind.name();
+    let device = match DeviceChoice::from(kind).open() {
         Ok(d) => d,
         Err(e) => {
             return Ok(Backend {
@@ -134,14 +134,18 @@ fn backend(choice: DeviceChoice, compiled: bool) -> Result<Backend> {
     let dtypes = inference::ops::DTYPES
         .into_iter()
         .map(|dtype| {
-            let check = preflight::run(&device, name, dtype, None)?;
+            let check = preflight::run(&device, kind, dtype, None)?;
             Ok(DTypeCheck {
                 dtype: dtype.as_str(),
                 supported: check.passed(),
                 ops: check.executed,
                 ms: check.elapsed.as_secs_f64() * 1e3,
-                fix: check.fix(name),
-                failures: check.failures,
+                fix: check.fix(kind),
+                failures: check
+                    .failures
+                    .into_iter()
+                    .map(|(op, why)| (op.name(), why))
+                    .collect(),
             })
         })
         .collect::<Result<_>>()?;

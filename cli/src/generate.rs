@@ -186,7 +186,7 @@ pub fn run(args: Args) -> Result<()> {
     );
     if let Some(plan) = &loaded.fallback {
         let usage = plan.usage();
-        let ops: Vec<&str> = plan.ops().collect();
+        let ops: Vec<&str> = plan.ops().map(|op| op.name()).collect();
         line += &format!(
             ", {} on the cpu: {} calls, {:.1} ms",
             ops.join(", "),

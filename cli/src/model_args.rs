@@ -8,10 +8,11 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device};
 use inference::chat::ChatTemplate;
 use inference::checkpoint::Checkpoint;
-use inference::device::{DTypeChoice, DeviceChoice};
+use inference::device::{Backend, DTypeChoice, DeviceChoice};
 use inference::hub;
 use inference::model::Gemma3;
 use inference::ops::fallback::{self, Plan};
+use inference::ops::OpKind;
 use inference::tokenizer::Tokenizer;
 use op_matrix_core::preflight::{self, Preflight};
 
@@ -45,7 +46,7 @@ pub struct ModelArgs {
     /// Make the device reject this op, in the preflight and at run time (a drill for the
     /// fallback paths; not for users).
     #[arg(long, hide = true, value_name = "OP")]
-    pub inject_unsupported: Option<String>,
+    pub inject_unsupported: Option<OpKind>,
     /// auto, f32, bf16 or f16.
     #[arg(long, default_value = "auto", value_parser = parse_dtype)]
     pub dtype: DTypeChoice,
@@ -129,7 +130,7 @@ impl ModelArgs {
             other => vec![other],
         };
         let auto = candidates.len() > 1;
-        if let Some(op) = &self.inject_unsupported {
+        if let Some(op) = self.inject_unsupported {
             fallback::refuse(op);
         }
         for choice in candidates {
@@ -151,14 +152,9 @@ impl ModelArgs {
             if self.no_preflight {
                 return Ok(selected);
             }
-            let backend = choice.backend_name();
-            let check = preflight::run(
-                &selected.device,
-                backend,
-                dtype,
-                self.inject_unsupported.as_deref(),
-            )
-            .context("running the preflight")?;
+            let backend = Backend::of(&selected.device);
+            let check = preflight::run(&selected.device, backend, dtype, self.inject_unsupported)
+                .context("running the preflight")?;
             tracing::info!(
                 "preflight on {backend} ({dtype:?}): {} ops in {:.1} ms",
                 check.executed,
@@ -229,13 +225,13 @@ struct Selection {
 
 /// Runs the ops that failed the preflight on the CPU, and says so once, with their share of
 /// the op time measured by replaying the model's inventory that way.
-fn hybrid(selected: Selection, backend: &str, check: &Preflight) -> Result<Selection> {
-    let plan = Rc::new(Plan::to_cpu(check.failures.keys().cloned()));
+fn hybrid(selected: Selection, backend: Backend, check: &Preflight) -> Result<Selection> {
+    let plan = Rc::new(Plan::to_cpu(check.failures.keys().copied()));
     let share = preflight::host_share(&selected.device, selected.dtype, &plan)
         .context("timing the fallback")?;
     eprintln!(
         "warning: running {} on the cpu instead of {backend} ({:.1}% of the op time in a replay of the model's ops): {}",
-        plan.ops().collect::<Vec<_>>().join(", "),
+        plan.ops().map(OpKind::name).collect::<Vec<_>>().join(", "),
         share * 100.0,
         check.summary()
     );

@@ -6,6 +6,47 @@ use candle_core::{DType, Device};
 
 use crate::error::{Error, Result};
 
+/// A kind of device: what features compile in and what reports and xfail lists are keyed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Backend {
+    Cpu,
+    Cuda,
+    Metal,
+}
+
+impl Backend {
+    pub const ALL: [Backend; 3] = [Backend::Cpu, Backend::Cuda, Backend::Metal];
+
+    /// `cpu`, `cuda` or `metal`: the backend's name everywhere, and its cargo feature.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Cpu => "cpu",
+            Backend::Cuda => "cuda",
+            Backend::Metal => "metal",
+        }
+    }
+
+    /// The backend of an open device.
+    pub fn of(device: &Device) -> Self {
+        match device {
+            Device::Cpu => Backend::Cpu,
+            Device::Cuda(_) => Backend::Cuda,
+            Device::Metal(_) => Backend::Metal,
+        }
+    }
+
+    /// Whether this binary carries the backend, as Candle reports its own build features.
+    pub fn compiled(self) -> bool {
+        match self {
+            Backend::Cpu => true,
+            Backend::Cuda => candle_core::utils::cuda_is_available(),
+            Backend::Metal => candle_core::utils::metal_is_available(),
+        }
+    }
+}
+
+crate::named!(Backend, "backend");
+
 /// A backend request: `auto`, `cpu`, `cuda[:N]` or `metal[:N]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceChoice {
@@ -40,17 +81,18 @@ impl FromStr for DeviceChoice {
     }
 }
 
-impl DeviceChoice {
-    /// The backend's name: `cpu`, `cuda` or `metal` (`auto` before it is resolved).
-    pub fn backend_name(self) -> &'static str {
-        match self {
-            Self::Auto => "auto",
-            Self::Cpu => "cpu",
-            Self::Cuda(_) => "cuda",
-            Self::Metal(_) => "metal",
+/// Device 0 of the backend.
+impl From<Backend> for DeviceChoice {
+    fn from(backend: Backend) -> Self {
+        match backend {
+            Backend::Cpu => Self::Cpu,
+            Backend::Cuda => Self::Cuda(0),
+            Backend::Metal => Self::Metal(0),
         }
     }
+}
 
+impl DeviceChoice {
     /// Opens the device. `Auto` takes the first of CUDA, Metal and CPU that opens.
     pub fn open(self) -> Result<Device> {
         match self {

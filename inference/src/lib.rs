@@ -17,6 +17,7 @@ pub mod error;
 pub mod generation;
 pub mod hub;
 pub mod model;
+pub mod named;
 pub mod ops;
 pub mod process;
 pub mod sampling;

@@ -8,7 +8,9 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device, Tensor};
+use inference::device::Backend;
 use inference::ops::fallback::{self, Plan};
+use inference::ops::OpKind;
 
 use crate::error::Result;
 use crate::golden::Source;
@@ -22,7 +24,7 @@ pub struct Preflight {
     pub executed: usize,
     /// Failing op names with the first failure's text, e.g. `rope` → `no metal implementation
     /// for rotary-emb`.
-    pub failures: BTreeMap<String, String>,
+    pub failures: BTreeMap<OpKind, String>,
     pub elapsed: Duration,
 }
 
@@ -46,8 +48,8 @@ impl Preflight {
     }
 
     /// What to do about the failures, when they are the known build-configuration class.
-    pub fn fix(&self, backend: &str) -> Option<String> {
-        if !matches!(backend, "cuda" | "metal") {
+    pub fn fix(&self, backend: Backend) -> Option<String> {
+        if backend == Backend::Cpu {
             return None;
         }
         let missing = self
@@ -68,9 +70,9 @@ impl Preflight {
 /// `inject` makes that op report unsupported, to test the callers' failure paths.
 pub fn run(
     device: &Device,
-    backend: &str,
+    backend: Backend,
     dtype: DType,
-    inject: Option<&str>,
+    inject: Option<OpKind>,
 ) -> Result<Preflight> {
     let start = Instant::now();
     let cases = Source::Embedded.cases(&[dtype])?;
@@ -82,9 +84,7 @@ pub fn run(
                 Outcome::Unsupported { error } => error.clone(),
                 other => other.detail(),
             };
-            failures
-                .entry(case.meta.op.name().to_string())
-                .or_insert(why);
+            failures.entry(case.meta.op.kind()).or_insert(why);
         }
     }
     Ok(Preflight {
@@ -98,7 +98,7 @@ pub fn run(
 /// every embedded case of `dtype` on `device` under the plan, transfers included.
 pub fn host_share(device: &Device, dtype: DType, plan: &Rc<Plan>) -> Result<f64> {
     let _installed = fallback::install(plan.clone());
-    let routed: HashSet<&str> = plan.ops().collect();
+    let routed: HashSet<OpKind> = plan.ops().collect();
     let (mut host, mut total) = (Duration::ZERO, Duration::ZERO);
     for case in Source::Embedded.cases(&[dtype])? {
         let inputs = case
@@ -113,7 +113,7 @@ pub fn host_share(device: &Device, dtype: DType, plan: &Rc<Plan>) -> Result<f64>
         device.synchronize()?;
         let took = start.elapsed();
         total += took;
-        if routed.contains(case.meta.op.name()) {
+        if routed.contains(&case.meta.op.kind()) {
             host += took;
         }
     }
@@ -127,7 +127,7 @@ mod tests {
     #[test]
     fn the_cpu_passes_in_every_dtype() {
         for dtype in inference::ops::DTYPES {
-            let p = run(&Device::Cpu, "cpu", dtype, None).unwrap();
+            let p = run(&Device::Cpu, Backend::Cpu, dtype, None).unwrap();
             assert!(p.passed(), "{dtype:?}: {}", p.summary());
             assert!(p.executed > 50, "{dtype:?}: {} cases", p.executed);
         }
@@ -135,26 +135,32 @@ mod tests {
 
     #[test]
     fn a_missing_kernel_is_named_with_the_build_fix() {
-        let p = run(&Device::Cpu, "metal", DType::BF16, Some("rope")).unwrap();
+        let p = run(
+            &Device::Cpu,
+            Backend::Metal,
+            DType::BF16,
+            Some(OpKind::Rope),
+        )
+        .unwrap();
         assert!(!p.passed());
-        assert_eq!(p.failures.keys().collect::<Vec<_>>(), ["rope"]);
+        assert_eq!(p.failures.keys().collect::<Vec<_>>(), [&OpKind::Rope]);
         assert!(
             p.summary().contains("no metal implementation for rope"),
             "{}",
             p.summary()
         );
         let fix = p
-            .fix("metal")
+            .fix(Backend::Metal)
             .expect("the build-configuration class has a fix");
         assert!(fix.contains("candle-nn/metal"), "{fix}");
-        assert_eq!(p.fix("cpu"), None);
+        assert_eq!(p.fix(Backend::Cpu), None);
     }
 
     #[test]
     fn the_host_share_counts_only_routed_ops() {
         let none = Rc::new(Plan::to_cpu([]));
         assert_eq!(host_share(&Device::Cpu, DType::F32, &none).unwrap(), 0.0);
-        let rope = Rc::new(Plan::to_cpu(["rope".to_string()]));
+        let rope = Rc::new(Plan::to_cpu([OpKind::Rope]));
         let share = host_share(&Device::Cpu, DType::F32, &rope).unwrap();
         assert!(share > 0.0 && share < 1.0, "{share}");
         assert!(rope.usage().calls > 0);

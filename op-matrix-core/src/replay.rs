@@ -3,6 +3,8 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use candle_core::{DType, Device, Tensor};
+use inference::device::Backend;
+use inference::ops::OpKind;
 
 use crate::compare::compare;
 use crate::error::Result;
@@ -21,9 +23,15 @@ pub fn to_f64(t: &Tensor) -> Result<Vec<f64>> {
 
 /// Runs `case` on `device`. `inject` names an op whose replay reports unsupported, so that the
 /// harness's own failure path can be tested on any machine.
-pub fn replay(case: &StoredCase, device: &Device, backend: &str, inject: Option<&str>) -> Outcome {
+/// `backend` names the device in that message.
+pub fn replay(
+    case: &StoredCase,
+    device: &Device,
+    backend: Backend,
+    inject: Option<OpKind>,
+) -> Outcome {
     let op = &case.meta.op;
-    if inject == Some(op.name()) {
+    if inject == Some(op.kind()) {
         return Outcome::Unsupported {
             error: format!(
                 "no {backend} implementation for {} (injected, to test the harness)",

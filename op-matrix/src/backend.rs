@@ -1,58 +1,11 @@
 //! Backends: each is compiled in (a cargo feature), present (its device opens), or neither.
 
-use std::fmt;
-use std::str::FromStr;
-
 use candle_core::Device;
 
-use crate::error::{Error, Result};
 use crate::metal;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
-    Cpu,
-    Cuda,
-    Metal,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::Cpu, Kind::Cuda, Kind::Metal];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Cpu => "cpu",
-            Kind::Cuda => "cuda",
-            Kind::Metal => "metal",
-        }
-    }
-
-    /// Whether this binary carries the backend. Candle reports its own build features, and
-    /// the op-matrix takes them from the inference crate, so this is the build users ship.
-    pub fn compiled(self) -> bool {
-        match self {
-            Kind::Cpu => true,
-            Kind::Cuda => candle_core::utils::cuda_is_available(),
-            Kind::Metal => candle_core::utils::metal_is_available(),
-        }
-    }
-}
-
-impl FromStr for Kind {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        Kind::ALL
-            .into_iter()
-            .find(|k| k.name() == s)
-            .ok_or_else(|| Error::Usage(format!("unknown backend `{s}`; use cpu, cuda or metal")))
-    }
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+/// The kind of a backend, named as everywhere in the workspace.
+pub use inference::device::Backend as Kind;
 
 /// More devices of one kind than any machine this runs on has.
 const MAX_DEVICES: usize = 16;

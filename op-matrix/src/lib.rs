@@ -25,6 +25,7 @@ pub mod retrace;
 pub mod run;
 pub mod signature;
 pub mod spec;
+pub mod subject;
 pub mod xfail;
 
 pub use op_matrix_core::{error, Error, Result};

@@ -4,11 +4,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
+use candle_core::DType;
 use clap::Parser;
+use inference::ops::OpKind;
 use op_matrix::backend::Kind;
 use op_matrix::embedded;
 use op_matrix::report::Report;
 use op_matrix::run::{self, Inputs, Options};
+use op_matrix::subject::Subject;
 use op_matrix::{probe, render, xfail};
 use op_matrix_core::golden::Source;
 
@@ -26,11 +29,11 @@ struct Cli {
     #[arg(long, value_delimiter = ',')]
     require: Vec<Kind>,
     /// Only these dtypes: f32, bf16, f16 (comma-separated).
-    #[arg(long, value_delimiter = ',')]
-    dtype: Vec<String>,
+    #[arg(long, value_delimiter = ',', value_parser = traced_dtype)]
+    dtype: Vec<DType>,
     /// Only these ops, by name (e.g. rope,matmul; `e2e` for the whole-model check).
     #[arg(long, value_delimiter = ',')]
-    op: Vec<String>,
+    op: Vec<Subject>,
     /// Write report.json, ops.md and junit.xml into this directory.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -39,7 +42,7 @@ struct Cli {
     merge: Vec<PathBuf>,
     /// Make OP's replay report unsupported on every backend, to test the harness itself.
     #[arg(long, value_name = "OP")]
-    inject_unsupported: Option<String>,
+    inject_unsupported: Option<OpKind>,
     /// Read goldens from this directory instead of the embedded ones.
     #[arg(long)]
     golden_dir: Option<PathBuf>,
@@ -152,7 +155,7 @@ fn run_matrix(cli: &Cli) -> Result<Report> {
         require: cli.require.clone(),
         dtypes: cli.dtype.clone(),
         ops: cli.op.clone(),
-        inject_unsupported: cli.inject_unsupported.clone(),
+        inject_unsupported: cli.inject_unsupported,
         end_to_end: !cli.no_e2e,
         fuzz: cli.fuzz,
         progress: true,
@@ -169,18 +172,28 @@ fn run_matrix(cli: &Cli) -> Result<Report> {
             .collect(),
         xfail: xfail::lists(cli.xfail_dir.as_deref())?,
     };
-    if let Some(bad) = cli
-        .dtype
-        .iter()
-        .find(|d| !["f32", "bf16", "f16"].contains(&d.as_str()))
-    {
-        bail!("--dtype {bad} is not traced; use f32, bf16 or f16");
-    }
-    let known = |op: &String| op == run::E2E || inputs.cases.iter().any(|c| c.meta.op.name() == op);
+    let known = |subject: &Subject| match subject {
+        Subject::EndToEnd => true,
+        Subject::Op(op) => inputs.cases.iter().any(|c| c.meta.op.kind() == *op),
+    };
     if let Some(unknown) = cli.op.iter().find(|op| !known(op)) {
         bail!("--op {unknown} is not an op of the inventory");
     }
     Ok(run::run(&opts, &inputs, &backends)?)
+}
+
+/// A dtype the goldens were traced in.
+fn traced_dtype(s: &str) -> std::result::Result<DType, String> {
+    let traced = || {
+        let names: Vec<&str> = inference::ops::DTYPES.iter().map(|d| d.as_str()).collect();
+        format!("`{s}` is not traced; use {}", names.join(", "))
+    };
+    let dtype: DType = s.parse().map_err(|_| traced())?;
+    if inference::ops::DTYPES.contains(&dtype) {
+        Ok(dtype)
+    } else {
+        Err(traced())
+    }
 }
 
 fn merge(paths: &[PathBuf]) -> Result<Report> {

@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
+use inference::device::Backend;
 use inference::ops::kernel_path::{self, KernelPath};
 use inference::ops::DTYPES;
 use op_matrix_core::compare::compare;
@@ -86,7 +87,7 @@ fn values_diff(stored: &Stored, models: &[(&str, &Path)]) -> Result<Vec<String>>
     // carry every earlier op's rounding on this path, which the end-to-end check below bounds.
     for case in stored {
         let k = key(case.meta.dtype, &case.meta.signature);
-        match replay(case, &Device::Cpu, "cpu", None) {
+        match replay(case, &Device::Cpu, Backend::Cpu, None) {
             Outcome::Mismatch { reason, .. } => diffs.push(format!("~ {k}: {reason}")),
             Outcome::Unsupported { error } => diffs.push(format!("! {k}: {error}")),
             Outcome::Panic { message } => diffs.push(format!("! {k}: panicked: {message}")),

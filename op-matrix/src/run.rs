@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::fuzz;
 use crate::metal;
 use crate::report::{BackendInfo, CaseResult, Report};
+use crate::subject::Subject;
 use crate::xfail;
 use op_matrix_core::golden::StoredCase;
 use op_matrix_core::outcome::Outcome;
@@ -24,11 +25,12 @@ pub struct Options {
     pub backends: Vec<Kind>,
     /// Backends that must be present.
     pub require: Vec<Kind>,
-    /// Dtypes to run (`f32`, `bf16`, `f16`); empty means all.
-    pub dtypes: Vec<String>,
-    /// Op names to run; empty means all.
-    pub ops: Vec<String>,
-    pub inject_unsupported: Option<String>,
+    /// Dtypes to run; empty means all.
+    pub dtypes: Vec<DType>,
+    /// What to check; empty means everything.
+    pub ops: Vec<Subject>,
+    /// An op whose replay reports unsupported, to test the harness's failure path.
+    pub inject_unsupported: Option<OpKind>,
     pub end_to_end: bool,
     /// Random cases per op beyond the trace (see [`crate::fuzz`]); 0 for none.
     pub fuzz: usize,
@@ -76,9 +78,9 @@ pub fn select_backends(opts: &Options) -> Result<Vec<Backend>> {
     Ok(backends)
 }
 
-fn selected(opts: &Options, op: &str, dtype: &str) -> bool {
-    (opts.ops.is_empty() || opts.ops.iter().any(|o| o == op))
-        && (opts.dtypes.is_empty() || opts.dtypes.iter().any(|d| d == dtype))
+fn selected(opts: &Options, subject: Subject, dtype: DType) -> bool {
+    (opts.ops.is_empty() || opts.ops.contains(&subject))
+        && (opts.dtypes.is_empty() || opts.dtypes.contains(&dtype))
 }
 
 /// One check of a run: a traced case replayed, a fuzz case against the CPU, or a whole model
@@ -94,11 +96,11 @@ enum Check<'a> {
 }
 
 impl Check<'_> {
-    fn op(&self) -> &str {
+    fn subject(&self) -> Subject {
         match self {
-            Check::Traced(case) => case.meta.op.name(),
-            Check::Fuzz(case) => case.op.name(),
-            Check::EndToEnd { .. } => E2E,
+            Check::Traced(case) => Subject::Op(case.meta.op.kind()),
+            Check::Fuzz(case) => Subject::Op(case.op.kind()),
+            Check::EndToEnd { .. } => Subject::EndToEnd,
         }
     }
 
@@ -134,14 +136,12 @@ impl Check<'_> {
     fn run(
         &self,
         device: &Device,
-        backend: &str,
+        backend: Kind,
         opts: &Options,
         e2e_goldens: &Goldens,
     ) -> Outcome {
         match self {
-            Check::Traced(case) => {
-                replay(case, device, backend, opts.inject_unsupported.as_deref())
-            }
+            Check::Traced(case) => replay(case, device, backend, opts.inject_unsupported),
             Check::Fuzz(case) => fuzz::check(case, device),
             Check::EndToEnd { model, dir, dtype } => {
                 e2e::check(e2e_goldens, model, dir, device, *dtype)
@@ -150,15 +150,12 @@ impl Check<'_> {
     }
 }
 
-/// The op name under which reports, filters and xfail lists name the end-to-end check.
-pub const E2E: &str = "e2e";
-
 type Goldens = HashMap<String, Tensor>;
 
 pub fn run(opts: &Options, inputs: &Inputs, backends: &[Backend]) -> Result<Report> {
     let fuzz_cases: Vec<fuzz::FuzzCase> = OpKind::ALL
         .into_iter()
-        .filter(|op| opts.ops.is_empty() || opts.ops.iter().any(|o| o == op.name()))
+        .filter(|&op| opts.ops.is_empty() || opts.ops.contains(&Subject::Op(op)))
         .flat_map(|op| fuzz::cases(op, opts.fuzz, 1))
         .collect();
     let end_to_end = inference::ops::DTYPES
@@ -176,7 +173,7 @@ pub fn run(opts: &Options, inputs: &Inputs, backends: &[Backend]) -> Result<Repo
         .map(Check::Traced)
         .chain(fuzz_cases.iter().map(Check::Fuzz))
         .chain(end_to_end)
-        .filter(|c| selected(opts, c.op(), c.dtype().as_str()))
+        .filter(|c| selected(opts, c.subject(), c.dtype()))
         .collect();
     let present = backends.iter().filter(|b| b.device().is_some()).count() as u64;
     let bar = if opts.progress {
@@ -208,21 +205,21 @@ pub fn run(opts: &Options, inputs: &Inputs, backends: &[Backend]) -> Result<Repo
         );
         bar.set_message(backend.name.clone());
         for check in &checks {
-            let dtype = check.dtype().as_str();
+            let (subject, dtype) = (check.subject(), check.dtype());
             let outcome = match backend.device() {
                 None => Outcome::Skipped {
                     reason: backend.skip_reason().unwrap_or_default(),
                 },
                 Some(device) => {
-                    let raw = check.run(device, backend.kind.name(), opts, &inputs.e2e);
+                    let raw = check.run(device, backend.kind, opts, &inputs.e2e);
                     bar.inc(1);
-                    list.apply(check.op(), dtype, raw)
+                    list.apply(subject, dtype, raw)
                 }
             };
             report.cases.push(CaseResult {
-                op: check.op().to_string(),
+                op: subject.name().to_string(),
                 signature: check.signature(),
-                dtype: dtype.to_string(),
+                dtype: dtype.as_str().to_string(),
                 backend: backend.name.clone(),
                 phase: check.phase(),
                 outcome,

@@ -18,13 +18,17 @@ use std::path::Path;
 use op_matrix_core::outcome::Outcome;
 use serde::Deserialize;
 
+use candle_core::DType;
+
 use crate::embedded;
 use crate::error::{Error, Result};
+use crate::subject::Subject;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Entry {
-    pub op: String,
-    pub dtype: String,
+    pub op: Subject,
+    #[serde(with = "inference::ops::dtype_name")]
+    pub dtype: DType,
     pub reason: String,
 }
 
@@ -77,12 +81,12 @@ impl List {
         }
     }
 
-    fn find(&self, op: &str, dtype: &str) -> Option<&Entry> {
+    fn find(&self, op: Subject, dtype: DType) -> Option<&Entry> {
         self.xfail.iter().find(|e| e.op == op && e.dtype == dtype)
     }
 
     /// Applies the list to a raw outcome.
-    pub fn apply(&self, op: &str, dtype: &str, outcome: Outcome) -> Outcome {
+    pub fn apply(&self, op: Subject, dtype: DType, outcome: Outcome) -> Outcome {
         let Some(entry) = self.find(op, dtype) else {
             return outcome;
         };
@@ -104,6 +108,10 @@ mod tests {
     use super::*;
     use op_matrix_core::outcome::Errors;
 
+    fn op(name: &str) -> Subject {
+        name.parse().unwrap()
+    }
+
     const LIST: &str = r#"
 [[xfail]]
 op = "rope"
@@ -115,8 +123,8 @@ reason = "no bf16 rope kernel"
     fn a_listed_failure_is_expected_and_does_not_fail_the_run() {
         let list = List::parse(LIST).unwrap();
         let o = list.apply(
-            "rope",
-            "bf16",
+            op("rope"),
+            DType::BF16,
             Outcome::Unsupported {
                 error: "no kernel".into(),
             },
@@ -129,8 +137,8 @@ reason = "no bf16 rope kernel"
     fn a_listed_case_that_passes_is_an_unexpected_pass() {
         let list = List::parse(LIST).unwrap();
         let o = list.apply(
-            "rope",
-            "bf16",
+            op("rope"),
+            DType::BF16,
             Outcome::Pass {
                 errors: Errors::default(),
             },
@@ -145,8 +153,8 @@ reason = "no bf16 rope kernel"
     fn unlisted_cases_are_unchanged() {
         let list = List::parse(LIST).unwrap();
         let fail = Outcome::Unsupported { error: "x".into() };
-        assert_eq!(list.apply("rope", "f32", fail.clone()), fail);
-        assert_eq!(list.apply("matmul", "bf16", fail.clone()), fail);
+        assert_eq!(list.apply(op("rope"), DType::F32, fail.clone()), fail);
+        assert_eq!(list.apply(op("matmul"), DType::BF16, fail.clone()), fail);
     }
 
     #[test]
@@ -159,11 +167,11 @@ reason = "no bf16 rope kernel"
         let list = List::join([&base, &extra]);
         let fail = || Outcome::Unsupported { error: "x".into() };
         assert!(matches!(
-            list.apply("rope", "bf16", fail()),
+            list.apply(op("rope"), DType::BF16, fail()),
             Outcome::ExpectedFailure { .. }
         ));
         assert!(matches!(
-            list.apply("matmul", "f32", fail()),
+            list.apply(op("matmul"), DType::F32, fail()),
             Outcome::ExpectedFailure { .. }
         ));
     }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use op_matrix::report::Report;
-use op_matrix::run;
+use op_matrix::subject::Subject;
 
 fn op_matrix(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_op-matrix"))
@@ -60,7 +60,7 @@ fn the_cpu_passes_and_other_backends_are_reported_not_compiled() {
             .collect();
         for op in common::forward_pass_ops()
             .map(|op| op.name())
-            .chain([run::E2E])
+            .chain([Subject::EndToEnd.name()])
         {
             assert!(ops.contains(op), "{dtype}: {op} missing from the report");
         }
@@ -203,10 +203,23 @@ fn reports_from_two_runners_merge_into_one_matrix() {
 #[test]
 fn unknown_filters_are_errors() {
     let out = op_matrix(&["--op", "ropee"]);
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("--op ropee is not an op"));
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    assert!(
+        stderr(&out).contains("unknown op `ropee`"),
+        "{}",
+        stderr(&out)
+    );
     let out = op_matrix(&["--dtype", "f64"]);
-    assert!(stderr(&out).contains("--dtype f64 is not traced"));
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    assert!(
+        stderr(&out).contains("`f64` is not traced"),
+        "{}",
+        stderr(&out)
+    );
+    // An op of the vocabulary that the model does not launch selects nothing.
+    let out = op_matrix(&["--op", "tanh"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--op tanh is not an op of the inventory"));
 }
 
 #[test]

@@ -15,13 +15,14 @@ use std::time::{Duration, Instant};
 
 use candle_core::{Device, Tensor};
 
-use super::Op;
+use super::{Op, OpKind};
+use crate::device::Backend;
 use crate::error::{Error, Result};
 
 /// Which ops run on the host, and what they cost so far.
 #[derive(Debug)]
 pub struct Plan {
-    ops: BTreeSet<String>,
+    ops: BTreeSet<OpKind>,
     host: Device,
     usage: RefCell<Usage>,
 }
@@ -34,8 +35,8 @@ pub struct Usage {
 }
 
 impl Plan {
-    /// Routes the ops named in `ops` (as [`Op::name`] spells them) to the CPU.
-    pub fn to_cpu(ops: impl IntoIterator<Item = String>) -> Self {
+    /// Routes `ops` to the CPU.
+    pub fn to_cpu(ops: impl IntoIterator<Item = OpKind>) -> Self {
         Self {
             ops: ops.into_iter().collect(),
             host: Device::Cpu,
@@ -43,8 +44,8 @@ impl Plan {
         }
     }
 
-    pub fn ops(&self) -> impl Iterator<Item = &str> {
-        self.ops.iter().map(String::as_str)
+    pub fn ops(&self) -> impl Iterator<Item = OpKind> + '_ {
+        self.ops.iter().copied()
     }
 
     pub fn usage(&self) -> Usage {
@@ -52,7 +53,7 @@ impl Plan {
     }
 
     fn routes(&self, op: &Op) -> bool {
-        self.ops.contains(op.name())
+        self.ops.contains(&op.kind())
     }
 
     /// Runs `op` on the host. Reading the output back to the device waits for the device's
@@ -75,7 +76,7 @@ impl Plan {
 
 thread_local! {
     static PLAN: RefCell<Option<Rc<Plan>>> = const { RefCell::new(None) };
-    static REFUSED: RefCell<BTreeSet<String>> = const { RefCell::new(BTreeSet::new()) };
+    static REFUSED: RefCell<BTreeSet<OpKind>> = const { RefCell::new(BTreeSet::new()) };
 }
 
 /// Keeps a plan installed on this thread until dropped.
@@ -97,8 +98,8 @@ pub fn install(plan: Rc<Plan>) -> Installed {
 
 /// Makes this thread's device reject `op` with the error a missing kernel gives, as if the
 /// backend lacked it. The host path of a [`Plan`] is not affected. For tests and drills.
-pub fn refuse(op: &str) {
-    REFUSED.with(|r| r.borrow_mut().insert(op.to_string()));
+pub fn refuse(op: OpKind) {
+    REFUSED.with(|r| r.borrow_mut().insert(op));
 }
 
 /// Runs `op` where it belongs: on the host when the installed plan routes it, else on its
@@ -109,22 +110,14 @@ pub(super) fn dispatch(op: &Op, xs: &[&Tensor]) -> Result<Tensor> {
             return plan.run(op, xs);
         }
     }
-    if REFUSED.with(|r| r.borrow().contains(op.name())) {
+    if REFUSED.with(|r| r.borrow().contains(&op.kind())) {
         return Err(Error::Invalid(format!(
             "no {} implementation for {} (refused on purpose, to test the fallback)",
-            backend_name(xs[0].device()),
+            Backend::of(xs[0].device()),
             op.name()
         )));
     }
     op.apply(xs)
-}
-
-fn backend_name(device: &Device) -> &'static str {
-    match device {
-        Device::Cpu => "cpu",
-        Device::Cuda(_) => "cuda",
-        Device::Metal(_) => "metal",
-    }
 }
 
 #[cfg(test)]
@@ -144,14 +137,14 @@ mod tests {
         std::thread::spawn(|| {
             let x = input();
             let expected = ops::softmax_last_dim(&x).unwrap().to_vec2::<f32>().unwrap();
-            refuse("softmax_last_dim");
+            refuse(OpKind::SoftmaxLastDim);
             let err = ops::softmax_last_dim(&x).unwrap_err().to_string();
             assert!(
                 err.contains("no cpu implementation for softmax_last_dim"),
                 "{err}"
             );
 
-            let plan = Rc::new(Plan::to_cpu(["softmax_last_dim".to_string()]));
+            let plan = Rc::new(Plan::to_cpu([OpKind::SoftmaxLastDim]));
             let guard = install(plan.clone());
             let got = ops::softmax_last_dim(&x).unwrap().to_vec2::<f32>().unwrap();
             assert_eq!(got, expected);

@@ -5,8 +5,6 @@
 //! The choice is process-wide and read on every kernel call (one relaxed atomic load), so a
 //! test can switch paths between runs of the model.
 
-use std::fmt;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use serde::Serialize;
@@ -108,28 +106,7 @@ impl KernelPath {
     }
 }
 
-impl fmt::Display for KernelPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for KernelPath {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        let names: Vec<&str> = Self::ALL.iter().map(|p| p.name()).collect();
-        Self::ALL
-            .into_iter()
-            .find(|p| p.name() == s.trim().to_ascii_lowercase())
-            .ok_or_else(|| {
-                Error::Invalid(format!(
-                    "unknown CPU kernel path `{s}`; use one of {}",
-                    names.join(", ")
-                ))
-            })
-    }
-}
+crate::named!(KernelPath, "CPU kernel path");
 
 const UNSET: u8 = u8::MAX;
 static ACTIVE: AtomicU8 = AtomicU8::new(UNSET);

@@ -20,7 +20,6 @@ mod softmax;
 pub mod trace;
 
 use std::fmt;
-use std::str::FromStr;
 
 use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
@@ -150,28 +149,7 @@ impl OpKind {
     }
 }
 
-impl fmt::Display for OpKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for OpKind {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.name() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Self::ALL.iter().map(|k| k.name()).collect();
-                Error::Invalid(format!(
-                    "unknown op `{s}`; the ops are {}",
-                    names.join(", ")
-                ))
-            })
-    }
-}
+crate::named!(OpKind, "op");
 
 impl Op {
     /// How many tensor inputs the op takes; `None` for variadic ops.
