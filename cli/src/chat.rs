@@ -4,9 +4,9 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{bail, Context, Result};
-use inference::conversation::Conversation;
-use inference::detokenize::TokenStream;
-use inference::generation::{self, Flow, StopReason};
+use inference::run::conversation::Conversation;
+use inference::run::generation::{self, Flow, StopReason};
+use inference::text::detokenize::TokenStream;
 
 use super::generate::SamplingArgs;
 use super::interrupt;

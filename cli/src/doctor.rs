@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 use inference::device::{self, Backend as Kind, DeviceChoice};
-use inference::ops::kernel_path::{self, KernelPath};
+use inference::ops::cpu::kernel_path::{self, KernelPath};
 use op_matrix_core::preflight;
 use serde::Serialize;
 
@@ -112,7 +112,7 @@ fn report() -> Result<Report> {
         hub: Hub {
             cache: cache.path().display().to_string(),
             token_present,
-            offline: inference::hub::offline_requested(),
+            offline: inference::load::hub::offline_requested(),
         },
     })
 }

@@ -4,10 +4,10 @@ use std::io::Write;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use inference::chat::Message;
-use inference::detokenize::TokenStream;
-use inference::generation::{self, Flow, StopReason};
-use inference::sampling::{Sampler, SamplingParams};
+use inference::run::generation::{self, Flow, StopReason};
+use inference::run::sampling::{Sampler, SamplingParams};
+use inference::text::chat::Message;
+use inference::text::detokenize::TokenStream;
 use serde_json::json;
 
 use super::interrupt::{self, Interrupted};
@@ -174,7 +174,7 @@ pub fn run(args: Args) -> Result<()> {
         "prefill_tok_s": rate(prompt.len(), t.prefill),
         "decode_tok_s": rate(t.decode_steps, t.decode),
         "preflight_ms": loaded.preflight.map(|d| d.as_secs_f64() * 1e3),
-        "cpu_kernels": inference::ops::kernel_path::active(),
+        "cpu_kernels": inference::ops::cpu::kernel_path::active(),
     });
     let mut line = format!(
         "load {load_s:.2} s, prompt {} tokens at {:.1} tok/s, generated {} tokens at {:.1} tok/s, first token after {:.0} ms",

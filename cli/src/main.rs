@@ -49,7 +49,7 @@ fn args() -> Vec<std::ffi::OsString> {
 pub fn run() -> Result<()> {
     let cli = Cli::parse_from(args());
     // A bad GEMMA3_CPU_KERNELS stops here, before any model loads, with what this CPU can run.
-    inference::ops::kernel_path::from_env()?;
+    inference::ops::cpu::kernel_path::from_env()?;
     match cli.command {
         Command::Generate(args) => generate::run(args),
         Command::Chat(args) => chat::run(args),

@@ -6,14 +6,14 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device};
-use inference::chat::ChatTemplate;
-use inference::checkpoint::Checkpoint;
 use inference::device::{Backend, DTypeChoice, DeviceChoice};
-use inference::hub;
+use inference::load::checkpoint::Checkpoint;
+use inference::load::hub;
 use inference::model::Gemma3;
 use inference::ops::fallback::{self, Plan};
 use inference::ops::OpKind;
-use inference::tokenizer::Tokenizer;
+use inference::text::chat::ChatTemplate;
+use inference::text::tokenizer::Tokenizer;
 use op_matrix_core::preflight::{self, Preflight};
 
 #[derive(clap::Args)]

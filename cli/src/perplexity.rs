@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use inference::scoring;
+use inference::run::scoring;
 use serde_json::json;
 
 use super::model_args::ModelArgs;

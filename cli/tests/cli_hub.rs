@@ -103,7 +103,7 @@ fn a_model_missing_from_the_cache_offline_says_what_to_do() {
 
 #[test]
 fn a_gated_refusal_explains_the_license_and_the_token() {
-    let msg = inference::hub::refused("google/gemma-3-1b-it", 403);
+    let msg = inference::load::hub::refused("google/gemma-3-1b-it", 403);
     assert!(msg.contains("HTTP 403"));
     assert!(msg.contains("https://huggingface.co/google/gemma-3-1b-it"));
     assert!(msg.contains("HF_TOKEN"));

@@ -5,7 +5,7 @@
 use candle_core::{DType, Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use inference::ops;
-use inference::ops::kernel_path::{self, KernelPath};
+use inference::ops::cpu::kernel_path::{self, KernelPath};
 
 const HIDDEN: usize = 1152;
 const VOCAB: usize = 262_144;

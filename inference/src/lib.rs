@@ -1,28 +1,20 @@
 //! Gemma 3 on Candle, written on a traced op vocabulary.
 //!
-//! - [`config`] reads every Hub spelling of Gemma 3's `config.json`.
-//! - [`weights`] memory-maps safetensors checkpoints.
+//! - [`load`] reads a checkpoint (configuration, weights, tokenizer) from a directory or the Hub.
 //! - [`ops`] is the op vocabulary: the only code that launches Candle kernels.
 //! - [`model`] is the forward pass, following transformers' Gemma 3.
-//! - [`checkpoint`] finds and loads a checkpoint directory with its tokenizer.
-//! - [`scoring`] and [`generation`] turn logits into log-probs and tokens.
+//! - [`text`] turns text into tokens and back, through chat templates.
+//! - [`run`] generates, chats and scores with a loaded model.
+//! - [`device`] and [`process`] choose the device and tune the process.
 
-pub mod chat;
-pub mod checkpoint;
-pub mod config;
-pub mod conversation;
-pub mod detokenize;
 pub mod device;
 pub mod error;
-pub mod generation;
-pub mod hub;
+pub mod load;
 pub mod model;
 pub mod named;
 pub mod ops;
 pub mod process;
-pub mod sampling;
-pub mod scoring;
-pub mod tokenizer;
-pub mod weights;
+pub mod run;
+pub mod text;
 
 pub use error::{Error, Result};

@@ -59,7 +59,7 @@ macro_rules! named {
 #[cfg(test)]
 mod tests {
     use crate::device::Backend;
-    use crate::ops::kernel_path::KernelPath;
+    use crate::ops::cpu::kernel_path::KernelPath;
     use crate::ops::OpKind;
 
     #[test]

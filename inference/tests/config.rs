@@ -1,7 +1,7 @@
 //! `config.json` in every spelling: legacy Hub text and multimodal files, and what
 //! transformers 5 writes. Bad configs fail with an error that names the field.
 
-use inference::config::{LayerKind, ModelConfig, Rope};
+use inference::load::config::{LayerKind, ModelConfig, Rope};
 use inference::Error;
 use serde_json::{json, Value};
 

@@ -5,9 +5,9 @@ mod common;
 
 use candle_core::DType;
 use common::*;
-use inference::generation;
 use inference::model::Logits;
-use inference::scoring;
+use inference::run::generation;
+use inference::run::scoring;
 
 /// Max absolute logit difference allowed in f32, over every position and vocabulary entry.
 const LOGIT_TOL: f32 = 1e-4;

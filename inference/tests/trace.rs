@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use candle_core::{DType, Device, Tensor};
 use common::*;
-use inference::checkpoint::Checkpoint;
+use inference::load::checkpoint::Checkpoint;
 use inference::model::Logits;
 use inference::ops::{self, trace};
 

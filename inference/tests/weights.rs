@@ -7,7 +7,7 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use common::*;
-use inference::checkpoint::Checkpoint;
+use inference::load::checkpoint::Checkpoint;
 use inference::model::Logits;
 use inference::Error;
 use serde_json::json;

@@ -5,7 +5,7 @@ mod common;
 
 use candle_core::DType;
 use common::*;
-use inference::scoring::{score, score_windowed};
+use inference::run::scoring::{score, score_windowed};
 
 #[test]
 fn a_window_covering_the_text_equals_one_pass() {

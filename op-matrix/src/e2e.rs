@@ -7,10 +7,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
-use inference::checkpoint::Checkpoint;
-use inference::generation;
+use inference::load::checkpoint::Checkpoint;
 use inference::model::Logits;
-use inference::scoring;
+use inference::run::generation;
+use inference::run::scoring;
 
 use op_matrix_core::compare::compare;
 use op_matrix_core::outcome::Outcome;

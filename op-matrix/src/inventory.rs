@@ -11,10 +11,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
-use inference::checkpoint::Checkpoint;
-use inference::generation::argmax;
+use inference::load::checkpoint::Checkpoint;
 use inference::model::Logits;
 use inference::ops::trace::{self, Call};
+use inference::run::generation::argmax;
 use op_matrix_core::golden::Phase;
 
 use crate::error::{Error, Result};

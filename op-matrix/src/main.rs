@@ -89,10 +89,10 @@ fn run_cli(cli: Cli) -> Result<bool> {
         return probe_metal(&cli);
     }
     // A path named in GEMMA3_CPU_KERNELS that this CPU lacks stops the run here.
-    inference::ops::kernel_path::from_env()?;
+    inference::ops::cpu::kernel_path::from_env()?;
     let mut report = if cli.merge.is_empty() {
         let mut report = run_matrix(&cli)?;
-        let path = inference::ops::kernel_path::active();
+        let path = inference::ops::cpu::kernel_path::active();
         report.notes.push(format!("cpu kernel path: {path}"));
         println!("cpu kernel path: {path}");
         report

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use inference::device::Backend;
-use inference::ops::kernel_path::{self, KernelPath};
+use inference::ops::cpu::kernel_path::{self, KernelPath};
 use inference::ops::DTYPES;
 use op_matrix_core::compare::compare;
 use op_matrix_core::golden::{Source, StoredCase, E2E};

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use inference::ops::kernel_path::KernelPath;
+use inference::ops::cpu::kernel_path::KernelPath;
 use op_matrix::{bless, retrace};
 
 #[test]

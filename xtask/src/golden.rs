@@ -1,7 +1,7 @@
 //! `cargo xtask golden [--bless]`.
 
 use anyhow::{Context, Result};
-use inference::ops::kernel_path::KernelPath;
+use inference::ops::cpu::kernel_path::KernelPath;
 
 use crate::repo_root;
 

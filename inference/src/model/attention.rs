@@ -4,11 +4,11 @@ use candle_core::Tensor;
 
 use super::linear::Linear;
 use super::norm::RmsNorm;
-use crate::config::TextConfig;
 use crate::error::Result;
+use crate::load::config::TextConfig;
+use crate::load::weights::Weights;
 use crate::model::kv_cache::KvCache;
 use crate::ops;
-use crate::weights::Weights;
 
 pub struct Attention {
     /// q, k and v projections in one: a single kernel, and one pass over the input.

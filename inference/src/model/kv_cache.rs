@@ -8,8 +8,8 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::config::{LayerKind, TextConfig};
 use crate::error::Result;
+use crate::load::config::{LayerKind, TextConfig};
 use crate::ops;
 
 /// The smallest buffer, in positions.

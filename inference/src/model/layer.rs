@@ -5,11 +5,11 @@ use candle_core::Tensor;
 use super::attention::{Attention, AttentionInputs};
 use super::mlp::Mlp;
 use super::norm::RmsNorm;
-use crate::config::{LayerKind, TextConfig};
 use crate::error::Result;
+use crate::load::config::{LayerKind, TextConfig};
+use crate::load::weights::Weights;
 use crate::model::kv_cache::KvCache;
 use crate::ops;
-use crate::weights::Weights;
 
 pub struct DecoderLayer {
     pub kind: LayerKind,

@@ -3,8 +3,8 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
+use crate::load::weights::Weights;
 use crate::ops;
-use crate::weights::Weights;
 
 pub struct Linear {
     /// `(out, in)`, as stored in the checkpoint.

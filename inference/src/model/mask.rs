@@ -4,8 +4,8 @@ use std::ops::Range;
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::config::LayerKind;
 use crate::error::Result;
+use crate::load::config::LayerKind;
 use crate::ops;
 
 /// The mask for queries at positions `queries` over keys at positions `keys`:

@@ -3,10 +3,10 @@
 use candle_core::Tensor;
 
 use super::linear::Linear;
-use crate::config::TextConfig;
 use crate::error::Result;
+use crate::load::config::TextConfig;
+use crate::load::weights::Weights;
 use crate::ops;
-use crate::weights::Weights;
 
 pub struct Mlp {
     /// gate and up projections in one: `(2 * intermediate, hidden)`.

@@ -11,10 +11,10 @@ pub mod rope;
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::config::{LayerKind, ModelConfig, TextConfig};
 use crate::error::{Error, Result};
+use crate::load::config::{LayerKind, ModelConfig, TextConfig};
+use crate::load::weights::Weights;
 use crate::ops;
-use crate::weights::Weights;
 use attention::AttentionInputs;
 pub use kv_cache::KvCache;
 use layer::DecoderLayer;

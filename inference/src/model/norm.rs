@@ -6,8 +6,8 @@
 use candle_core::{DType, Tensor};
 
 use crate::error::Result;
+use crate::load::weights::Weights;
 use crate::ops;
-use crate::weights::Weights;
 
 pub struct RmsNorm {
     /// `1 + w`, computed in f32 and rounded to the model dtype.

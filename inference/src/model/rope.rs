@@ -4,8 +4,8 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::config::Rope;
 use crate::error::Result;
+use crate::load::config::Rope;
 use crate::ops;
 
 pub struct RopeTables {

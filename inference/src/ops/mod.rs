@@ -8,15 +8,9 @@
 //! the crate from calling Candle's kernel methods directly.
 #![allow(clippy::disallowed_methods)]
 
+pub mod cpu;
 pub mod dtype_name;
-mod elementwise;
 pub mod fallback;
-mod gelu;
-mod gemm;
-pub mod kernel_path;
-mod linear;
-mod matmul;
-mod softmax;
 pub mod trace;
 
 use std::fmt;
@@ -207,13 +201,13 @@ impl Op {
             )));
         }
         let out = match self {
-            Op::Matmul => matmul::matmul(xs[0], xs[1]),
-            Op::Linear => linear::linear(xs[0], xs[1]),
+            Op::Matmul => cpu::matmul::matmul(xs[0], xs[1]),
+            Op::Linear => cpu::linear::linear(xs[0], xs[1]),
             Op::Add => xs[0].add(xs[1]),
             Op::Mul => xs[0].mul(xs[1]),
             Op::BroadcastAdd => xs[0].broadcast_add(xs[1]),
             Op::Affine { mul, add } => xs[0].affine(*mul, *add),
-            Op::GeluTanh => gelu::gelu_tanh(xs[0]),
+            Op::GeluTanh => cpu::gelu::gelu_tanh(xs[0]),
             Op::Tanh => xs[0].tanh(),
             Op::Cast { to } => xs[0].to_dtype(*to),
             Op::Contiguous => xs[0].force_contiguous(),
@@ -224,7 +218,7 @@ impl Op {
             Op::IndexSelect { dim } => xs[0].index_select(xs[1], *dim),
             Op::RmsNorm { eps } => candle_nn::ops::rms_norm(xs[0], xs[1], *eps),
             Op::Rope => candle_nn::rotary_emb::rope(xs[0], xs[1], xs[2]),
-            Op::SoftmaxLastDim => softmax::softmax_last_dim(xs[0]),
+            Op::SoftmaxLastDim => cpu::softmax::softmax_last_dim(xs[0]),
         }?;
         Ok(out)
     }

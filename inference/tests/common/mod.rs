@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use inference::checkpoint::Checkpoint;
+use inference::load::checkpoint::Checkpoint;
 use inference::model::Gemma3;
 use serde_json::Value;
 

@@ -27,7 +27,7 @@ use anyhow::{bail, Context, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use checkpoints::{Checkpoint, Dtype, Model};
-use inference::ops::kernel_path::KernelPath;
+use inference::ops::cpu::kernel_path::KernelPath;
 use llama_cpp::LlamaBuild;
 use report::{EngineRun, Metrics, ModelRun, Point, Report, OURS};
 

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::str::FromStr;
 
 use anyhow::{bail, Context, Result};
-use inference::ops::kernel_path::{self, KernelPath};
+use inference::ops::cpu::kernel_path::{self, KernelPath};
 use serde_json::Value;
 
 use super::checkpoints::{prompt_text, Checkpoint};

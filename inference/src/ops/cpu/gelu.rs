@@ -132,7 +132,7 @@ mod tests {
 
     #[test]
     fn every_kernel_path_gives_the_same_bits() {
-        use crate::ops::kernel_path::KernelPath;
+        use crate::ops::cpu::kernel_path::KernelPath;
         let src: Vec<f32> = (0..1000).map(|i| (i as f32 - 500.0) * 0.031).collect();
         let half: Vec<bf16> = src.iter().map(|&v| bf16::from_f32(v)).collect();
         let (mut want, mut want_bf16) = (vec![0f32; 1000], vec![bf16::ZERO; 1000]);

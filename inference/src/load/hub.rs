@@ -11,7 +11,7 @@ use hf_hub::api::sync::{ApiBuilder, ApiError};
 use hf_hub::{Cache, Repo, RepoType};
 
 use crate::error::{Error, Result};
-use crate::weights::{INDEX_FILE, SINGLE_FILE};
+use crate::load::weights::{INDEX_FILE, SINGLE_FILE};
 
 /// Whether `HF_HUB_OFFLINE` asks for the cache only, as the Python libraries read it.
 pub fn offline_requested() -> bool {
@@ -65,7 +65,9 @@ pub fn fetch(id: &str, revision: &str) -> Result<PathBuf> {
         .ok_or_else(|| Error::Hub(format!("{id} has no tokenizer.json at revision {revision}")))?;
     match get(&mut source, &cache, &repo, INDEX_FILE, id, revision)? {
         Some(index) => {
-            for shard in crate::weights::weight_files(index.parent().unwrap_or(Path::new(".")))? {
+            for shard in
+                crate::load::weights::weight_files(index.parent().unwrap_or(Path::new(".")))?
+            {
                 let name = shard
                     .file_name()
                     .and_then(|n| n.to_str())

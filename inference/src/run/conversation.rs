@@ -4,10 +4,10 @@
 //! what its cache does not hold yet. When the conversation no longer fits the context, the
 //! oldest exchanges are dropped (the system prompt stays) and the cache is rebuilt.
 
-use crate::chat::{ChatTemplate, Message};
 use crate::error::{Error, Result};
 use crate::model::KvCache;
-use crate::tokenizer::Tokenizer;
+use crate::text::chat::{ChatTemplate, Message};
+use crate::text::tokenizer::Tokenizer;
 
 pub struct Conversation {
     template: ChatTemplate,

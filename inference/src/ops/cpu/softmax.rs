@@ -163,7 +163,7 @@ mod tests {
 
     #[test]
     fn every_kernel_path_gives_the_same_bits() {
-        use crate::ops::kernel_path::KernelPath;
+        use crate::ops::cpu::kernel_path::KernelPath;
         // Lengths around the lanes, with masked keys among them.
         for n in [1, 15, 16, 17, 129, 700] {
             let src: Vec<f32> = (0..n)

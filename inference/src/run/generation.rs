@@ -6,11 +6,11 @@ use candle_core::Tensor;
 
 use crate::error::Result;
 use crate::model::{Gemma3, KvCache, Logits};
-use crate::sampling::{Sampler, SamplingParams};
+use crate::run::sampling::{Sampler, SamplingParams};
 
 /// Index of the largest logit; ties go to the lowest index, as `torch.argmax` does.
 pub fn argmax(logits: &Tensor) -> Result<u32> {
-    Ok(crate::sampling::argmax(
+    Ok(crate::run::sampling::argmax(
         &logits.flatten_all()?.to_vec1::<f32>()?,
     ))
 }

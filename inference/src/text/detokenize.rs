@@ -7,7 +7,7 @@
 //! in U+FFFD.
 
 use crate::error::Result;
-use crate::tokenizer::Tokenizer;
+use crate::text::tokenizer::Tokenizer;
 
 const REPLACEMENT: char = '\u{FFFD}';
 

@@ -4,11 +4,11 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
 
-use crate::config::ModelConfig;
 use crate::error::{Error, Result};
+use crate::load::config::ModelConfig;
+use crate::load::weights::{self, Weights};
 use crate::model::Gemma3;
-use crate::tokenizer::Tokenizer;
-use crate::weights::{self, Weights};
+use crate::text::tokenizer::Tokenizer;
 
 pub struct Checkpoint {
     dir: PathBuf,

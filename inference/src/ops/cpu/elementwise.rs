@@ -50,13 +50,13 @@ macro_rules! per_kernel_path {
     ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
         $(#[$doc])*
         fn $name($($arg: $ty),*) {
-            $name::on($crate::ops::kernel_path::active(), $($arg),*)
+            $name::on($crate::ops::cpu::kernel_path::active(), $($arg),*)
         }
 
         mod $name {
             #[allow(unused_imports)]
             use super::*;
-            use $crate::ops::kernel_path::KernelPath;
+            use $crate::ops::cpu::kernel_path::KernelPath;
 
             /// The function on `path`, which the CPU must support.
             pub(super) fn on(path: KernelPath, $($arg: $ty),*) {
