@@ -63,7 +63,7 @@ mod tests {
     use crate::ops::OpKind;
 
     #[test]
-    fn every_value_parses_from_its_name_and_shows_as_it() {
+    fn every_value_has_its_own_name_parses_from_it_and_shows_as_it() {
         fn round_trip<T: super::Named + std::str::FromStr + std::fmt::Display + PartialEq>()
         where
             T::Err: std::fmt::Debug,
@@ -72,6 +72,8 @@ mod tests {
                 assert!(v.name().parse::<T>().unwrap() == v, "{}", v.name());
                 assert_eq!(v.to_string(), v.name());
             }
+            let names: std::collections::HashSet<&str> = T::ALL.iter().map(|v| v.name()).collect();
+            assert_eq!(names.len(), T::ALL.len(), "two {}s share a name", T::WHAT);
         }
         round_trip::<OpKind>();
         round_trip::<KernelPath>();
@@ -83,6 +85,7 @@ mod tests {
         let e = " Vulkan ".parse::<Backend>().unwrap_err().to_string();
         assert_eq!(e, "unknown backend ` Vulkan `; use one of cpu, cuda, metal");
         assert_eq!(" CUDA ".parse::<Backend>().unwrap(), Backend::Cuda);
+        assert_eq!("AVX2".parse::<KernelPath>().unwrap(), KernelPath::Avx2);
         let e = "silu".parse::<OpKind>().unwrap_err().to_string();
         assert!(
             e.starts_with("unknown op `silu`; use one of matmul, linear,"),

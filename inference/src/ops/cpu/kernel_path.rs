@@ -168,19 +168,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_round_trip_and_unknown_names_list_the_choices() {
-        for path in KernelPath::ALL {
-            assert_eq!(path.name().parse::<KernelPath>().unwrap(), path);
-        }
-        assert_eq!("AVX2".parse::<KernelPath>().unwrap(), KernelPath::Avx2);
-        let err = "sse".parse::<KernelPath>().unwrap_err().to_string();
-        assert!(
-            err.contains("`sse`") && err.contains("avx2, neon-bf16, neon, portable"),
-            "{err}"
-        );
-    }
-
-    #[test]
     fn the_portable_path_runs_everywhere_and_is_never_the_best_on_common_targets() {
         assert!(KernelPath::Portable.is_supported());
         let supported = KernelPath::supported();
