@@ -6,7 +6,6 @@ mod bundle;
 mod check_metal;
 mod cross_test;
 mod cuda_toolkit;
-mod golden;
 mod tiny_model;
 
 use std::path::{Path, PathBuf};
@@ -130,7 +129,7 @@ fn main() -> ExitCode {
             features,
             release,
             args,
-        } => op_matrix(features, release, &args),
+        } => cargo_run("op-matrix", features, release, &args),
         Command::Audit {
             manifest_path,
             features,
@@ -151,7 +150,10 @@ fn main() -> ExitCode {
             rustc,
             op_matrix_args: args,
         }),
-        Command::Golden { bless } => golden::run(bless),
+        Command::Golden { bless } => {
+            let args: &[&str] = if bless { &["--bless"] } else { &[] };
+            cargo_run("golden", None, false, args)
+        }
         Command::TinyModel { dir, preset, seed } => {
             tiny_model::write(&dir, preset, seed).map(|()| true)
         }
@@ -184,12 +186,18 @@ fn main() -> ExitCode {
     }
 }
 
-/// Builds and runs the op-matrix binary with the given features, so it tests that build.
-fn op_matrix(features: Option<String>, release: bool, args: &[String]) -> Result<bool> {
+/// Builds and runs a binary of the op-matrix package with the given features, so it tests
+/// that build.
+fn cargo_run(
+    bin: &str,
+    features: Option<String>,
+    release: bool,
+    args: &[impl AsRef<std::ffi::OsStr>],
+) -> Result<bool> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Process::new(cargo);
     cmd.current_dir(repo_root())
-        .args(["run", "--quiet", "-p", "op-matrix"]);
+        .args(["run", "--quiet", "-p", "op-matrix", "--bin", bin]);
     if let Some(f) = features {
         cmd.args(["--features", &f]);
     }
