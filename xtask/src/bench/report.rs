@@ -1062,6 +1062,58 @@ mod tests {
         }
     }
 
+    /// [`fixture`] with a row of every kind: two paths of ours, a peer held to ours on its own
+    /// variant, a skipped and a failed peer, a note, and a checkpoint that fits in the caches.
+    fn every_kind_of_row() -> Report {
+        let mut r = fixture();
+        let bf16 = &mut r.runs[0];
+        bf16.engines[0].variant = Some("avx512".into());
+        bf16.engines[0].read_gb_s = Some(39.0);
+        let mut avx2 = bf16.engines[0].clone();
+        avx2.variant = Some("avx2".into());
+        avx2.metrics.as_mut().unwrap().decode_tok_s = 1.0;
+        avx2.sweep[1].decode_tok_s = 0.95;
+        let mut llama = bf16.engines[1].clone();
+        (llama.engine, llama.variant) = ("llama.cpp".into(), Some("avx2".into()));
+        llama.version = Some("abc1234 (from llama-cpp-python 0.3.36)".into());
+        llama.read_gb_s = Some(20.0);
+        llama
+            .notes
+            .push("llama-bench: its own prompt ids, TTFT = prompt / prefill rate, no load time".into());
+        bf16.engines.insert(1, avx2);
+        bf16.engines.push(llama);
+        let f32 = &mut r.runs[1];
+        f32.bandwidth_bound = false;
+        let mut failed = EngineRun::failed("llama.cpp", "llama-bench exited with 1: see the log");
+        failed.variant = Some("native".into());
+        f32.engines.push(failed);
+        f32.engines[1]
+            .notes
+            .push("greedy tokens equal to gemma3's: 63 of 64".into());
+        r.derive();
+        r
+    }
+
+    /// What users see, committed: a change in a table, the Markdown, the plot or report.json
+    /// shows in review, and a refactoring of the renderers must leave these as they are.
+    #[test]
+    fn the_renderings_are_the_committed_ones() {
+        let r = every_kind_of_row();
+        insta::with_settings!({
+            snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/tests/snapshots"),
+            prepend_module_to_snapshot => false,
+            omit_expression => true,
+        }, {
+            insta::assert_snapshot!("bench_report_txt", r.render_text());
+            insta::assert_snapshot!("bench_report_md", r.render_markdown());
+            insta::assert_snapshot!("bench_decode_vs_context_svg", r.svg());
+            insta::assert_snapshot!(
+                "bench_report_json",
+                serde_json::to_string_pretty(&r).unwrap()
+            );
+        });
+    }
+
     #[test]
     fn ratios_are_ours_over_the_peer_and_each_engine_over_the_floor() {
         let mut r = fixture();
