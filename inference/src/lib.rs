@@ -5,7 +5,8 @@
 //! - [`ops`] is the op vocabulary: the only code that launches Candle kernels.
 //! - [`model`] is the forward pass, following transformers' Gemma 3.
 //! - [`checkpoint`] finds and loads a checkpoint directory with its tokenizer.
-//! - [`scoring`] and [`generation`] turn logits into log-probs and tokens.
+//! - [`scoring`] and [`generation`] turn logits into log-probs and tokens;
+//!   [`generation_report`] is the document `gemma3 generate --json` prints.
 
 pub mod chat;
 pub mod checkpoint;
@@ -15,6 +16,7 @@ pub mod detokenize;
 pub mod device;
 pub mod error;
 pub mod generation;
+pub mod generation_report;
 pub mod hub;
 pub mod model;
 pub mod ops;
