@@ -1077,9 +1077,9 @@ mod tests {
         (llama.engine, llama.variant) = ("llama.cpp".into(), Some("avx2".into()));
         llama.version = Some("abc1234 (from llama-cpp-python 0.3.36)".into());
         llama.read_gb_s = Some(20.0);
-        llama
-            .notes
-            .push("llama-bench: its own prompt ids, TTFT = prompt / prefill rate, no load time".into());
+        llama.notes.push(
+            "llama-bench: its own prompt ids, TTFT = prompt / prefill rate, no load time".into(),
+        );
         bf16.engines.insert(1, avx2);
         bf16.engines.push(llama);
         let f32 = &mut r.runs[1];
