@@ -71,7 +71,7 @@ fn ratio(a: f64, b: f64) -> Option<f64> {
 }
 
 impl Report {
-    /// Fills in the ratios: each engine against ours (see [`ModelRun::reference`]), each
+    /// Fills in the ratios: each engine against ours (see [`super::ModelRun::reference`]), each
     /// engine against the floor.
     pub fn derive(&mut self) {
         for run in &mut self.runs {
