@@ -361,52 +361,8 @@ fn measure_all(
     bar: &ProgressBar,
 ) -> Result<Report> {
     let load_start = load_average();
-    // Peers' setup first, which needs no quiet machine: a failure skips that peer everywhere,
-    // with the reason.
     bar.set_message("peers' setup");
-    let venv = if args.skip_peers {
-        Err("--skip-peers".to_owned())
-    } else {
-        venv::ensure(env).map_err(|e| {
-            tracing::warn!("no Python peers: {e:#}");
-            format!("the Python venv could not be made: {}", first_line(&e))
-        })
-    };
-    let mut engines: Vec<Box<dyn Engine>> = lineup
-        .kernels
-        .iter()
-        .map(|&p| Box::new(Ours::new(gemma3, p)) as Box<dyn Engine>)
-        .collect();
-    engines.push(match &venv {
-        Ok(v) => Box::new(Transformers::new(v.clone())),
-        Err(reason) => Box::new(Unavailable {
-            name: Transformers::NAME,
-            variant: None,
-            note: None,
-            reason: reason.clone(),
-        }),
-    });
-    for &(build, note) in &lineup.llama_builds {
-        if let Some(note) = note {
-            tracing::info!("llama.cpp: {note}");
-        }
-        let llama = match &venv {
-            Ok(v) => llama_cpp::ensure(env, v, build, note).map_err(|e| {
-                tracing::warn!("no llama.cpp ({}): {e:#}", build.name());
-                format!("llama.cpp could not be built: {}", first_line(&e))
-            }),
-            Err(reason) => Err(reason.clone()),
-        };
-        engines.push(match llama {
-            Ok(l) => Box::new(l),
-            Err(reason) => Box::new(Unavailable {
-                name: LlamaCpp::NAME,
-                variant: Some(build.name().to_owned()),
-                note,
-                reason,
-            }),
-        });
-    }
+    let mut engines = engines(args, env, lineup, gemma3);
     bar.inc(1);
 
     env.sample_bandwidth(bar);
@@ -485,6 +441,57 @@ fn measure_all(
         op_matrix,
         runs,
     })
+}
+
+/// The lineup's engines, a row each on every checkpoint: ours on each kernel path, then the
+/// peers.
+fn engines(args: &Args, env: &Env, lineup: &Lineup, gemma3: &Path) -> Vec<Box<dyn Engine>> {
+    // The peers are set up before any measurement, as that needs no quiet machine; a failure
+    // skips that peer everywhere, with the reason.
+    let venv = if args.skip_peers {
+        Err("--skip-peers".to_owned())
+    } else {
+        venv::ensure(env).map_err(|e| {
+            tracing::warn!("no Python peers: {e:#}");
+            format!("the Python venv could not be made: {}", first_line(&e))
+        })
+    };
+    let mut engines: Vec<Box<dyn Engine>> = lineup
+        .kernels
+        .iter()
+        .map(|&p| Box::new(Ours::new(gemma3, p)) as Box<dyn Engine>)
+        .collect();
+    engines.push(match &venv {
+        Ok(v) => Box::new(Transformers::new(v.clone())),
+        Err(reason) => Box::new(Unavailable {
+            name: Transformers::NAME,
+            variant: None,
+            note: None,
+            reason: reason.clone(),
+        }),
+    });
+    for &(build, note) in &lineup.llama_builds {
+        if let Some(note) = note {
+            tracing::info!("llama.cpp: {note}");
+        }
+        let llama = match &venv {
+            Ok(v) => llama_cpp::ensure(env, v, build, note).map_err(|e| {
+                tracing::warn!("no llama.cpp ({}): {e:#}", build.name());
+                format!("llama.cpp could not be built: {}", first_line(&e))
+            }),
+            Err(reason) => Err(reason.clone()),
+        };
+        engines.push(match llama {
+            Ok(l) => Box::new(l),
+            Err(reason) => Box::new(Unavailable {
+                name: LlamaCpp::NAME,
+                variant: Some(build.name().to_owned()),
+                note,
+                reason,
+            }),
+        });
+    }
+    engines
 }
 
 /// Every engine on one checkpoint: the main measurements in rounds, then the sweeps.
@@ -654,11 +661,8 @@ fn measure_checkpoint(
 /// where it reports them.
 fn measure_once(engine: &mut dyn Engine, bench: &CheckpointBench) -> (EngineRun, Option<Vec<u32>>) {
     let what = format!("{}: {}", bench.label, engine.label());
-    let measured =
-        bench
-            .env
-            .quiet
-            .measure(&what, || engine.measure(bench), |m| m.metrics.others_cores);
+    let quiet = &bench.env.quiet;
+    let measured = quiet.measure(&what, || engine.measure(bench), |m| m.metrics.others_cores);
     match measured {
         Ok(m) => {
             let said = summary(&m.metrics);
