@@ -5,10 +5,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use inference::run::generation::{self, Flow, StopReason};
+use inference::run::generation_report::{FallbackStats, GenerationReport, GenerationStats, Stop};
 use inference::run::sampling::{Sampler, SamplingParams};
 use inference::text::chat::Message;
 use inference::text::detokenize::TokenStream;
-use serde_json::json;
 
 use super::interrupt::{self, Interrupted};
 use super::model_args::{Loaded, ModelArgs};
@@ -166,49 +166,47 @@ pub fn run(args: Args) -> Result<()> {
 
     let t = generation.timings;
     let rate = |n: usize, d: std::time::Duration| n as f64 / d.as_secs_f64().max(f64::MIN_POSITIVE);
-    let mut stats = json!({
-        "prompt_tokens": prompt.len(),
-        "generated_tokens": generation.tokens.len(),
-        "load_s": load_s,
-        "ttft_ms": t.prefill.as_secs_f64() * 1e3,
-        "prefill_tok_s": rate(prompt.len(), t.prefill),
-        "decode_tok_s": rate(t.decode_steps, t.decode),
-        "preflight_ms": loaded.preflight.map(|d| d.as_secs_f64() * 1e3),
-        "cpu_kernels": inference::ops::cpu::kernel_path::active(),
+    let fallback = loaded.fallback.as_ref().map(|plan| {
+        let usage = plan.usage();
+        FallbackStats {
+            ops: plan.ops().map(|op| op.name().to_owned()).collect(),
+            calls: usage.calls,
+            ms: usage.time.as_secs_f64() * 1e3,
+        }
     });
+    let stats = GenerationStats {
+        prompt_tokens: prompt.len(),
+        generated_tokens: generation.tokens.len(),
+        load_s,
+        ttft_ms: t.prefill.as_secs_f64() * 1e3,
+        prefill_tok_s: rate(prompt.len(), t.prefill),
+        decode_tok_s: rate(t.decode_steps, t.decode),
+        preflight_ms: loaded.preflight.map(|d| d.as_secs_f64() * 1e3),
+        cpu_kernels: inference::ops::cpu::kernel_path::active().name().to_owned(),
+        fallback,
+    };
     let mut line = format!(
         "load {load_s:.2} s, prompt {} tokens at {:.1} tok/s, generated {} tokens at {:.1} tok/s, first token after {:.0} ms",
-        prompt.len(),
-        stats["prefill_tok_s"].as_f64().unwrap_or(0.0),
-        generation.tokens.len(),
-        stats["decode_tok_s"].as_f64().unwrap_or(0.0),
-        stats["ttft_ms"].as_f64().unwrap_or(0.0),
+        stats.prompt_tokens, stats.prefill_tok_s, stats.generated_tokens, stats.decode_tok_s, stats.ttft_ms,
     );
-    if let Some(plan) = &loaded.fallback {
-        let usage = plan.usage();
-        let ops: Vec<&str> = plan.ops().map(|op| op.name()).collect();
+    if let Some(f) = &stats.fallback {
         line += &format!(
             ", {} on the cpu: {} calls, {:.1} ms",
-            ops.join(", "),
-            usage.calls,
-            usage.time.as_secs_f64() * 1e3
+            f.ops.join(", "),
+            f.calls,
+            f.ms
         );
-        stats["fallback"] = json!({
-            "ops": ops,
-            "calls": usage.calls,
-            "ms": usage.time.as_secs_f64() * 1e3,
-        });
     }
     eprintln!("{line}");
     if args.json {
-        let doc = json!({
-            "prompt_tokens": prompt.len(),
-            "token_ids": generation.tokens,
-            "text": text,
-            "stop": format!("{:?}", generation.stop),
-            "stats": stats,
-        });
-        println!("{doc}");
+        let doc = GenerationReport {
+            prompt_tokens: prompt.len(),
+            stop: Stop::new(generation.stop, interrupted),
+            token_ids: generation.tokens,
+            text,
+            stats,
+        };
+        println!("{}", serde_json::to_string(&doc)?);
     }
     if interrupted {
         return Err(Interrupted.into());

@@ -7,6 +7,7 @@ use std::io::Read;
 use std::process::{Command, Output, Stdio};
 
 use common::checkpoint_dir;
+use inference::run::generation_report::GenerationReport;
 use serde_json::Value;
 
 const PROMPT: &str = "The clockmaker opens his shop";
@@ -105,6 +106,9 @@ fn temperature_zero_reproduces_the_transformers_greedy_continuation() {
 fn max_tokens_and_the_stats() {
     let (doc, stderr) = generate(&["--prompt", PROMPT, "--max-tokens", "5", "--ignore-eos"]);
     assert_eq!(tokens(&doc).len(), 5);
+    assert_eq!(doc["stop"], "max_tokens");
+    let report: GenerationReport = serde_json::from_value(doc.clone()).unwrap();
+    assert_eq!(report.token_ids.len(), 5);
     let stats = &doc["stats"];
     assert_eq!(stats["generated_tokens"], 5);
     for key in [
@@ -204,7 +208,7 @@ fn a_stop_string_ends_the_output() {
         "{got:?} / {stop:?}"
     );
     assert!(tokens(&stopped).len() < 40, "stopped early");
-    assert_eq!(stopped["stop"], "Caller");
+    assert_eq!(stopped["stop"], "stop_string");
 }
 
 #[test]

@@ -11,9 +11,10 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 use super::checkpoints::Checkpoint;
+use super::engine::{CheckpointBench, Engine, Measurement, NotReady};
 use super::process::{self, log_path};
 use super::report::{Metrics, Point};
-use super::transformers::Venv;
+use super::venv::Venv;
 use super::Env;
 
 /// The pinned source archive: name, version, SHA-256.
@@ -125,16 +126,34 @@ pub fn plan(asked: &[LlamaBuild], avx512: bool) -> Vec<(LlamaBuild, Option<&'sta
     builds.into_iter().map(|b| (b, None)).collect()
 }
 
+/// One build of llama.cpp as an engine: its `llama-bench`, and the GGUF file of the checkpoint
+/// being measured.
 pub struct LlamaCpp {
+    build: LlamaBuild,
     bench: PathBuf,
     src: PathBuf,
-    /// `llama-cpp-python 0.3.36`, refined with the build number after the first run.
-    pub version: String,
+    /// The converter runs in it.
+    venv: Venv,
+    /// `(from llama-cpp-python 0.3.36)`, refined with the build's commit after the first run.
+    version: String,
+    /// A note for its rows.
+    note: Option<&'static str>,
+    /// The checkpoint as GGUF, once [`Engine::prepare`] made it.
+    gguf: Option<PathBuf>,
+}
+
+impl LlamaCpp {
+    pub const NAME: &str = "llama.cpp";
 }
 
 /// Fetches, unpacks and makes `build` where missing; each step is skipped when its output
-/// exists.
-pub fn ensure(env: &Env, venv: &Venv, build: LlamaBuild) -> Result<LlamaCpp> {
+/// exists. `note` goes on its rows.
+pub fn ensure(
+    env: &Env,
+    venv: &Venv,
+    build: LlamaBuild,
+    note: Option<&'static str>,
+) -> Result<LlamaCpp> {
     if build == LlamaBuild::Avx2 && !cfg!(target_arch = "x86_64") {
         bail!("the avx2 build is for x86-64 CPUs");
     }
@@ -219,9 +238,13 @@ pub fn ensure(env: &Env, venv: &Venv, build: LlamaBuild) -> Result<LlamaCpp> {
             .with_context(|| format!("writing {}", marker.display()))?;
     }
     Ok(LlamaCpp {
+        build,
         bench,
         src,
+        venv: venv.clone(),
         version: format!("(from {name} {version})"),
+        note,
+        gguf: None,
     })
 }
 
@@ -239,10 +262,74 @@ fn find_cmake(venv: &Venv) -> Result<PathBuf> {
     )
 }
 
+impl Engine for LlamaCpp {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn variant(&self) -> Option<String> {
+        Some(self.build.name().to_owned())
+    }
+
+    fn note(&self) -> Option<&'static str> {
+        self.note
+    }
+
+    fn prepare(&mut self, bench: &CheckpointBench) -> Result<(), NotReady> {
+        // No file of the previous checkpoint is left to measure if this conversion fails.
+        self.gguf = None;
+        self.gguf = Some(self.convert(bench.ckpt, bench.env)?);
+        Ok(())
+    }
+
+    fn measure(&mut self, bench: &CheckpointBench) -> Result<Measurement> {
+        let (args, name) = (bench.args, self.log_name(bench.ckpt));
+        let gguf = self.converted()?;
+        let metrics =
+            self.prefill_and_decode(&gguf, args.prompt_tokens, args.new_tokens, bench.env, &name)?;
+        let mut m = Measurement::new(metrics);
+        m.version = Some(self.version.clone());
+        m.notes.push(
+            "llama-bench: its own prompt ids, TTFT = prompt / prefill rate, no load time".into(),
+        );
+        Ok(m)
+    }
+
+    fn sweep(&mut self, bench: &CheckpointBench) -> Result<Vec<Point>> {
+        let (gguf, name) = (self.converted()?, self.log_name(bench.ckpt));
+        bench.sweep_quietly(&self.label(), || {
+            self.decode_sweep(
+                &gguf,
+                bench.contexts,
+                bench.args.sweep_new_tokens,
+                bench.env,
+                &name,
+            )
+        })
+    }
+}
+
 impl LlamaCpp {
+    /// `1b-bf16-avx2`: the stem of this build's logs for a checkpoint.
+    fn log_name(&self, ckpt: &Checkpoint) -> String {
+        format!(
+            "{}-{}-{}",
+            ckpt.model.name(),
+            ckpt.dtype.name(),
+            self.build.name()
+        )
+    }
+
+    fn converted(&self) -> Result<PathBuf> {
+        self.gguf
+            .clone()
+            .context("llama.cpp measured before its checkpoint was converted")
+    }
+
     /// The checkpoint as GGUF in its own dtype, converted once; the source checkpoint's marker
     /// is kept beside it so a regenerated checkpoint is converted again.
-    pub fn gguf(&self, ckpt: &Checkpoint, venv: &Venv, env: &Env) -> Result<PathBuf> {
+    fn convert(&self, ckpt: &Checkpoint, env: &Env) -> Result<PathBuf> {
+        let venv = &self.venv;
         let dir = env.out.join("gguf");
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let name = format!("{}-{}", ckpt.model.name(), ckpt.dtype.name());
@@ -319,7 +406,7 @@ impl LlamaCpp {
 
     /// Prefill of `prompt` tokens, then decode of `new_tokens` after a context of `prompt`,
     /// once: the bench repeats it in rounds with the other engines.
-    pub fn measure(
+    fn prefill_and_decode(
         &mut self,
         gguf: &Path,
         prompt: usize,
@@ -366,7 +453,7 @@ impl LlamaCpp {
     }
 
     /// Decode tokens/s after each context (llama-bench's depth), and the other processes' load.
-    pub fn sweep(
+    fn decode_sweep(
         &self,
         gguf: &Path,
         contexts: &[usize],

@@ -8,6 +8,7 @@
 
 mod bandwidth;
 mod checkpoints;
+mod engine;
 mod llama_cpp;
 mod ours;
 mod process;
@@ -15,6 +16,7 @@ mod quiet;
 mod report;
 mod spm;
 mod transformers;
+mod venv;
 
 use std::cell::RefCell;
 use std::io::{IsTerminal, Write};
@@ -27,9 +29,12 @@ use anyhow::{bail, Context, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use checkpoints::{Checkpoint, Dtype, Model};
+use engine::{CheckpointBench, Engine, NotReady, Unavailable};
 use inference::ops::cpu::kernel_path::KernelPath;
-use llama_cpp::LlamaBuild;
+use llama_cpp::{LlamaBuild, LlamaCpp};
+use ours::Ours;
 use report::{EngineRun, Metrics, ModelRun, Point, Report, OURS};
+use transformers::Transformers;
 
 pub use process::rusage_exec;
 
@@ -356,32 +361,8 @@ fn measure_all(
     bar: &ProgressBar,
 ) -> Result<Report> {
     let load_start = load_average();
-    // Peers' setup first, which needs no quiet machine: a failure skips that peer everywhere,
-    // with the reason.
     bar.set_message("peers' setup");
-    let venv = if args.skip_peers {
-        Err("--skip-peers".to_owned())
-    } else {
-        transformers::ensure_venv(env).map_err(|e| {
-            tracing::warn!("no Python peers: {e:#}");
-            format!("the Python venv could not be made: {}", first_line(&e))
-        })
-    };
-    let mut engines: Vec<Engine> = lineup.kernels.iter().map(|&p| Engine::Ours(p)).collect();
-    engines.push(Engine::Transformers);
-    for &(build, note) in &lineup.llama_builds {
-        if let Some(note) = note {
-            tracing::info!("llama.cpp: {note}");
-        }
-        let llama = match &venv {
-            Ok(v) => llama_cpp::ensure(env, v, build).map_err(|e| {
-                tracing::warn!("no llama.cpp ({}): {e:#}", build.name());
-                format!("llama.cpp could not be built: {}", first_line(&e))
-            }),
-            Err(reason) => Err(reason.clone()),
-        };
-        engines.push(Engine::LlamaCpp { build, llama, note });
-    }
+    let mut engines = engines(args, env, lineup, gemma3);
     bar.inc(1);
 
     env.sample_bandwidth(bar);
@@ -427,7 +408,6 @@ fn measure_all(
             env,
             &ckpt,
             gemma3,
-            &venv,
             &mut engines,
             bar,
         )?);
@@ -463,14 +443,64 @@ fn measure_all(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The lineup's engines, a row each on every checkpoint: ours on each kernel path, then the
+/// peers.
+fn engines(args: &Args, env: &Env, lineup: &Lineup, gemma3: &Path) -> Vec<Box<dyn Engine>> {
+    // The peers are set up before any measurement, as that needs no quiet machine; a failure
+    // skips that peer everywhere, with the reason.
+    let venv = if args.skip_peers {
+        Err("--skip-peers".to_owned())
+    } else {
+        venv::ensure(env).map_err(|e| {
+            tracing::warn!("no Python peers: {e:#}");
+            format!("the Python venv could not be made: {}", first_line(&e))
+        })
+    };
+    let mut engines: Vec<Box<dyn Engine>> = lineup
+        .kernels
+        .iter()
+        .map(|&p| Box::new(Ours::new(gemma3, p)) as Box<dyn Engine>)
+        .collect();
+    engines.push(match &venv {
+        Ok(v) => Box::new(Transformers::new(v.clone())),
+        Err(reason) => Box::new(Unavailable {
+            name: Transformers::NAME,
+            variant: None,
+            note: None,
+            reason: reason.clone(),
+        }),
+    });
+    for &(build, note) in &lineup.llama_builds {
+        if let Some(note) = note {
+            tracing::info!("llama.cpp: {note}");
+        }
+        let llama = match &venv {
+            Ok(v) => llama_cpp::ensure(env, v, build, note).map_err(|e| {
+                tracing::warn!("no llama.cpp ({}): {e:#}", build.name());
+                format!("llama.cpp could not be built: {}", first_line(&e))
+            }),
+            Err(reason) => Err(reason.clone()),
+        };
+        engines.push(match llama {
+            Ok(l) => Box::new(l),
+            Err(reason) => Box::new(Unavailable {
+                name: LlamaCpp::NAME,
+                variant: Some(build.name().to_owned()),
+                note,
+                reason,
+            }),
+        });
+    }
+    engines
+}
+
+/// Every engine on one checkpoint: the main measurements in rounds, then the sweeps.
 fn measure_checkpoint(
     args: &Args,
     env: &Env,
     ckpt: &Checkpoint,
     gemma3: &Path,
-    venv: &Result<transformers::Venv, String>,
-    engines: &mut [Engine],
+    engines: &mut [Box<dyn Engine>],
     bar: &ProgressBar,
 ) -> Result<(ModelRun, FloorPlan)> {
     let label = format!("{} {}", ckpt.model.name(), ckpt.dtype.name());
@@ -526,26 +556,36 @@ fn measure_checkpoint(
         args,
         env,
         ckpt,
-        gemma3,
-        venv,
         ids: &ids,
         ids_file: &ids_file,
         contexts: &contexts,
         label: &label,
     };
 
+    // Each engine readied for this checkpoint, or its row without numbers.
+    let mut rows: Vec<Option<EngineRun>> = engines
+        .iter_mut()
+        .map(|engine| match engine.prepare(&bench) {
+            Ok(()) => None,
+            Err(NotReady::Skipped(reason)) => Some(EngineRun::skipped(engine.name(), reason)),
+            Err(NotReady::Failed(e)) => Some(failed(
+                engine.name(),
+                &format!("{label}: {}", engine.label()),
+                &e,
+            )),
+        })
+        .collect();
+
     // Phase 1, the main measurements, in rounds of every engine once: the host's memory
     // bandwidth drifts (other tenants) by a third within minutes, and an engine measured
     // `runs` times in a row can land in a slow stretch that another missed. Each engine keeps
     // its best, and its floor uses the bandwidth sampled just before and after its runs.
-    let mut rows: Vec<Option<EngineRun>> = vec![None; engines.len()];
     let mut tokens: Vec<Option<Vec<u32>>> = vec![None; engines.len()];
     let mut before = env.sample_bandwidth(bar);
-    // A warm-up run first: the page cache, so that load times compare.
-    let _ = ours::generate(gemma3, None, ckpt, &ids[..2], 2, env, "warmup");
+    ours::warm_up(gemma3, &bench);
     for round in 1..=env.runs {
-        for (i, engine) in engines.iter_mut().enumerate() {
-            if rows[i].as_ref().is_some_and(|r| r.metrics.is_none()) {
+        for ((engine, row), tokens) in engines.iter_mut().zip(&mut rows).zip(&mut tokens) {
+            if row.as_ref().is_some_and(|r| r.metrics.is_none()) {
                 continue;
             }
             bar.set_message(format!(
@@ -553,14 +593,14 @@ fn measure_checkpoint(
                 engine.label(),
                 env.runs
             ));
-            let (mut run, ran) = bench.main(engine);
+            let (mut run, ran) = measure_once(engine.as_mut(), &bench);
             if run.metrics.is_some() {
                 let after = env.sample_bandwidth(bar);
                 run.read_gb_s = Some(before.max(after));
                 before = after;
             }
-            tokens[i] = tokens[i].take().or(ran);
-            rows[i] = Some(match rows[i].take() {
+            *tokens = tokens.take().or(ran);
+            *row = Some(match row.take() {
                 Some(best) => best.best_of_two(run),
                 None => run,
             });
@@ -585,16 +625,15 @@ fn measure_checkpoint(
 
     // Phase 2, decode against context, for each engine that measured.
     if !contexts.is_empty() {
-        for (engine, run) in engines.iter().zip(&mut rows) {
+        for (engine, run) in engines.iter_mut().zip(&mut rows) {
             if run.metrics.is_some() {
                 bar.set_message(format!("{label}: {} sweep", run.label()));
-                match bench.sweep(engine) {
-                    Some(Ok(points)) => run.sweep = points,
-                    Some(Err(e)) => {
+                match engine.sweep(&bench) {
+                    Ok(points) => run.sweep = points,
+                    Err(e) => {
                         tracing::warn!("{label}: {} sweep: {e:#}", run.label());
                         run.notes.push(format!("sweep failed: {}", first_line(&e)));
                     }
-                    None => {}
                 }
             }
             bar.inc(1);
@@ -618,250 +657,23 @@ fn measure_checkpoint(
     ))
 }
 
-/// One row of every checkpoint: ours on one CPU kernel path, or a peer.
-enum Engine {
-    /// Ours, on the path forced through `GEMMA3_CPU_KERNELS` (`None`: the one it picks).
-    Ours(Option<KernelPath>),
-    Transformers,
-    /// One llama.cpp build (or why there is none), with a note for its rows.
-    LlamaCpp {
-        build: LlamaBuild,
-        llama: Result<llama_cpp::LlamaCpp, String>,
-        note: Option<&'static str>,
-    },
-}
-
-impl Engine {
-    fn name(&self) -> &'static str {
-        match self {
-            Engine::Ours(_) => OURS,
-            Engine::Transformers => "transformers",
-            Engine::LlamaCpp { .. } => "llama.cpp",
+/// One main measurement of `engine` on a quiet machine, as its row, with its greedy tokens
+/// where it reports them.
+fn measure_once(engine: &mut dyn Engine, bench: &CheckpointBench) -> (EngineRun, Option<Vec<u32>>) {
+    let what = format!("{}: {}", bench.label, engine.label());
+    let quiet = &bench.env.quiet;
+    let measured = quiet.measure(&what, || engine.measure(bench), |m| m.metrics.others_cores);
+    match measured {
+        Ok(m) => {
+            let said = summary(&m.metrics);
+            let mut run = EngineRun::measured(engine.name(), m.version, m.metrics);
+            run.variant = m.variant.or(engine.variant());
+            run.notes = m.notes;
+            tracing::info!("{}: {} {said}", bench.label, run.label());
+            (run, m.tokens)
         }
+        Err(e) => (failed(engine.name(), &what, &e), None),
     }
-
-    /// The variant asked for; ours's row takes the path its stats name once it ran.
-    fn variant(&self) -> Option<String> {
-        match self {
-            Engine::Ours(path) => path.map(|p| p.name().to_owned()),
-            Engine::Transformers => None,
-            Engine::LlamaCpp { build, .. } => Some(build.name().to_owned()),
-        }
-    }
-
-    fn label(&self) -> String {
-        report::label(self.name(), self.variant().as_deref())
-    }
-
-    fn note(&self) -> Option<&'static str> {
-        match self {
-            Engine::LlamaCpp { note, .. } => *note,
-            _ => None,
-        }
-    }
-}
-
-/// What each engine's measurements of one checkpoint need.
-struct CheckpointBench<'a> {
-    args: &'a Args,
-    env: &'a Env,
-    ckpt: &'a Checkpoint,
-    gemma3: &'a Path,
-    venv: &'a Result<transformers::Venv, String>,
-    /// The prompt's ids, as many as the longest context needs.
-    ids: &'a [u32],
-    ids_file: &'a Path,
-    contexts: &'a [usize],
-    /// `1b bf16`.
-    label: &'a str,
-}
-
-impl CheckpointBench<'_> {
-    /// One main measurement of `engine`, with its greedy tokens where it reports them.
-    fn main(&self, engine: &mut Engine) -> (EngineRun, Option<Vec<u32>>) {
-        let (args, env, ckpt, label) = (self.args, self.env, self.ckpt, self.label);
-        let what = format!("{label}: {}", engine.label());
-        let prompt = &self.ids[..args.prompt_tokens];
-        match engine {
-            Engine::Ours(path) => {
-                let measured = env.quiet.measure(
-                    &what,
-                    || {
-                        ours::generate(
-                            self.gemma3,
-                            *path,
-                            ckpt,
-                            prompt,
-                            args.new_tokens,
-                            env,
-                            "main",
-                        )
-                    },
-                    |g| g.metrics.others_cores,
-                );
-                match measured {
-                    Ok(g) => {
-                        let ran = report::label(OURS, Some(&g.cpu_kernels));
-                        tracing::info!("{label}: {ran} {}", summary(&g.metrics));
-                        let no_preflight = g.metrics.preflight_ms.is_none();
-                        let mut run = EngineRun::measured(OURS, None, g.metrics);
-                        run.variant = Some(g.cpu_kernels);
-                        if no_preflight {
-                            run.notes
-                                .push("no preflight line in the log (GEMMA3_LOG=info)".into());
-                        }
-                        (run, Some(g.token_ids))
-                    }
-                    Err(e) => (failed(OURS, &what, &e), None),
-                }
-            }
-            Engine::Transformers => {
-                let venv = match self.venv {
-                    Ok(venv) => venv,
-                    Err(reason) => {
-                        return (EngineRun::skipped("transformers", reason.clone()), None)
-                    }
-                };
-                let measured = env.quiet.measure(
-                    &what,
-                    || {
-                        transformers::measure(
-                            venv,
-                            ckpt,
-                            self.ids_file,
-                            args.prompt_tokens,
-                            args.new_tokens,
-                            env,
-                        )
-                    },
-                    |r| r.metrics.others_cores,
-                );
-                match measured {
-                    Ok(r) => {
-                        tracing::info!("{what} {}", summary(&r.metrics));
-                        let run = EngineRun::measured("transformers", Some(r.version), r.metrics);
-                        (run, Some(r.token_ids))
-                    }
-                    Err(e) => (failed("transformers", &what, &e), None),
-                }
-            }
-            Engine::LlamaCpp { build, llama, .. } => {
-                let llama = match llama {
-                    Ok(llama) => llama,
-                    Err(reason) => return (EngineRun::skipped("llama.cpp", reason.clone()), None),
-                };
-                let venv = match self.venv {
-                    Ok(venv) => venv,
-                    Err(reason) => return (EngineRun::skipped("llama.cpp", reason.clone()), None),
-                };
-                let name = llama_log_name(ckpt, *build);
-                let measured = llama.gguf(ckpt, venv, env).and_then(|file| {
-                    env.quiet.measure(
-                        &what,
-                        || llama.measure(&file, args.prompt_tokens, args.new_tokens, env, &name),
-                        |m| m.others_cores,
-                    )
-                });
-                match measured {
-                    Ok(m) => {
-                        tracing::info!("{what} {}", summary(&m));
-                        let mut run =
-                            EngineRun::measured("llama.cpp", Some(llama.version.clone()), m);
-                        run.notes.push(
-                            "llama-bench: its own prompt ids, TTFT = prompt / prefill rate, no load time"
-                                .into(),
-                        );
-                        (run, None)
-                    }
-                    Err(e) => (failed("llama.cpp", &what, &e), None),
-                }
-            }
-        }
-    }
-
-    /// Decode tokens/s against context for `engine`; `None` where it has no sweep to make.
-    fn sweep(&self, engine: &Engine) -> Option<Result<Vec<Point>>> {
-        let (args, env, ckpt, label) = (self.args, self.env, self.ckpt, self.label);
-        let what = format!("{label}: {} sweep", engine.label());
-        let venv = self.venv.as_ref().ok();
-        match engine {
-            Engine::Ours(path) => Some(Ok(sweep_points(self.contexts, |c| {
-                best_of(env.runs, || {
-                    env.quiet.measure(
-                        &format!("{label}: {} at context {c}", engine.label()),
-                        || {
-                            ours::generate(
-                                self.gemma3,
-                                *path,
-                                ckpt,
-                                &self.ids[..c],
-                                args.sweep_new_tokens,
-                                env,
-                                &format!("ctx{c}"),
-                            )
-                        },
-                        |g| g.metrics.others_cores,
-                    )
-                })
-                .map(|g| g.metrics.decode_tok_s)
-            }))),
-            Engine::Transformers => {
-                let venv = venv?;
-                Some(
-                    env.quiet
-                        .measure(
-                            &what,
-                            || {
-                                transformers::sweep(
-                                    venv,
-                                    ckpt,
-                                    self.ids_file,
-                                    self.contexts,
-                                    args.sweep_new_tokens,
-                                    env,
-                                )
-                            },
-                            |(_, load)| *load,
-                        )
-                        .map(|(points, _)| points),
-                )
-            }
-            Engine::LlamaCpp { build, llama, .. } => {
-                let (llama, venv) = (llama.as_ref().ok()?, venv?);
-                let name = llama_log_name(ckpt, *build);
-                Some(
-                    llama
-                        .gguf(ckpt, venv, env)
-                        .and_then(|file| {
-                            env.quiet.measure(
-                                &what,
-                                || {
-                                    llama.sweep(
-                                        &file,
-                                        self.contexts,
-                                        args.sweep_new_tokens,
-                                        env,
-                                        &name,
-                                    )
-                                },
-                                |(_, load)| *load,
-                            )
-                        })
-                        .map(|(points, _)| points),
-                )
-            }
-        }
-    }
-}
-
-/// `1b-bf16-avx2`: the stem of a llama.cpp build's logs for a checkpoint.
-fn llama_log_name(ckpt: &Checkpoint, build: LlamaBuild) -> String {
-    format!(
-        "{}-{}-{}",
-        ckpt.model.name(),
-        ckpt.dtype.name(),
-        build.name()
-    )
 }
 
 /// What a checkpoint's floors depend on besides the bandwidth.
@@ -888,38 +700,6 @@ impl FloorPlan {
             .collect();
         (floor(self.main), sweep)
     }
-}
-
-/// The best of `runs` tries, metric by metric ([`report::Metrics::best`]). The first error
-/// ends it.
-fn best_of(runs: usize, mut f: impl FnMut() -> Result<ours::Generated>) -> Result<ours::Generated> {
-    let mut best = f()?;
-    for _ in 1..runs {
-        let next = f()?;
-        let metrics = best.metrics.best(&next.metrics);
-        if next.metrics.decode_tok_s > best.metrics.decode_tok_s {
-            best = next;
-        }
-        best.metrics = metrics;
-    }
-    Ok(best)
-}
-
-/// Points that measured; a failing context is logged and left out.
-fn sweep_points(contexts: &[usize], mut f: impl FnMut(usize) -> Result<f64>) -> Vec<Point> {
-    contexts
-        .iter()
-        .filter_map(|&c| match f(c) {
-            Ok(v) => Some(Point {
-                context: c,
-                decode_tok_s: v,
-            }),
-            Err(e) => {
-                tracing::warn!("context {c}: {e:#}");
-                None
-            }
-        })
-        .collect()
 }
 
 /// A failed row of `engine`; `what` names the measurement in the log.
@@ -1086,40 +866,20 @@ fn machine() -> report::Machine {
 mod tests {
     use super::*;
 
-    fn run(prefill_tok_s: f64, decode_tok_s: f64) -> ours::Generated {
-        ours::Generated {
-            metrics: report::Metrics {
-                prompt_tokens: 128,
-                generated_tokens: 64,
-                prefill_tok_s,
-                decode_tok_s,
-                ttft_ms: Some(128_000.0 / prefill_tok_s),
-                load_s: Some(0.5),
-                peak_rss_bytes: None,
-                preflight_ms: None,
-                others_cores: None,
-            },
-            token_ids: vec![1, 2, 3],
-            cpu_kernels: "avx2".into(),
+    fn metrics(prefill_tok_s: f64, decode_tok_s: f64) -> Metrics {
+        Metrics {
+            prompt_tokens: 128,
+            generated_tokens: 64,
+            prefill_tok_s,
+            decode_tok_s,
+            ..Default::default()
         }
-    }
-
-    #[test]
-    fn the_best_of_runs_takes_each_rate_from_its_fastest_run() {
-        let mut runs = vec![run(150.0, 14.0), run(190.0, 13.0), run(170.0, 15.0)].into_iter();
-        let best = best_of(3, || Ok(runs.next().unwrap())).unwrap();
-        assert_eq!(best.metrics.decode_tok_s, 15.0);
-        assert_eq!(best.metrics.prefill_tok_s, 190.0);
-        assert_eq!(best.metrics.ttft_ms, Some(128_000.0 / 190.0));
-        assert!(runs.next().is_none(), "every run was made");
-        let mut failing = vec![Ok(run(1.0, 1.0)), Err(anyhow::anyhow!("boom"))].into_iter();
-        assert!(best_of(2, || failing.next().unwrap()).is_err());
     }
 
     #[test]
     fn rounds_keep_each_engines_best_and_its_first_error() {
         let row = |prefill, decode, gb_s| {
-            let mut r = EngineRun::measured(OURS, None, run(prefill, decode).metrics);
+            let mut r = EngineRun::measured(OURS, None, metrics(prefill, decode));
             r.read_gb_s = Some(gb_s);
             r
         };
@@ -1165,16 +925,22 @@ mod tests {
 
     #[test]
     fn each_row_is_named_by_its_engine_and_the_variant_asked_for() {
-        assert_eq!(Engine::Ours(None).label(), "gemma3");
+        let bin = Path::new("gemma3");
+        assert_eq!(Ours::new(bin, None).label(), "gemma3");
         assert_eq!(
-            Engine::Ours(Some(KernelPath::Avx2)).label(),
+            Ours::new(bin, Some(KernelPath::Avx2)).label(),
             "gemma3 (avx2)"
         );
-        assert_eq!(Engine::Transformers.label(), "transformers");
-        let llama = Engine::LlamaCpp {
-            build: LlamaBuild::Avx2,
-            llama: Err("--skip-peers".into()),
+        let venv = venv::Venv {
+            dir: "venv".into(),
+            python: "venv/bin/python".into(),
+        };
+        assert_eq!(Transformers::new(venv).label(), "transformers");
+        let llama = Unavailable {
+            name: LlamaCpp::NAME,
+            variant: Some(LlamaBuild::Avx2.name().into()),
             note: Some("a note"),
+            reason: "--skip-peers".into(),
         };
         assert_eq!(llama.label(), "llama.cpp (avx2)");
         assert_eq!(llama.note(), Some("a note"));

@@ -14,7 +14,6 @@ use anyhow::{bail, Context, Result};
 /// A child that exited successfully.
 pub struct Finished {
     pub stdout: String,
-    pub stderr: String,
     pub wall: Duration,
     pub peak_rss_bytes: u64,
     /// Cores that everything else on the machine kept busy, on average, while the child ran:
@@ -180,7 +179,6 @@ pub fn run(cmd: &mut Command, what: &str, log: &Path, hint: &str) -> Result<Fini
     }
     Ok(Finished {
         stdout,
-        stderr,
         wall,
         peak_rss_bytes: rss_kib * 1024,
         others_cores,
@@ -333,7 +331,6 @@ mod tests {
         )
         .unwrap();
         assert_eq!(done.stdout, "out\n");
-        assert_eq!(done.stderr, "err\n");
         assert!(done.peak_rss_bytes > 0);
         assert!(done.others_cores.is_some_and(|c| c >= 0.0));
         assert!(std::fs::read_to_string(&log)

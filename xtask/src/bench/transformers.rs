@@ -1,5 +1,4 @@
-//! The Python side: a cached venv with the pinned peers (`scripts/bench/requirements.txt`),
-//! and the transformers peer (`scripts/bench/transformers_cpu.py`).
+//! The transformers peer (`scripts/bench/transformers_cpu.py`), run in the bench's venv.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -8,78 +7,62 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use super::checkpoints::Checkpoint;
+use super::engine::{CheckpointBench, Engine, Measurement, NotReady};
 use super::process::{self, log_path};
 use super::report::{Metrics, Point};
+use super::venv::Venv;
 use super::Env;
 
-pub struct Venv {
-    pub dir: PathBuf,
-    pub python: PathBuf,
+/// The transformers peer, in the venv.
+pub struct Transformers {
+    venv: Venv,
 }
 
-impl Venv {
-    /// A program the venv installed (`cmake`), if it did.
-    pub fn bin(&self, name: &str) -> Option<PathBuf> {
-        let p = self.dir.join("bin").join(name);
-        p.exists().then_some(p)
-    }
+impl Transformers {
+    pub const NAME: &str = "transformers";
 
-    /// `pip install` into the venv, output to a log.
-    pub fn pip(&self, args: &[&std::ffi::OsStr], what: &str, env: &Env) -> Result<()> {
-        process::run(
-            Command::new(&self.python)
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--no-input",
-                    "--disable-pip-version-check",
-                ])
-                .args(args),
-            what,
-            &log_path(&env.logs, what),
-            "check that PyPI is reachable (pip's own settings apply), or pass --skip-peers",
-        )
-        .map(drop)
+    pub fn new(venv: Venv) -> Self {
+        Transformers { venv }
     }
 }
 
-/// The venv under `target/bench/venv` with the pinned requirements; a marker holding the
-/// requirements file records what was installed, so a rerun installs nothing.
-pub fn ensure_venv(env: &Env) -> Result<Venv> {
-    let dir = env.out.join("venv");
-    let python = dir.join("bin/python");
-    let requirements = env.repo.join("scripts/bench/requirements.txt");
-    let want = std::fs::read_to_string(&requirements)
-        .with_context(|| format!("reading {}", requirements.display()))?;
-    let marker = dir.join("bench-requirements.txt");
-    let venv = Venv {
-        dir: dir.clone(),
-        python: python.clone(),
-    };
-    if python.exists() && std::fs::read_to_string(&marker).is_ok_and(|have| have == want) {
-        return Ok(venv);
+impl Engine for Transformers {
+    fn name(&self) -> &'static str {
+        Self::NAME
     }
-    if !python.exists() {
-        tracing::info!("creating a Python venv in {}", dir.display());
-        process::run(
-            Command::new("python3").arg("-m").arg("venv").arg(&dir),
-            "python3 -m venv",
-            &log_path(&env.logs, "venv"),
-            "install Python 3 with its venv module (Debian: python3-venv), or pass --skip-peers",
+
+    fn prepare(&mut self, _: &CheckpointBench) -> Result<(), NotReady> {
+        Ok(())
+    }
+
+    fn measure(&mut self, bench: &CheckpointBench) -> Result<Measurement> {
+        let (args, ckpt) = (bench.args, bench.ckpt);
+        let r = measure(
+            &self.venv,
+            ckpt,
+            bench.ids_file,
+            args.prompt_tokens,
+            args.new_tokens,
+            bench.env,
         )?;
+        let mut m = Measurement::new(r.metrics);
+        m.version = Some(r.version);
+        m.tokens = Some(r.token_ids);
+        Ok(m)
     }
-    tracing::info!(
-        "installing the peers' Python packages (torch, transformers, …; several GB, once) into {}",
-        dir.display()
-    );
-    venv.pip(
-        &["-r".as_ref(), requirements.as_os_str()],
-        "pip-install-requirements",
-        env,
-    )?;
-    std::fs::write(&marker, want).with_context(|| format!("writing {}", marker.display()))?;
-    Ok(venv)
+
+    fn sweep(&mut self, bench: &CheckpointBench) -> Result<Vec<Point>> {
+        bench.sweep_quietly(&self.label(), || {
+            sweep(
+                &self.venv,
+                bench.ckpt,
+                bench.ids_file,
+                bench.contexts,
+                bench.args.sweep_new_tokens,
+                bench.env,
+            )
+        })
+    }
 }
 
 pub struct Run {
