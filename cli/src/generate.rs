@@ -4,8 +4,8 @@ use std::io::Write;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use gemma3_interface::generation_report::{FallbackStats, GenerationReport, GenerationStats};
 use inference::run::generation::{self, Flow, StopReason};
-use inference::run::generation_report::{FallbackStats, GenerationReport, GenerationStats, Stop};
 use inference::run::sampling::{Sampler, SamplingParams};
 use inference::text::chat::Message;
 use inference::text::detokenize::TokenStream;
@@ -201,7 +201,7 @@ pub fn run(args: Args) -> Result<()> {
     if args.json {
         let doc = GenerationReport {
             prompt_tokens: prompt.len(),
-            stop: Stop::new(generation.stop, interrupted),
+            stop: generation.stop.reported(interrupted),
             token_ids: generation.tokens,
             text,
             stats,

@@ -7,7 +7,7 @@ use std::io::Read;
 use std::process::{Command, Output, Stdio};
 
 use common::checkpoint_dir;
-use inference::run::generation_report::GenerationReport;
+use gemma3_interface::generation_report::GenerationReport;
 use serde_json::Value;
 
 const PROMPT: &str = "The clockmaker opens his shop";

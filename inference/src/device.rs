@@ -45,7 +45,7 @@ impl Backend {
     }
 }
 
-crate::named!(Backend, "backend");
+gemma3_interface::named!(Backend, "backend");
 
 /// A backend request: `auto`, `cpu`, `cuda[:N]` or `metal[:N]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

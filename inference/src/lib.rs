@@ -11,7 +11,6 @@ pub mod device;
 pub mod error;
 pub mod load;
 pub mod model;
-pub mod named;
 pub mod ops;
 pub mod process;
 pub mod run;

@@ -140,7 +140,7 @@ pub fn run(opts: &Options) -> Result<bool> {
         let mut cmd = Command::new(&runner[0]);
         cmd.args(&runner[1..]).arg(exe).args(args).current_dir(dir);
         if let Some(path) = path {
-            cmd.env(inference::ops::cpu::kernel_path::ENV, path);
+            cmd.env(gemma3_interface::kernel_path::ENV, path);
         }
         let status = cmd
             .status()

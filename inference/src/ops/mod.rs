@@ -143,7 +143,7 @@ impl OpKind {
     }
 }
 
-crate::named!(OpKind, "op");
+gemma3_interface::named!(OpKind, "op");
 
 impl Op {
     /// How many tensor inputs the op takes; `None` for variadic ops.
@@ -353,6 +353,18 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ops_and_backends_round_trip_by_name() {
+        use gemma3_interface::named::assert_names_round_trip;
+        assert_names_round_trip::<OpKind>();
+        assert_names_round_trip::<crate::device::Backend>();
+        let e = "silu".parse::<OpKind>().unwrap_err().to_string();
+        assert!(
+            e.starts_with("unknown op `silu`; use one of matmul, linear,"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn an_op_is_named_by_its_kind_as_its_serde_tag_is() {

@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use candle_core::Tensor;
+use gemma3_interface::generation_report::Stop;
 
 use crate::error::Result;
 use crate::model::{Gemma3, KvCache, Logits};
@@ -33,6 +34,20 @@ pub enum StopReason {
     ContextFull,
     /// The caller asked to stop, for example on a stop string.
     Caller,
+}
+
+impl StopReason {
+    /// How `gemma3 generate --json` reports it: a stop the caller asked for is Ctrl-C's when
+    /// `interrupted`, else a stop string's (the two ways the CLI stops a generation).
+    pub fn reported(self, interrupted: bool) -> Stop {
+        match self {
+            StopReason::MaxTokens => Stop::MaxTokens,
+            StopReason::StopToken => Stop::StopToken,
+            StopReason::ContextFull => Stop::ContextFull,
+            StopReason::Caller if interrupted => Stop::Interrupted,
+            StopReason::Caller => Stop::StopString,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,4 +141,20 @@ pub fn generate(
         stop: reason,
         timings,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stops_are_snake_case_and_the_callers_stop_is_named_by_its_cause() {
+        let name =
+            |r: StopReason, interrupted| serde_json::to_value(r.reported(interrupted)).unwrap();
+        assert_eq!(name(StopReason::MaxTokens, false), "max_tokens");
+        assert_eq!(name(StopReason::StopToken, false), "stop_token");
+        assert_eq!(name(StopReason::ContextFull, true), "context_full");
+        assert_eq!(name(StopReason::Caller, false), "stop_string");
+        assert_eq!(name(StopReason::Caller, true), "interrupted");
+    }
 }

@@ -30,7 +30,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use checkpoints::{Checkpoint, Dtype, Model};
 use engine::{CheckpointBench, Engine, NotReady, Unavailable};
-use inference::ops::cpu::kernel_path::KernelPath;
+use gemma3_interface::kernel_path::KernelPath;
 use llama_cpp::{LlamaBuild, LlamaCpp};
 use ours::Ours;
 use report::{EngineRun, Metrics, ModelRun, Point, Report, OURS};

@@ -8,8 +8,8 @@ use std::process::Command;
 use std::str::FromStr;
 
 use anyhow::{bail, Context, Result};
-use inference::ops::cpu::kernel_path::{self, KernelPath};
-use inference::run::generation_report::GenerationReport;
+use gemma3_interface::generation_report::GenerationReport;
+use gemma3_interface::kernel_path::{self, KernelPath};
 
 use super::checkpoints::{prompt_text, Checkpoint};
 use super::engine::{CheckpointBench, Engine, Measurement, NotReady};

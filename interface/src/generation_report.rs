@@ -4,8 +4,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::run::generation::StopReason;
-
 /// A generation's tokens, text, why it ended, and its timings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GenerationReport {
@@ -31,20 +29,6 @@ pub enum Stop {
     StopString,
     /// Ctrl-C.
     Interrupted,
-}
-
-impl Stop {
-    /// The generation's reason; a stop the caller asked for is Ctrl-C's when `interrupted`,
-    /// else a stop string's (the two ways the CLI stops a generation).
-    pub fn new(reason: StopReason, interrupted: bool) -> Self {
-        match reason {
-            StopReason::MaxTokens => Self::MaxTokens,
-            StopReason::StopToken => Self::StopToken,
-            StopReason::ContextFull => Self::ContextFull,
-            StopReason::Caller if interrupted => Self::Interrupted,
-            StopReason::Caller => Self::StopString,
-        }
-    }
 }
 
 /// Sizes, rates and times of one generation.
@@ -79,19 +63,6 @@ pub struct FallbackStats {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stops_are_snake_case_and_the_callers_stop_is_named_by_its_cause() {
-        let name = |s: Stop| serde_json::to_value(s).unwrap();
-        assert_eq!(name(Stop::new(StopReason::MaxTokens, false)), "max_tokens");
-        assert_eq!(name(Stop::new(StopReason::StopToken, false)), "stop_token");
-        assert_eq!(
-            name(Stop::new(StopReason::ContextFull, true)),
-            "context_full"
-        );
-        assert_eq!(name(Stop::new(StopReason::Caller, false)), "stop_string");
-        assert_eq!(name(Stop::new(StopReason::Caller, true)), "interrupted");
-    }
 
     #[test]
     fn the_document_round_trips_and_omits_an_absent_fallback() {
