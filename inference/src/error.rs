@@ -31,6 +31,9 @@ pub enum Error {
     #[error("{}: not a valid safetensors file ({reason}); re-download it or regenerate the checkpoint", path.display())]
     CorruptWeights { path: PathBuf, reason: String },
 
+    #[error("{}: {problem}", path.display())]
+    Gguf { path: PathBuf, problem: String },
+
     #[error("weights: tensor `{name}` is missing from the checkpoint (looked in {})", files.join(", "))]
     MissingTensor { name: String, files: Vec<String> },
 

@@ -20,6 +20,22 @@ pub enum LayerKind {
     Full,
 }
 
+impl LayerKind {
+    /// `num_layers` layers in which every `n`th (`n` > 0) is full and the others slide:
+    /// Gemma 3's pattern (`n` = 6), which llama.cpp hard-codes.
+    pub fn every_nth_full(num_layers: usize, n: usize) -> Vec<LayerKind> {
+        (0..num_layers)
+            .map(|i| {
+                if (i + 1) % n == 0 {
+                    LayerKind::Full
+                } else {
+                    LayerKind::Sliding
+                }
+            })
+            .collect()
+    }
+}
+
 /// RoPE parameters of one layer kind.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rope {
@@ -280,15 +296,13 @@ fn parse_layer_kinds(f: &Fields, num_layers: usize) -> Result<Vec<LayerKind>> {
             .collect();
     }
     let pattern = f.usize_or("sliding_window_pattern", Some(6))?;
-    Ok((0..num_layers)
-        .map(|i| {
-            if (i + 1) % pattern == 0 {
-                LayerKind::Full
-            } else {
-                LayerKind::Sliding
-            }
-        })
-        .collect())
+    if pattern == 0 {
+        return Err(Error::field(
+            f.name("sliding_window_pattern"),
+            "must be at least 1 (every nth layer is global)",
+        ));
+    }
+    Ok(LayerKind::every_nth_full(num_layers, pattern))
 }
 
 /// Reads RoPE for full and sliding layers from either `rope_parameters` (nested by layer type,

@@ -5,8 +5,10 @@
 //! - [`weights`] memory-maps safetensors checkpoints.
 //! - [`checkpoint`] finds and loads a checkpoint directory with its tokenizer.
 //! - [`hub`] fetches one from the Hugging Face Hub.
+//! - [`gguf`] reads a GGUF file's configuration and tensor table.
 
 pub mod checkpoint;
 pub mod config;
+pub mod gguf;
 pub mod hub;
 pub mod weights;

@@ -1,0 +1,131 @@
+//! GGUF headers: the configuration llama.cpp's converter writes for a checkpoint reads back as
+//! the checkpoint's own `config.json` does, and a file that is not Gemma 3, is cut short or
+//! lacks a key gets one error that says so.
+
+mod common;
+
+use std::path::Path;
+
+use candle_core::quantized::gguf_file::{self, Value};
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{Device, Tensor};
+use inference::load::config::ModelConfig;
+use inference::load::gguf::GgufFile;
+
+/// The metadata llama.cpp's `convert_hf_to_gguf.py` writes for the tiny text checkpoint (its
+/// `config.json`), by key.
+fn tiny_text_metadata() -> Vec<(&'static str, Value)> {
+    vec![
+        ("general.architecture", Value::String("gemma3".into())),
+        ("gemma3.context_length", Value::U32(1024)),
+        ("gemma3.embedding_length", Value::U32(64)),
+        ("gemma3.block_count", Value::U32(6)),
+        ("gemma3.feed_forward_length", Value::U32(128)),
+        ("gemma3.attention.head_count", Value::U32(4)),
+        ("gemma3.attention.head_count_kv", Value::U32(1)),
+        ("gemma3.attention.key_length", Value::U32(32)),
+        ("gemma3.attention.value_length", Value::U32(32)),
+        ("gemma3.attention.layer_norm_rms_epsilon", Value::F32(1e-6)),
+        ("gemma3.attention.sliding_window", Value::U32(8)),
+        ("gemma3.rope.freq_base", Value::F32(1_000_000.0)),
+        ("tokenizer.ggml.bos_token_id", Value::U32(2)),
+        ("tokenizer.ggml.eos_token_id", Value::U32(1)),
+        ("tokenizer.ggml.eot_token_id", Value::U32(6)),
+    ]
+}
+
+/// Writes a GGUF file of `metadata` and an f32 `token_embd.weight` of `vocab` rows of 64.
+fn write(path: &Path, metadata: &[(&str, Value)], vocab: usize) {
+    let embed = Tensor::zeros((vocab, 64), candle_core::DType::F32, &Device::Cpu).unwrap();
+    let embed = QTensor::quantize(&embed, GgmlDType::F32).unwrap();
+    let metadata: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (*k, v)).collect();
+    let mut file = std::fs::File::create(path).unwrap();
+    gguf_file::write(&mut file, &metadata, &[("token_embd.weight", &embed)]).unwrap();
+}
+
+fn open_error(metadata: &[(&str, Value)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.gguf");
+    write(&path, metadata, 512);
+    match GgufFile::open(&path).and_then(|g| g.text_config()) {
+        Ok(_) => panic!("the file was accepted"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn the_converters_metadata_reads_back_as_the_checkpoints_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.gguf");
+    write(&path, &tiny_text_metadata(), 512);
+    let from_gguf = GgufFile::open(&path).unwrap().text_config().unwrap();
+    let config = common::checkpoint_dir("tiny-text").join("config.json");
+    let from_json = ModelConfig::from_file(&config).unwrap().text;
+    assert_eq!(from_gguf, from_json);
+}
+
+#[test]
+fn the_27b_scales_queries_by_hidden_over_heads_as_llama_cpp_does() {
+    let mut metadata = tiny_text_metadata();
+    for (k, v) in &mut metadata {
+        match *k {
+            "gemma3.block_count" => *v = Value::U32(62),
+            "gemma3.embedding_length" => *v = Value::U32(5376),
+            "gemma3.attention.head_count" => *v = Value::U32(32),
+            "gemma3.attention.key_length" => *v = Value::U32(128),
+            _ => {}
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.gguf");
+    write(&path, &metadata, 512);
+    let config = GgufFile::open(&path).unwrap().text_config().unwrap();
+    assert_eq!(config.query_pre_attn_scalar, 168.0);
+    assert_eq!(config.num_hidden_layers, 62);
+}
+
+#[test]
+fn another_architecture_is_named() {
+    let mut metadata = tiny_text_metadata();
+    metadata[0].1 = Value::String("llama".into());
+    let e = open_error(&metadata);
+    assert!(
+        e.contains("holds a `llama` model") && e.contains("Gemma 3"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_missing_key_is_named() {
+    let metadata: Vec<_> = tiny_text_metadata()
+        .into_iter()
+        .filter(|(k, _)| *k != "gemma3.block_count")
+        .collect();
+    let e = open_error(&metadata);
+    assert!(
+        e.contains("lacks the metadata key `gemma3.block_count`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_key_of_the_wrong_type_is_named() {
+    let mut metadata = tiny_text_metadata();
+    metadata[1].1 = Value::String("1024".into());
+    let e = open_error(&metadata);
+    assert!(e.contains("`gemma3.context_length` is String"), "{e}");
+}
+
+#[test]
+fn a_truncated_file_is_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.gguf");
+    write(&path, &tiny_text_metadata(), 512);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..200]).unwrap();
+    let e = GgufFile::open(&path)
+        .err()
+        .expect("a truncated header")
+        .to_string();
+    assert!(e.contains("not a readable GGUF file"), "{e}");
+}
