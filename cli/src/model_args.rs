@@ -24,9 +24,14 @@ pub struct ModelArgs {
     /// The Hub revision: a branch, tag or commit.
     #[arg(long, default_value = "main")]
     pub revision: String,
-    /// A local checkpoint directory (config.json, *.safetensors, tokenizer.json) instead of the Hub.
-    #[arg(long)]
+    /// A local checkpoint directory (config.json, *.safetensors, tokenizer.json, or one .gguf
+    /// file and tokenizer.json) instead of the Hub.
+    #[arg(long, conflicts_with = "gguf")]
     pub model_dir: Option<PathBuf>,
+    /// A local GGUF file (llama.cpp's format, any of its tensor types), with the model's
+    /// tokenizer.json beside it; quantized weights are dequantized to the model dtype.
+    #[arg(long, value_name = "FILE")]
+    pub gguf: Option<PathBuf>,
     /// The legacy engine's model names: 3-1b, 3-1b-it, 3-4b, 3-4b-it, 3-12b, 3-12b-it, 3-27b, 3-27b-it.
     #[arg(long, value_parser = parse_which)]
     pub which: Option<String>,
@@ -102,9 +107,10 @@ impl Loaded {
 
 impl ModelArgs {
     /// The local checkpoint directory, downloading from the Hub when needed.
-    fn checkpoint_dir(&self) -> Result<PathBuf> {
-        if let Some(dir) = &self.model_dir {
-            return Ok(dir.clone());
+    /// The checkpoint directory or GGUF file to open.
+    fn checkpoint_path(&self) -> Result<PathBuf> {
+        if let Some(path) = self.gguf.as_ref().or(self.model_dir.as_ref()) {
+            return Ok(path.clone());
         }
         let id = self.which.as_deref().unwrap_or(&self.model);
         hub::fetch(id, &self.revision)
@@ -192,7 +198,7 @@ impl ModelArgs {
         } = self.device()?;
         // Installed before loading: the load itself runs ops (dtype casts).
         let installed = fallback.clone().map(fallback::install);
-        let dir = self.checkpoint_dir()?;
+        let dir = self.checkpoint_path()?;
         let checkpoint = Checkpoint::open(&dir).context("opening the checkpoint")?;
         let tokenizer = checkpoint.tokenizer()?;
         let config = checkpoint.dir().join("tokenizer_config.json");

@@ -175,3 +175,40 @@ fn a_failing_preflight_on_an_explicit_device_names_the_op_before_loading() {
     );
     assert!(err.contains("--no-preflight"), "{err}");
 }
+
+#[test]
+fn a_checkpoint_path_that_is_a_file_says_what_it_should_be() {
+    let dir = copy_checkpoint();
+    let file = dir.path().join("config.json");
+    let err = perplexity(&file, "hello there");
+    assert!(
+        err.contains("not a checkpoint directory or a .gguf file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_gguf_file_that_is_not_gguf_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.gguf");
+    std::fs::write(&path, b"not a gguf file at all").unwrap();
+    let err = fails(&[
+        "perplexity",
+        "--gguf",
+        path.to_str().unwrap(),
+        "--text",
+        "hello there",
+    ]);
+    assert!(err.contains("not a readable GGUF file"), "{err}");
+}
+
+#[test]
+fn a_directory_of_two_gguf_files_asks_for_one() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["a.gguf", "b.gguf"] {
+        std::fs::write(dir.path().join(name), b"GGUF").unwrap();
+    }
+    let err = perplexity(dir.path(), "hello there");
+    assert!(err.contains("several GGUF files (a.gguf, b.gguf)"), "{err}");
+    assert!(err.contains("--gguf FILE"), "{err}");
+}

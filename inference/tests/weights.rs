@@ -65,7 +65,10 @@ fn sharded_checkpoint_with_index_loads_the_same_model() {
         let index = json!({"metadata": {}, "weight_map": weight_map});
         std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).unwrap();
     });
-    assert_eq!(Checkpoint::open(dir.path()).unwrap().weight_files.len(), 2);
+    assert_eq!(
+        Checkpoint::open(dir.path()).unwrap().weight_files().len(),
+        2
+    );
     let single = logits(&checkpoint_dir("tiny-text"), DType::F32);
     assert_eq!(logits(dir.path(), DType::F32), single);
 }

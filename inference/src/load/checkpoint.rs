@@ -1,4 +1,5 @@
-//! A checkpoint directory: `config.json`, safetensors weights and `tokenizer.json`.
+//! A checkpoint: a directory of `config.json`, safetensors weights and `tokenizer.json`, or a
+//! GGUF file (with the model's `tokenizer.json` beside it).
 
 use std::path::{Path, PathBuf};
 
@@ -6,6 +7,7 @@ use candle_core::{DType, Device};
 
 use crate::error::{Error, Result};
 use crate::load::config::ModelConfig;
+use crate::load::gguf::GgufFile;
 use crate::load::weights::{self, Weights};
 use crate::model::Gemma3;
 use crate::text::tokenizer::Tokenizer;
@@ -13,38 +15,76 @@ use crate::text::tokenizer::Tokenizer;
 pub struct Checkpoint {
     dir: PathBuf,
     pub config: ModelConfig,
-    pub weight_files: Vec<PathBuf>,
+    source: Source,
+}
+
+/// Where the weights are.
+enum Source {
+    Safetensors(Vec<PathBuf>),
+    Gguf(PathBuf),
 }
 
 impl Checkpoint {
-    /// Reads the config and finds the weight files; loads nothing large.
-    pub fn open(dir: &Path) -> Result<Self> {
-        if !dir.is_dir() {
+    /// Reads the configuration and finds the weights of a checkpoint directory, or of a GGUF
+    /// file (`path` itself, or the one `.gguf` file of a directory without `config.json`);
+    /// loads nothing large.
+    pub fn open(path: &Path) -> Result<Self> {
+        if path.is_file() && path.extension().is_some_and(|e| e == "gguf") {
+            return Self::open_gguf(path);
+        }
+        if !path.is_dir() {
+            let why = if path.exists() {
+                "not a checkpoint directory or a .gguf file"
+            } else {
+                "no such checkpoint directory"
+            };
             return Err(Error::io(
-                dir,
-                std::io::Error::new(std::io::ErrorKind::NotFound, "no such checkpoint directory"),
+                path,
+                std::io::Error::new(std::io::ErrorKind::NotFound, why),
             ));
         }
-        let config = ModelConfig::from_file(&dir.join("config.json"))?;
-        let weight_files = weights::weight_files(dir)?;
+        let config_file = path.join("config.json");
+        if !config_file.exists() {
+            if let Some(gguf) = single_gguf(path)? {
+                return Self::open_gguf(&gguf);
+            }
+        }
         Ok(Self {
-            dir: dir.to_path_buf(),
-            config,
-            weight_files,
+            dir: path.to_path_buf(),
+            config: ModelConfig::from_file(&config_file)?,
+            source: Source::Safetensors(weights::weight_files(path)?),
         })
     }
 
+    fn open_gguf(path: &Path) -> Result<Self> {
+        let config = GgufFile::open(path)?.config()?;
+        Ok(Self {
+            dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            config,
+            source: Source::Gguf(path.to_path_buf()),
+        })
+    }
+
+    /// The directory holding the checkpoint (for a GGUF file, the file's).
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
+    /// The files the weights are read from.
+    pub fn weight_files(&self) -> &[PathBuf] {
+        match &self.source {
+            Source::Safetensors(files) => files,
+            Source::Gguf(file) => std::slice::from_ref(file),
+        }
+    }
+
     pub fn weights(&self, device: &Device, dtype: DType) -> Result<Weights> {
-        Weights::open(
-            &self.weight_files,
-            &self.config.weight_prefix,
-            device,
-            dtype,
-        )
+        match &self.source {
+            Source::Safetensors(files) => {
+                Weights::open(files, &self.config.weight_prefix, device, dtype)
+            }
+            Source::Gguf(file) => GgufFile::open(file)?.weights(device, dtype),
+        }
     }
 
     pub fn load_model(&self, device: &Device, dtype: DType) -> Result<Gemma3> {
@@ -52,6 +92,44 @@ impl Checkpoint {
     }
 
     pub fn tokenizer(&self) -> Result<Tokenizer> {
-        Tokenizer::from_file(&self.dir.join("tokenizer.json"))
+        let path = self.dir.join("tokenizer.json");
+        if let Source::Gguf(file) = &self.source {
+            if !path.exists() {
+                return Err(Error::Gguf {
+                    path: file.clone(),
+                    problem: format!(
+                        "its own tokenizer (tokenizer.ggml.*) is not read yet; put the model's \
+                         tokenizer.json in {}",
+                        self.dir.display()
+                    ),
+                });
+            }
+        }
+        Tokenizer::from_file(&path)
+    }
+}
+
+/// The one `.gguf` file of `dir`, if it has exactly one; an error if it has several.
+fn single_gguf(dir: &Path) -> Result<Option<PathBuf>> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "gguf"))
+        .collect();
+    found.sort();
+    match found.len() {
+        0 => Ok(None),
+        1 => Ok(found.pop()),
+        _ => {
+            let names: Vec<String> = found
+                .iter()
+                .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .collect();
+            Err(Error::Invalid(format!(
+                "{} holds several GGUF files ({}); name one with --gguf FILE",
+                dir.display(),
+                names.join(", ")
+            )))
+        }
     }
 }

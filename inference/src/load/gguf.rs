@@ -4,17 +4,24 @@
 //!
 //! llama.cpp's converter writes no key for the query scale or the sliding pattern: llama.cpp
 //! derives them (the scale from the model size, every sixth layer global), and so does this.
+//!
+//! The weights load by the names safetensors checkpoints give them ([`hf_to_gguf`]), each
+//! dequantized to f32 on the host and then cast to the model dtype: quantized files run, at
+//! the memory and speed of the model dtype.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::quantized::GgmlDType;
+use candle_core::{DType, Device, Tensor};
 
 use crate::error::{Error, Result};
-use crate::load::config::{LayerKind, Rope, TextConfig};
+use crate::load::config::{LayerKind, ModelConfig, Rope, TextConfig};
+use crate::load::weights::{TensorStore, Weights};
 
 /// The architecture this engine runs, as GGUF's `general.architecture` names it.
 pub const ARCHITECTURE: &str = "gemma3";
@@ -36,7 +43,10 @@ impl GgufFile {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let content = Content::read(&mut BufReader::new(file)).map_err(|e| Error::Gguf {
             path: path.to_path_buf(),
-            problem: format!("not a readable GGUF file ({e}); re-download it"),
+            problem: format!(
+                "not a readable GGUF file ({}); re-download it",
+                first_line(&e)
+            ),
         })?;
         let gguf = Self {
             path: path.to_path_buf(),
@@ -53,6 +63,26 @@ impl GgufFile {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The model's configuration, with the names its weights load by.
+    pub fn config(&self) -> Result<ModelConfig> {
+        Ok(ModelConfig {
+            text: self.text_config()?,
+            weight_prefix: String::new(),
+            lm_head_name: "lm_head.weight".into(),
+            model_type: format!("{ARCHITECTURE} (GGUF)"),
+        })
+    }
+
+    /// The file's tensors, to load onto `device` in `dtype`.
+    pub fn weights(self, device: &Device, dtype: DType) -> Result<Weights> {
+        let file = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        let store = Store {
+            gguf: self,
+            file: Mutex::new(BufReader::new(file)),
+        };
+        Ok(Weights::from_store(Box::new(store), "", device, dtype))
     }
 
     /// The tensors' names, shapes (row-major, as Candle orders them) and types.
@@ -206,5 +236,100 @@ impl GgufFile {
 
     fn f64_or(&self, key: &str, default: f64) -> Result<f64> {
         Ok(self.opt_f64(key)?.unwrap_or(default))
+    }
+}
+
+/// Candle's message without the backtrace it appends when `RUST_BACKTRACE` is set.
+fn first_line(e: &candle_core::Error) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_string()
+}
+
+/// The GGUF name of a tensor that safetensors checkpoints call `hf` (after their prefix), as
+/// llama.cpp's converter renames Gemma 3's.
+pub fn hf_to_gguf(hf: &str) -> Option<String> {
+    let top = match hf {
+        "embed_tokens.weight" => Some("token_embd.weight"),
+        "norm.weight" => Some("output_norm.weight"),
+        "lm_head.weight" => Some("output.weight"),
+        _ => None,
+    };
+    if let Some(name) = top {
+        return Some(name.to_string());
+    }
+    let rest = hf.strip_prefix("layers.")?;
+    let (layer, rest) = rest.split_once('.')?;
+    let layer: usize = layer.parse().ok()?;
+    let part = match rest {
+        "self_attn.q_proj.weight" => "attn_q",
+        "self_attn.k_proj.weight" => "attn_k",
+        "self_attn.v_proj.weight" => "attn_v",
+        "self_attn.o_proj.weight" => "attn_output",
+        "self_attn.q_norm.weight" => "attn_q_norm",
+        "self_attn.k_norm.weight" => "attn_k_norm",
+        "mlp.gate_proj.weight" => "ffn_gate",
+        "mlp.up_proj.weight" => "ffn_up",
+        "mlp.down_proj.weight" => "ffn_down",
+        "input_layernorm.weight" => "attn_norm",
+        "post_attention_layernorm.weight" => "post_attention_norm",
+        "pre_feedforward_layernorm.weight" => "ffn_norm",
+        "post_feedforward_layernorm.weight" => "post_ffw_norm",
+        _ => return None,
+    };
+    Some(format!("blk.{layer}.{part}.weight"))
+}
+
+/// A GGUF file's tensor data, read by safetensors names.
+struct Store {
+    gguf: GgufFile,
+    file: Mutex<BufReader<File>>,
+}
+
+impl Store {
+    /// Tensor `hf` dequantized to f32 on the host, its values in row-major order. llama.cpp
+    /// stores Gemma's norm weights as `1 + w` (its RMSNorm multiplies by the weight alone);
+    /// the model adds the 1 itself, so it is taken off here, exactly for gains in [0.5, 2].
+    fn values(&self, hf: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let gguf = &self.gguf;
+        let name = hf_to_gguf(hf).ok_or_else(|| {
+            gguf.error(format!(
+                "has no tensor for `{hf}` (no llama.cpp name for it)"
+            ))
+        })?;
+        let info = gguf
+            .content
+            .tensor_infos
+            .get(&name)
+            .ok_or_else(|| gguf.error(format!("lacks the tensor `{name}` (`{hf}`)")))?;
+        if info.shape.dims() != shape {
+            return Err(Error::TensorShape {
+                name: name.clone(),
+                expected: shape.to_vec(),
+                found: info.shape.dims().to_vec(),
+            });
+        }
+        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        let values = gguf
+            .content
+            .tensor(&mut *file, &name, &Device::Cpu)
+            .and_then(|q| q.dequantize(&Device::Cpu))
+            .and_then(|t| t.flatten_all()?.to_vec1::<f32>())
+            .map_err(|e| gguf.error(format!("tensor `{name}`: {}", first_line(&e))))?;
+        Ok(if name.ends_with("norm.weight") {
+            values.into_iter().map(|v| v - 1.0).collect()
+        } else {
+            values
+        })
+    }
+}
+
+impl TensorStore for Store {
+    fn host(&self, parts: &[(&str, &[usize])]) -> Result<Tensor> {
+        let mut values = Vec::new();
+        for (name, shape) in parts {
+            values.extend(self.values(name, shape)?);
+        }
+        let mut shape = parts[0].1.to_vec();
+        shape[0] = parts.iter().map(|(_, s)| s[0]).sum();
+        Ok(Tensor::from_vec(values, shape, &Device::Cpu)?)
     }
 }

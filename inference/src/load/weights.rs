@@ -1,4 +1,5 @@
-//! Safetensors checkpoints, one file or sharded with an index.
+//! A checkpoint's weights, loaded by name onto a device in the model dtype, from safetensors
+//! (one file or sharded with an index) or from a GGUF file ([`crate::load::gguf`]).
 //!
 //! Each tensor is read once, straight from the file into the buffer the tensor will own. Candle's
 //! CPU tensors must own their memory, so a mapping of the file cannot be borrowed; copying out of
@@ -59,33 +60,44 @@ struct Entry {
     info: TensorInfo,
 }
 
+/// A checkpoint's tensor data, read onto the host by name.
+pub(crate) trait TensorStore {
+    /// The tensors `parts` (full names, each with its shape) on the host, concatenated along
+    /// their first dim, in the dtype they are stored in (or f32 for a quantized store).
+    fn host(&self, parts: &[(&str, &[usize])]) -> Result<Tensor>;
+}
+
 /// Tensors of one checkpoint, loaded on demand onto a device in a chosen dtype.
 pub struct Weights {
-    shards: Vec<Shard>,
-    entries: HashMap<String, Entry>,
+    store: Box<dyn TensorStore>,
     prefix: String,
     device: Device,
     dtype: DType,
 }
 
 impl Weights {
+    /// The safetensors `files` of a checkpoint, whose tensor names start with `prefix`.
     pub fn open(files: &[PathBuf], prefix: &str, device: &Device, dtype: DType) -> Result<Self> {
-        let mut shards = Vec::with_capacity(files.len());
-        let mut entries = HashMap::new();
-        for (i, path) in files.iter().enumerate() {
-            let (shard, infos) = open_shard(path)?;
-            shards.push(shard);
-            for (name, info) in infos {
-                entries.insert(name, Entry { shard: i, info });
-            }
-        }
-        Ok(Self {
-            shards,
-            entries,
+        Ok(Self::from_store(
+            Box::new(Safetensors::open(files)?),
+            prefix,
+            device,
+            dtype,
+        ))
+    }
+
+    pub(crate) fn from_store(
+        store: Box<dyn TensorStore>,
+        prefix: &str,
+        device: &Device,
+        dtype: DType,
+    ) -> Self {
+        Self {
+            store,
             prefix: prefix.to_string(),
             device: device.clone(),
             dtype,
-        })
+        }
     }
 
     pub fn device(&self) -> &Device {
@@ -103,31 +115,55 @@ impl Weights {
 
     /// Loads a tensor by its full name in the file, without the prefix.
     pub fn get_exact(&self, full: &str, shape: &[usize]) -> Result<Tensor> {
-        let entry = self.entry(full, shape)?;
-        let tensor = read(&self.shards, entry.info.dtype, &[entry], shape)?;
-        self.place(tensor)
+        self.place(self.store.host(&[(full, shape)])?)
     }
 
     /// Loads `prefix + name` for each `(name, rows)` and stacks them along the first dim, as
-    /// one `(Σ rows, cols)` tensor read straight into one buffer: fused projections cost no
-    /// extra copy at load.
+    /// one `(Σ rows, cols)` tensor (from safetensors, read straight into one buffer: fused
+    /// projections cost no extra copy at load).
     pub fn get_stacked(&self, parts: &[(&str, usize)], cols: usize) -> Result<Tensor> {
-        let entries = parts
+        let names: Vec<String> = parts
             .iter()
-            .map(|(name, rows)| self.entry(&format!("{}{name}", self.prefix), &[*rows, cols]))
-            .collect::<Result<Vec<_>>>()?;
-        let shard = entries[0].shard;
-        let dtype = entries[0].info.dtype;
-        if entries.iter().any(|e| e.info.dtype != dtype) {
-            let names: Vec<&str> = parts.iter().map(|p| p.0).collect();
-            return Err(Error::CorruptWeights {
-                path: self.shards[shard].path.clone(),
-                reason: format!("tensors {names:?} are stored in different dtypes"),
-            });
+            .map(|(name, _)| format!("{}{name}", self.prefix))
+            .collect();
+        let shapes: Vec<[usize; 2]> = parts.iter().map(|&(_, rows)| [rows, cols]).collect();
+        let parts: Vec<(&str, &[usize])> = names
+            .iter()
+            .zip(&shapes)
+            .map(|(n, s)| (n.as_str(), s.as_slice()))
+            .collect();
+        self.place(self.store.host(&parts)?)
+    }
+
+    /// Moves a tensor read on the host to the model's device and dtype.
+    fn place(&self, tensor: Tensor) -> Result<Tensor> {
+        let tensor = if self.device.is_cpu() {
+            tensor
+        } else {
+            tensor.to_device(&self.device)?
+        };
+        ops::cast(&ops::source(tensor), self.dtype)
+    }
+}
+
+/// Safetensors files, one or the shards of an index.
+struct Safetensors {
+    shards: Vec<Shard>,
+    entries: HashMap<String, Entry>,
+}
+
+impl Safetensors {
+    fn open(files: &[PathBuf]) -> Result<Self> {
+        let mut shards = Vec::with_capacity(files.len());
+        let mut entries = HashMap::new();
+        for (i, path) in files.iter().enumerate() {
+            let (shard, infos) = open_shard(path)?;
+            shards.push(shard);
+            for (name, info) in infos {
+                entries.insert(name, Entry { shard: i, info });
+            }
         }
-        let rows = parts.iter().map(|p| p.1).sum::<usize>();
-        let tensor = read(&self.shards, dtype, &entries, &[rows, cols])?;
-        self.place(tensor)
+        Ok(Self { shards, entries })
     }
 
     fn entry(&self, full: &str, shape: &[usize]) -> Result<&Entry> {
@@ -148,15 +184,25 @@ impl Weights {
         }
         Ok(entry)
     }
+}
 
-    /// Moves a tensor read on the host to the model's device and dtype.
-    fn place(&self, tensor: Tensor) -> Result<Tensor> {
-        let tensor = if self.device.is_cpu() {
-            tensor
-        } else {
-            tensor.to_device(&self.device)?
-        };
-        ops::cast(&ops::source(tensor), self.dtype)
+impl TensorStore for Safetensors {
+    fn host(&self, parts: &[(&str, &[usize])]) -> Result<Tensor> {
+        let entries = parts
+            .iter()
+            .map(|(name, shape)| self.entry(name, shape))
+            .collect::<Result<Vec<_>>>()?;
+        let dtype = entries[0].info.dtype;
+        if entries.iter().any(|e| e.info.dtype != dtype) {
+            let names: Vec<&str> = parts.iter().map(|p| p.0).collect();
+            return Err(Error::CorruptWeights {
+                path: self.shards[entries[0].shard].path.clone(),
+                reason: format!("tensors {names:?} are stored in different dtypes"),
+            });
+        }
+        let mut shape = parts[0].1.to_vec();
+        shape[0] = parts.iter().map(|(_, s)| s[0]).sum();
+        read(&self.shards, dtype, &entries, &shape)
     }
 }
 
