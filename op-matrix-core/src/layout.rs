@@ -64,6 +64,10 @@ pub fn split(t: &Tensor) -> Result<(Tensor, Strided)> {
             let s = cpu.as_slice::<u32>()?;
             Tensor::from_slice(s, s.len(), &Device::Cpu)
         }
+        DType::U8 => {
+            let s = cpu.as_slice::<u8>()?;
+            Tensor::from_slice(s, s.len(), &Device::Cpu)
+        }
         other => return Err(Error::Layout(format!("dtype {other:?} is not stored"))),
     }?;
     Ok((base, Strided::of(t)))

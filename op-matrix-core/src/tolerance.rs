@@ -77,6 +77,16 @@ pub fn for_op(op: OpKind, dtype: DType) -> Tolerance {
             },
             _ => for_dtype(dtype),
         },
+        QLinear => Tolerance {
+            nmse: 4e-4,
+            rtol: 3.2e-2,
+            atol: 3e-2,
+            reason: "qlinear: the CPU kernels quantize the activations to 8 bits per block (as \
+                     llama.cpp's do), so the product is not the exact one with the dequantized \
+                     weights: over 400 random cases of every format and activation dtype, NMSE \
+                     up to 1.4e-4 (q4_0) and |error| up to 1.5e-2·max|output| against the f64 \
+                     product; the bounds are about 3x and 2x those",
+        },
         // Element-wise, data movement and the normalizations: the dtype's own step.
         Add | Mul | BroadcastAdd | Affine | Cast | Contiguous | Cat | WriteAt | IndexSelect
         | RmsNorm | Rope | SoftmaxLastDim => for_dtype(dtype),

@@ -139,6 +139,7 @@ fn to_bytes(t: &Tensor) -> Result<Vec<u8>> {
             .iter()
             .flat_map(|x| x.to_le_bytes())
             .collect(),
+        DType::U8 => t.to_vec1::<u8>()?,
         DType::U32 => t
             .to_vec1::<u32>()?
             .iter()

@@ -11,6 +11,7 @@
 pub mod cpu;
 pub mod dtype_name;
 pub mod fallback;
+pub mod quant;
 pub mod trace;
 
 use std::fmt;
@@ -19,6 +20,7 @@ use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use quant::QuantType;
 
 /// One kernel-launching operation and its parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,6 +76,11 @@ pub enum Op {
     /// candle-nn custom op `softmax-last-dim`, computed in f32 whatever the dtype. Its own
     /// kernel on the CPU.
     SoftmaxLastDim,
+    /// `x · wᵀ` over a quantized weight given as its blocks (see [`quant`]): the projections
+    /// of a quantized GGUF checkpoint.
+    QLinear {
+        quant: QuantType,
+    },
 }
 
 /// An op without its parameters: what tolerances, fuzz strategies and expected-failure lists
@@ -97,11 +104,12 @@ pub enum OpKind {
     RmsNorm,
     Rope,
     SoftmaxLastDim,
+    QLinear,
 }
 
 impl OpKind {
     /// Every op, in the order the harness runs them.
-    pub const ALL: [OpKind; 16] = [
+    pub const ALL: [OpKind; 17] = [
         Self::Matmul,
         Self::Linear,
         Self::Add,
@@ -118,6 +126,7 @@ impl OpKind {
         Self::RmsNorm,
         Self::Rope,
         Self::SoftmaxLastDim,
+        Self::QLinear,
     ];
 
     /// The op's name as a stable identifier (reports, expected-failure lists, `--op`).
@@ -139,6 +148,7 @@ impl OpKind {
             Self::RmsNorm => "rms_norm",
             Self::Rope => "rope",
             Self::SoftmaxLastDim => "softmax_last_dim",
+            Self::QLinear => "qlinear",
         }
     }
 }
@@ -152,6 +162,7 @@ impl Op {
             Op::Affine { .. } | Op::GeluTanh | Op::Tanh | Op::Cast { .. } => Some(1),
             Op::Contiguous | Op::SoftmaxLastDim => Some(1),
             Op::Matmul | Op::Linear | Op::Add | Op::Mul | Op::BroadcastAdd => Some(2),
+            Op::QLinear { .. } => Some(2),
             Op::WriteAt { .. } => Some(2),
             Op::IndexSelect { .. } | Op::RmsNorm { .. } => Some(2),
             Op::Rope => Some(3),
@@ -178,6 +189,7 @@ impl Op {
             Op::RmsNorm { .. } => OpKind::RmsNorm,
             Op::Rope => OpKind::Rope,
             Op::SoftmaxLastDim => OpKind::SoftmaxLastDim,
+            Op::QLinear { .. } => OpKind::QLinear,
         }
     }
 
@@ -219,6 +231,7 @@ impl Op {
             Op::RmsNorm { eps } => candle_nn::ops::rms_norm(xs[0], xs[1], *eps),
             Op::Rope => candle_nn::rotary_emb::rope(xs[0], xs[1], xs[2]),
             Op::SoftmaxLastDim => cpu::softmax::softmax_last_dim(xs[0]),
+            Op::QLinear { quant } => return quant::linear(xs[0], xs[1], *quant),
         }?;
         Ok(out)
     }
@@ -269,6 +282,7 @@ impl fmt::Display for Op {
             Op::WriteAt { dim, offset } => write!(f, "write_at(dim={dim},offset={offset})"),
             Op::IndexSelect { dim } => write!(f, "index_select(dim={dim})"),
             Op::RmsNorm { eps } => write!(f, "rms_norm(eps={eps})"),
+            Op::QLinear { quant } => write!(f, "qlinear({quant})"),
             op => f.write_str(op.name()),
         }
     }

@@ -3,7 +3,7 @@
 use inference::ops::Op;
 use proptest::prelude::*;
 
-use super::{Host, OpSpec};
+use super::{xwt, Host, OpSpec};
 use crate::fuzz::{any_layout, dim, float, seed, tensor, FuzzCase, Layout};
 
 /// Candle's matmul takes transposed and offset operands, not broadcast ones.
@@ -91,15 +91,6 @@ impl OpSpec for Linear {
 
     fn reference(&self, _: &Op, inputs: &[Host]) -> Vec<f64> {
         let (x, w) = (&inputs[0], &inputs[1]);
-        let k = x.last();
-        x.values
-            .chunks(k)
-            .flat_map(|row| {
-                w.values
-                    .chunks(k)
-                    .map(|col| row.iter().zip(col).map(|(a, b)| a * b).sum::<f64>())
-                    .collect::<Vec<_>>()
-            })
-            .collect()
+        xwt(&x.values, &w.values, x.last())
     }
 }

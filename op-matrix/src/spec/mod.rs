@@ -7,6 +7,7 @@ mod elementwise;
 mod matmul;
 mod movement;
 mod norm;
+mod quant;
 mod rope;
 
 use candle_core::Tensor;
@@ -68,7 +69,19 @@ pub fn of(op: OpKind) -> &'static dyn OpSpec {
         RmsNorm => &norm::RmsNorm,
         SoftmaxLastDim => &norm::SoftmaxLastDim,
         Rope => &rope::Rope,
+        QLinear => &quant::QLinear,
     }
+}
+
+/// `x · wᵀ` in f64 for rows of `k` values: the product of `linear` and `qlinear`.
+fn xwt(x: &[f64], w: &[f64], k: usize) -> Vec<f64> {
+    x.chunks(k)
+        .flat_map(|row| {
+            w.chunks(k)
+                .map(|col| row.iter().zip(col).map(|(a, b)| a * b).sum::<f64>())
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// The f64 reference of a fuzz case.
