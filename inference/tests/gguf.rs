@@ -14,6 +14,8 @@ use inference::load::checkpoint::Checkpoint;
 use inference::load::config::ModelConfig;
 use inference::load::gguf::{hf_to_gguf, GgufFile};
 use inference::model::Logits;
+use inference::ops::quant::QuantType;
+use inference::ops::{trace, Op, OpKind};
 
 /// The metadata llama.cpp's `convert_hf_to_gguf.py` writes for the tiny text checkpoint (its
 /// `config.json`), by key.
@@ -207,9 +209,9 @@ fn a_q8_0_gguf_gives_logits_near_the_f32_ones() {
         (e + f64::from(a - b).powi(2), n + f64::from(*b).powi(2))
     });
     let nmse = err / norm;
-    // Q8_0 rounds each weight to one of 255 steps of its block's largest: the logits move
-    // (NMSE 3.4e-3 measured on this random-weight model), but a weight read wrong moves them
-    // by their whole size.
+    // Q8_0 rounds each weight to one of 255 steps of its block's largest, and the kernels
+    // round the activations so too: the logits move (NMSE 5.5e-3 measured on this
+    // random-weight model), but a weight read wrong moves them by their whole size.
     assert!(nmse > 0.0 && nmse < 1e-2, "NMSE {nmse:e}");
 }
 
@@ -225,4 +227,35 @@ fn a_gguf_without_a_tokenizer_beside_it_says_what_to_add() {
         .unwrap()
         .to_string();
     assert!(e.contains("put the model's tokenizer.json in"), "{e}");
+}
+
+#[test]
+fn a_quantized_gguf_keeps_its_projections_quantized_and_the_trace_records_their_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = convert_tiny_text(dir.path(), GgmlDType::Q4_0);
+    let checkpoint = Checkpoint::open(&path).unwrap();
+    let ids = checkpoint
+        .tokenizer()
+        .unwrap()
+        .encode("The clockmaker")
+        .unwrap();
+    let (logits, trace) = trace::capture(|| {
+        let model = checkpoint.load_model(&Device::Cpu, DType::BF16).unwrap();
+        model
+            .forward(&ids, &mut model.new_cache(), Logits::Last)
+            .unwrap()
+    });
+    assert!(trace.ends_with(&logits));
+    let unexplained = trace.unexplained_inputs();
+    assert!(unexplained.is_empty(), "{unexplained:?}");
+    let count = |kind: OpKind| trace.calls.iter().filter(|c| c.op.kind() == kind).count();
+    // Per layer: the fused q/k/v, the output, the fused gate/up and the down projection.
+    assert_eq!(count(OpKind::QLinear), 6 * 4);
+    assert!(trace.calls.iter().all(|c| c.op.kind() != OpKind::QLinear
+        || c.op
+            == Op::QLinear {
+                quant: QuantType::Q4_0
+            }));
+    // Only the LM head, tied to the (dequantized) embeddings, stays dense.
+    assert_eq!(count(OpKind::Linear), 1);
 }

@@ -5,9 +5,9 @@
 //! llama.cpp's converter writes no key for the query scale or the sliding pattern: llama.cpp
 //! derives them (the scale from the model size, every sixth layer global), and so does this.
 //!
-//! The weights load by the names safetensors checkpoints give them ([`hf_to_gguf`]), each
-//! dequantized to f32 on the host and then cast to the model dtype: quantized files run, at
-//! the memory and speed of the model dtype.
+//! The weights load by the names safetensors checkpoints give them ([`hf_to_gguf`]). The
+//! projections stay in their block format (see [`crate::ops::quant`]) where the parts of one
+//! share it; everything else is dequantized to f32 on the host and cast to the model dtype.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -15,13 +15,14 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use candle_core::quantized::gguf_file::{Content, Value};
-use candle_core::quantized::GgmlDType;
+use candle_core::quantized::gguf_file::{Content, TensorInfo, Value};
+use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};
 
 use crate::error::{Error, Result};
 use crate::load::config::{LayerKind, ModelConfig, Rope, TextConfig};
 use crate::load::weights::{TensorStore, Weights};
+use crate::ops::quant::QuantType;
 
 /// The architecture this engine runs, as GGUF's `general.architecture` names it.
 pub const ARCHITECTURE: &str = "gemma3";
@@ -285,10 +286,8 @@ struct Store {
 }
 
 impl Store {
-    /// Tensor `hf` dequantized to f32 on the host, its values in row-major order. llama.cpp
-    /// stores Gemma's norm weights as `1 + w` (its RMSNorm multiplies by the weight alone);
-    /// the model adds the 1 itself, so it is taken off here, exactly for gains in [0.5, 2].
-    fn values(&self, hf: &str, shape: &[usize]) -> Result<Vec<f32>> {
+    /// The GGUF name and table entry of tensor `hf`, checked against `shape`.
+    fn info(&self, hf: &str, shape: &[usize]) -> Result<(String, &TensorInfo)> {
         let gguf = &self.gguf;
         let name = hf_to_gguf(hf).ok_or_else(|| {
             gguf.error(format!(
@@ -302,18 +301,39 @@ impl Store {
             .ok_or_else(|| gguf.error(format!("lacks the tensor `{name}` (`{hf}`)")))?;
         if info.shape.dims() != shape {
             return Err(Error::TensorShape {
-                name: name.clone(),
+                name,
                 expected: shape.to_vec(),
                 found: info.shape.dims().to_vec(),
             });
         }
+        Ok((name, info))
+    }
+
+    /// Tensor `name` as the file holds it.
+    fn read(&self, name: &str) -> Result<QTensor> {
         let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        let values = gguf
+        self.gguf
             .content
-            .tensor(&mut *file, &name, &Device::Cpu)
-            .and_then(|q| q.dequantize(&Device::Cpu))
+            .tensor(&mut *file, name, &Device::Cpu)
+            .map_err(|e| {
+                self.gguf
+                    .error(format!("tensor `{name}`: {}", first_line(&e)))
+            })
+    }
+
+    /// Tensor `hf` dequantized to f32 on the host, its values in row-major order. llama.cpp
+    /// stores Gemma's norm weights as `1 + w` (its RMSNorm multiplies by the weight alone);
+    /// the model adds the 1 itself, so it is taken off here, exactly for gains in [0.5, 2].
+    fn values(&self, hf: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let (name, _) = self.info(hf, shape)?;
+        let values = self
+            .read(&name)?
+            .dequantize(&Device::Cpu)
             .and_then(|t| t.flatten_all()?.to_vec1::<f32>())
-            .map_err(|e| gguf.error(format!("tensor `{name}`: {}", first_line(&e))))?;
+            .map_err(|e| {
+                self.gguf
+                    .error(format!("tensor `{name}`: {}", first_line(&e)))
+            })?;
         Ok(if name.ends_with("norm.weight") {
             values.into_iter().map(|v| v - 1.0).collect()
         } else {
@@ -331,5 +351,38 @@ impl TensorStore for Store {
         let mut shape = parts[0].1.to_vec();
         shape[0] = parts.iter().map(|(_, s)| s[0]).sum();
         Ok(Tensor::from_vec(values, shape, &Device::Cpu)?)
+    }
+
+    /// Rows of blocks are independent, so the parts' blocks stack as their rows do.
+    fn blocks(&self, parts: &[(&str, &[usize])]) -> Result<Option<(QuantType, Tensor)>> {
+        let mut quant = None;
+        let mut names = Vec::new();
+        for (hf, shape) in parts {
+            let (name, info) = self.info(hf, shape)?;
+            let q = QuantType::of_ggml(info.ggml_dtype);
+            if q.is_none() || quant.is_some_and(|first| Some(first) != q) {
+                return Ok(None);
+            }
+            quant = q;
+            names.push(name);
+        }
+        let Some(quant) = quant else {
+            return Ok(None);
+        };
+        let mut bytes = Vec::new();
+        for name in &names {
+            let tensor = self.read(name)?;
+            let data = tensor.data().map_err(|e| {
+                self.gguf
+                    .error(format!("tensor `{name}`: {}", first_line(&e)))
+            })?;
+            bytes.extend_from_slice(&data);
+        }
+        let rows: usize = parts.iter().map(|(_, s)| s[0]).sum();
+        let row = bytes.len() / rows.max(1);
+        Ok(Some((
+            quant,
+            Tensor::from_vec(bytes, (rows, row), &Device::Cpu)?,
+        )))
     }
 }

@@ -16,6 +16,7 @@ use safetensors::{tensor::TensorInfo, Dtype, SafeTensors};
 
 use crate::error::{Error, Result};
 use crate::ops;
+use crate::ops::quant::{QWeight, QuantType};
 
 pub const SINGLE_FILE: &str = "model.safetensors";
 pub const INDEX_FILE: &str = "model.safetensors.index.json";
@@ -65,6 +66,12 @@ pub(crate) trait TensorStore {
     /// The tensors `parts` (full names, each with its shape) on the host, concatenated along
     /// their first dim, in the dtype they are stored in (or f32 for a quantized store).
     fn host(&self, parts: &[(&str, &[usize])]) -> Result<Tensor>;
+
+    /// The matrices `parts` as the blocks of their one quantized format, rows concatenated;
+    /// none when they are not all stored in one such format.
+    fn blocks(&self, _parts: &[(&str, &[usize])]) -> Result<Option<(QuantType, Tensor)>> {
+        Ok(None)
+    }
 }
 
 /// Tensors of one checkpoint, loaded on demand onto a device in a chosen dtype.
@@ -122,6 +129,32 @@ impl Weights {
     /// one `(Σ rows, cols)` tensor (from safetensors, read straight into one buffer: fused
     /// projections cost no extra copy at load).
     pub fn get_stacked(&self, parts: &[(&str, usize)], cols: usize) -> Result<Tensor> {
+        self.with_parts(parts, cols, |parts| self.place(self.store.host(parts)?))
+    }
+
+    /// Like [`get_stacked`](Self::get_stacked), but kept in the checkpoint's block format
+    /// when every part is stored quantized in the same one; none otherwise.
+    pub fn get_quantized(&self, parts: &[(&str, usize)], cols: usize) -> Result<Option<QWeight>> {
+        let Some((quant, blocks)) =
+            self.with_parts(parts, cols, |parts| self.store.blocks(parts))?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(QWeight::new(
+            &ops::source(blocks),
+            quant,
+            &self.device,
+        )?))
+    }
+
+    /// Calls `f` with `parts` as the store names them: full names, each with its `(rows,
+    /// cols)` shape.
+    fn with_parts<R>(
+        &self,
+        parts: &[(&str, usize)],
+        cols: usize,
+        f: impl FnOnce(&[(&str, &[usize])]) -> Result<R>,
+    ) -> Result<R> {
         let names: Vec<String> = parts
             .iter()
             .map(|(name, _)| format!("{}{name}", self.prefix))
@@ -132,7 +165,7 @@ impl Weights {
             .zip(&shapes)
             .map(|(n, s)| (n.as_str(), s.as_slice()))
             .collect();
-        self.place(self.store.host(&parts)?)
+        f(&parts)
     }
 
     /// Moves a tensor read on the host to the model's device and dtype.

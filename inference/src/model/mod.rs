@@ -49,9 +49,11 @@ impl Gemma3 {
         let text = &cfg.text;
         let embed = weights.get("embed_tokens.weight", &[text.vocab_size, text.hidden_size])?;
         let lm_head = if text.tie_word_embeddings {
-            Linear::new(embed.clone())
+            Linear::Dense(embed.clone())
         } else {
-            Linear::new(weights.get_exact(&cfg.lm_head_name, &[text.vocab_size, text.hidden_size])?)
+            Linear::Dense(
+                weights.get_exact(&cfg.lm_head_name, &[text.vocab_size, text.hidden_size])?,
+            )
         };
         let layers = (0..text.num_hidden_layers)
             .map(|i| DecoderLayer::load(weights, i, text))

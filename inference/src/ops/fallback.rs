@@ -102,6 +102,13 @@ pub fn refuse(op: OpKind) {
     REFUSED.with(|r| r.borrow_mut().insert(op));
 }
 
+/// Whether `op` does not simply run on its inputs' device here: the installed plan routes it
+/// to the host, or the device refuses it.
+pub(super) fn diverts(op: &Op) -> bool {
+    PLAN.with(|p| p.borrow().as_ref().is_some_and(|plan| plan.routes(op)))
+        || REFUSED.with(|r| r.borrow().contains(&op.kind()))
+}
+
 /// Runs `op` where it belongs: on the host when the installed plan routes it, else on its
 /// inputs' device.
 pub(super) fn dispatch(op: &Op, xs: &[&Tensor]) -> Result<Tensor> {

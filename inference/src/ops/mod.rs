@@ -306,6 +306,17 @@ pub fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     Op::Linear.call(&[x, w])
 }
 
+/// `x · wᵀ` over a quantized weight. The model's calls multiply by the weight as its device
+/// holds it; a trace, a fallback or a refusal takes the op's general path, which records the
+/// weight as its blocks and rebuilds it from them.
+pub fn qlinear(x: &Tensor, w: &quant::QWeight) -> Result<Tensor> {
+    let op = Op::QLinear { quant: w.quant() };
+    if trace::is_active() || fallback::diverts(&op) {
+        return op.call(&[x, &source(w.blocks()?)]);
+    }
+    w.forward(x)
+}
+
 pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     Op::Add.call(&[a, b])
 }

@@ -4,6 +4,7 @@
 //! what the file holds.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
@@ -79,6 +80,54 @@ impl QuantType {
     /// Bytes per block.
     pub fn block_bytes(self) -> usize {
         self.ggml().type_size()
+    }
+
+    /// The format of a GGUF tensor type; none for the unquantized ones (f32, f16, bf16) and
+    /// for the 8-bit formats that exist only for activations (q8_1, q8_k).
+    pub fn of_ggml(dtype: GgmlDType) -> Option<Self> {
+        Self::ALL.into_iter().find(|q| q.ggml() == dtype)
+    }
+}
+
+/// A quantized weight held on its device, ready for [`super::qlinear`].
+pub struct QWeight {
+    quant: QuantType,
+    weight: Arc<QTensor>,
+    matmul: QMatMul,
+}
+
+impl QWeight {
+    /// The weight that `blocks` (`u8` rows of whole blocks, as a GGUF file holds them) hold,
+    /// placed on `device`.
+    pub fn new(blocks: &Tensor, quant: QuantType, device: &Device) -> Result<Self> {
+        let weight = Arc::new(weight(blocks, quant, device)?);
+        Ok(Self {
+            quant,
+            matmul: QMatMul::from_arc(weight.clone())?,
+            weight,
+        })
+    }
+
+    pub fn quant(&self) -> QuantType {
+        self.quant
+    }
+
+    /// `(out, in)`.
+    pub fn dims(&self) -> &[usize] {
+        self.weight.shape().dims()
+    }
+
+    /// The blocks as a `u8` tensor on the host: what a trace records, and what a fallback to
+    /// the host multiplies by. Made on demand, so the model holds the weight once.
+    pub(super) fn blocks(&self) -> Result<Tensor> {
+        let bytes = self.weight.data()?.into_owned();
+        let rows = self.dims()[0];
+        let row = bytes.len() / rows.max(1);
+        Ok(Tensor::from_vec(bytes, (rows, row), &Device::Cpu)?)
+    }
+
+    pub(super) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        matmul(x, &self.matmul)
     }
 }
 
