@@ -230,7 +230,7 @@ fn a_gguf_without_a_tokenizer_beside_it_says_what_to_add() {
 }
 
 #[test]
-fn a_quantized_gguf_keeps_its_projections_quantized_and_the_trace_records_their_blocks() {
+fn a_quantized_gguf_keeps_its_weights_quantized_and_the_trace_records_their_blocks() {
     let dir = tempfile::tempdir().unwrap();
     let path = convert_tiny_text(dir.path(), GgmlDType::Q4_0);
     let checkpoint = Checkpoint::open(&path).unwrap();
@@ -249,13 +249,14 @@ fn a_quantized_gguf_keeps_its_projections_quantized_and_the_trace_records_their_
     let unexplained = trace.unexplained_inputs();
     assert!(unexplained.is_empty(), "{unexplained:?}");
     let count = |kind: OpKind| trace.calls.iter().filter(|c| c.op.kind() == kind).count();
-    // Per layer: the fused q/k/v, the output, the fused gate/up and the down projection.
-    assert_eq!(count(OpKind::QLinear), 6 * 4);
-    assert!(trace.calls.iter().all(|c| c.op.kind() != OpKind::QLinear
-        || c.op
-            == Op::QLinear {
-                quant: QuantType::Q4_0
-            }));
-    // Only the LM head, tied to the (dequantized) embeddings, stays dense.
-    assert_eq!(count(OpKind::Linear), 1);
+    // Per layer: the fused q/k/v, the output, the fused gate/up and the down projection; and
+    // the LM head, tied to the embeddings, which are looked up quantized too.
+    assert_eq!(count(OpKind::QLinear), 6 * 4 + 1);
+    assert_eq!(count(OpKind::QEmbed), 1);
+    assert_eq!(count(OpKind::Linear), 0);
+    let q4_0 = QuantType::Q4_0;
+    assert!(trace.calls.iter().all(|c| match c.op {
+        Op::QLinear { quant } | Op::QEmbed { quant } => quant == q4_0,
+        _ => true,
+    }));
 }

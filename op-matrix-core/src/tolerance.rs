@@ -87,9 +87,10 @@ pub fn for_op(op: OpKind, dtype: DType) -> Tolerance {
                      up to 1.4e-4 (q4_0) and |error| up to 1.5e-2·max|output| against the f64 \
                      product; the bounds are about 3x and 2x those",
         },
-        // Element-wise, data movement and the normalizations: the dtype's own step.
-        Add | Mul | BroadcastAdd | Affine | Cast | Contiguous | Cat | WriteAt | IndexSelect
-        | RmsNorm | Rope | SoftmaxLastDim => for_dtype(dtype),
+        // Element-wise, data movement, dequantization and the normalizations: the dtype's
+        // own step.
+        QEmbed | Add | Mul | BroadcastAdd | Affine | Cast | Contiguous | Cat | WriteAt
+        | IndexSelect | RmsNorm | Rope | SoftmaxLastDim => for_dtype(dtype),
     }
 }
 

@@ -6,8 +6,9 @@
 //! derives them (the scale from the model size, every sixth layer global), and so does this.
 //!
 //! The weights load by the names safetensors checkpoints give them ([`hf_to_gguf`]). The
-//! projections stay in their block format (see [`crate::ops::quant`]) where the parts of one
-//! share it; everything else is dequantized to f32 on the host and cast to the model dtype.
+//! projections and embeddings stay in their block format (see [`crate::ops::quant`]) where the
+//! parts of one share it; everything else is dequantized to f32 on the host and cast to the
+//! model dtype.
 
 use std::collections::HashMap;
 use std::fs::File;

@@ -1,6 +1,7 @@
 //! Gemma 3's text model, following transformers' `Gemma3TextModel` / `Gemma3ForCausalLM`.
 
 mod attention;
+mod embedding;
 pub mod kv_cache;
 mod layer;
 mod linear;
@@ -16,6 +17,7 @@ use crate::load::config::{LayerKind, ModelConfig, TextConfig};
 use crate::load::weights::Weights;
 use crate::ops;
 use attention::AttentionInputs;
+use embedding::Embedding;
 pub use kv_cache::KvCache;
 use layer::DecoderLayer;
 use linear::Linear;
@@ -33,7 +35,7 @@ pub enum Logits {
 
 pub struct Gemma3 {
     cfg: TextConfig,
-    embed: Tensor,
+    embed: Embedding,
     embed_scale: f64,
     layers: Vec<DecoderLayer>,
     norm: RmsNorm,
@@ -47,9 +49,9 @@ pub struct Gemma3 {
 impl Gemma3 {
     pub fn load(cfg: &ModelConfig, weights: &Weights) -> Result<Self> {
         let text = &cfg.text;
-        let embed = weights.get("embed_tokens.weight", &[text.vocab_size, text.hidden_size])?;
+        let embed = Embedding::load(weights, text.vocab_size, text.hidden_size)?;
         let lm_head = if text.tie_word_embeddings {
-            Linear::Dense(embed.clone())
+            embed.as_lm_head()
         } else {
             Linear::Dense(
                 weights.get_exact(&cfg.lm_head_name, &[text.vocab_size, text.hidden_size])?,
@@ -114,7 +116,7 @@ impl Gemma3 {
             )));
         }
         let ids = ops::source(Tensor::new(tokens, &self.device)?);
-        let x = ops::index_select(&self.embed, &ids, 0)?;
+        let x = self.embed.forward(&ids, self.dtype)?;
         let mut x = ops::affine(&x, self.embed_scale, 0.0)?.unsqueeze(0)?;
 
         let (full, sliding) = (

@@ -81,6 +81,11 @@ pub enum Op {
     QLinear {
         quant: QuantType,
     },
+    /// The rows of a quantized matrix (its blocks) at the u32 indices of the second input,
+    /// dequantized to f32: the embedding lookup of a quantized GGUF checkpoint.
+    QEmbed {
+        quant: QuantType,
+    },
 }
 
 /// An op without its parameters: what tolerances, fuzz strategies and expected-failure lists
@@ -105,11 +110,12 @@ pub enum OpKind {
     Rope,
     SoftmaxLastDim,
     QLinear,
+    QEmbed,
 }
 
 impl OpKind {
     /// Every op, in the order the harness runs them.
-    pub const ALL: [OpKind; 17] = [
+    pub const ALL: [OpKind; 18] = [
         Self::Matmul,
         Self::Linear,
         Self::Add,
@@ -127,6 +133,7 @@ impl OpKind {
         Self::Rope,
         Self::SoftmaxLastDim,
         Self::QLinear,
+        Self::QEmbed,
     ];
 
     /// The op's name as a stable identifier (reports, expected-failure lists, `--op`).
@@ -149,6 +156,7 @@ impl OpKind {
             Self::Rope => "rope",
             Self::SoftmaxLastDim => "softmax_last_dim",
             Self::QLinear => "qlinear",
+            Self::QEmbed => "qembed",
         }
     }
 }
@@ -162,7 +170,7 @@ impl Op {
             Op::Affine { .. } | Op::GeluTanh | Op::Tanh | Op::Cast { .. } => Some(1),
             Op::Contiguous | Op::SoftmaxLastDim => Some(1),
             Op::Matmul | Op::Linear | Op::Add | Op::Mul | Op::BroadcastAdd => Some(2),
-            Op::QLinear { .. } => Some(2),
+            Op::QLinear { .. } | Op::QEmbed { .. } => Some(2),
             Op::WriteAt { .. } => Some(2),
             Op::IndexSelect { .. } | Op::RmsNorm { .. } => Some(2),
             Op::Rope => Some(3),
@@ -190,6 +198,7 @@ impl Op {
             Op::Rope => OpKind::Rope,
             Op::SoftmaxLastDim => OpKind::SoftmaxLastDim,
             Op::QLinear { .. } => OpKind::QLinear,
+            Op::QEmbed { .. } => OpKind::QEmbed,
         }
     }
 
@@ -232,6 +241,7 @@ impl Op {
             Op::Rope => candle_nn::rotary_emb::rope(xs[0], xs[1], xs[2]),
             Op::SoftmaxLastDim => cpu::softmax::softmax_last_dim(xs[0]),
             Op::QLinear { quant } => return quant::linear(xs[0], xs[1], *quant),
+            Op::QEmbed { quant } => return quant::embed(xs[0], xs[1], *quant),
         }?;
         Ok(out)
     }
@@ -283,6 +293,7 @@ impl fmt::Display for Op {
             Op::IndexSelect { dim } => write!(f, "index_select(dim={dim})"),
             Op::RmsNorm { eps } => write!(f, "rms_norm(eps={eps})"),
             Op::QLinear { quant } => write!(f, "qlinear({quant})"),
+            Op::QEmbed { quant } => write!(f, "qembed({quant})"),
             op => f.write_str(op.name()),
         }
     }
@@ -315,6 +326,15 @@ pub fn qlinear(x: &Tensor, w: &quant::QWeight) -> Result<Tensor> {
         return op.call(&[x, &source(w.blocks()?)]);
     }
     w.forward(x)
+}
+
+/// The rows of the quantized matrix `w` at `ids`, in f32; the same paths as [`qlinear`].
+pub fn qembed(w: &quant::QWeight, ids: &Tensor) -> Result<Tensor> {
+    let op = Op::QEmbed { quant: w.quant() };
+    if trace::is_active() || fallback::diverts(&op) {
+        return op.call(&[&source(w.blocks()?), ids]);
+    }
+    w.rows(ids)
 }
 
 pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {

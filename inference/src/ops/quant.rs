@@ -89,7 +89,8 @@ impl QuantType {
     }
 }
 
-/// A quantized weight held on its device, ready for [`super::qlinear`].
+/// A quantized weight held on its device, ready for [`super::qlinear`] and [`super::qembed`].
+#[derive(Clone)]
 pub struct QWeight {
     quant: QuantType,
     weight: Arc<QTensor>,
@@ -129,6 +130,10 @@ impl QWeight {
     pub(super) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         matmul(x, &self.matmul)
     }
+
+    pub(super) fn rows(&self, ids: &Tensor) -> Result<Tensor> {
+        Ok(self.weight.embedding(ids)?)
+    }
 }
 
 gemma3_interface::named!(QuantType, "quantization type");
@@ -152,6 +157,11 @@ impl From<QuantType> for String {
 pub(super) fn linear(x: &Tensor, blocks: &Tensor, quant: QuantType) -> Result<Tensor> {
     let weight = weight(blocks, quant, x.device())?;
     matmul(x, &QMatMul::from_qtensor(weight)?)
+}
+
+/// The rows of the matrix that `blocks` hold at `ids`, dequantized to f32, on `ids`' device.
+pub(super) fn embed(blocks: &Tensor, ids: &Tensor, quant: QuantType) -> Result<Tensor> {
+    Ok(weight(blocks, quant, ids.device())?.embedding(ids)?)
 }
 
 /// The weight that `blocks` hold, on `device`.

@@ -70,6 +70,7 @@ pub fn of(op: OpKind) -> &'static dyn OpSpec {
         SoftmaxLastDim => &norm::SoftmaxLastDim,
         Rope => &rope::Rope,
         QLinear => &quant::QLinear,
+        QEmbed => &quant::QEmbed,
     }
 }
 

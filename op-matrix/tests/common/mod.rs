@@ -8,11 +8,14 @@ use op_matrix::backend::{Backend, Kind};
 
 /// Every kind of kernel the forward pass of the traced (safetensors) checkpoints launches: the
 /// vocabulary but `tanh` (logit soft-capping, which Gemma 3's configs turn off), `cat` (the KV
-/// cache appends with `write_at`) and `qlinear` (quantized checkpoints only).
+/// cache appends with `write_at`), `qlinear` and `qembed` (quantized checkpoints only).
 pub fn forward_pass_ops() -> impl Iterator<Item = OpKind> {
-    OpKind::ALL
-        .into_iter()
-        .filter(|op| !matches!(op, OpKind::Tanh | OpKind::Cat | OpKind::QLinear))
+    OpKind::ALL.into_iter().filter(|op| {
+        !matches!(
+            op,
+            OpKind::Tanh | OpKind::Cat | OpKind::QLinear | OpKind::QEmbed
+        )
+    })
 }
 
 /// Device 0 of `kind`; a backend compiled in whose device does not open fails the test that
