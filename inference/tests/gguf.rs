@@ -12,7 +12,7 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};
 use inference::load::checkpoint::Checkpoint;
 use inference::load::config::ModelConfig;
-use inference::load::gguf::{hf_to_gguf, GgufFile};
+use inference::load::gguf::{self, GgufFile};
 use inference::model::Logits;
 use inference::ops::quant::QuantType;
 use inference::ops::{trace, Op, OpKind};
@@ -135,39 +135,32 @@ fn a_truncated_file_is_not_read() {
     assert!(e.contains("not a readable GGUF file"), "{e}");
 }
 
-/// Writes the tiny text checkpoint as llama.cpp's converter would: its tensors renamed, norm
-/// weights stored as `1 + w` in f32, the matrices in `matrices`; and its tokenizer beside it.
+/// Writes the tiny text checkpoint as llama.cpp's converter would, its matrices in
+/// `matrices`, with its tokenizer beside it.
 fn convert_tiny_text(dir: &Path, matrices: GgmlDType) -> std::path::PathBuf {
     let source = common::checkpoint_dir("tiny-text");
-    let tensors =
-        candle_core::safetensors::load(source.join("model.safetensors"), &Device::Cpu).unwrap();
-    let mut converted: Vec<(String, QTensor)> = Vec::new();
-    for (name, t) in tensors {
-        let hf = name.strip_prefix("model.").unwrap_or(&name);
-        let gguf = hf_to_gguf(hf).unwrap_or_else(|| panic!("no GGUF name for {name}"));
-        assert_eq!(
-            t.dtype(),
-            DType::F32,
-            "the tiny checkpoints are stored in f32"
-        );
-        let q = if gguf.ends_with("norm.weight") {
-            QTensor::quantize(
-                &inference::ops::affine(&t, 1.0, 1.0).unwrap(),
-                GgmlDType::F32,
-            )
-        } else {
-            QTensor::quantize(&t, matrices)
-        };
-        converted.push((gguf, q.unwrap()));
-    }
-    let metadata = tiny_text_metadata();
-    let metadata: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (*k, v)).collect();
-    let tensors: Vec<(&str, &QTensor)> = converted.iter().map(|(n, q)| (n.as_str(), q)).collect();
     let path = dir.join("tiny-text.gguf");
-    let mut file = std::fs::File::create(&path).unwrap();
-    gguf_file::write(&mut file, &metadata, &tensors).unwrap();
+    gguf::write_checkpoint(&Checkpoint::open(&source).unwrap(), &path, matrices).unwrap();
     std::fs::copy(source.join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
     path
+}
+
+#[test]
+fn a_checkpoint_written_as_gguf_reads_back_with_its_config_or_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.gguf");
+    let text = Checkpoint::open(&common::checkpoint_dir("tiny-text")).unwrap();
+    gguf::write_checkpoint(&text, &path, GgmlDType::F32).unwrap();
+    let back = GgufFile::open(&path).unwrap().text_config().unwrap();
+    assert_eq!(back, text.config.text);
+    // The multimodal one scales queries by 24 with heads of 16, which llama.cpp would not.
+    let multimodal = Checkpoint::open(&common::checkpoint_dir("tiny-multimodal")).unwrap();
+    let e = gguf::write_checkpoint(&multimodal, &path, GgmlDType::F32).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("GGUF cannot carry query_pre_attn_scalar 24"),
+        "{e}"
+    );
 }
 
 /// The logits of every position of a short prompt, as f32 values.
