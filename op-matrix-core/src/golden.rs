@@ -11,6 +11,7 @@
 //! This module reads them, from a directory or from the copy compiled into the crate; the
 //! op-matrix harness writes them.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -87,10 +88,11 @@ pub struct StoredCase {
     pub output: Tensor,
 }
 
-/// The golden files as bytes, from disk or embedded in the binary.
-pub struct GoldenFiles {
-    pub inventory: Vec<u8>,
-    pub tensors: Vec<(DType, Vec<u8>)>,
+/// The golden files: the parsed inventory and each dtype's tensor file as bytes, read from
+/// disk or borrowed from the binary.
+struct GoldenFiles {
+    inventory: Inventory,
+    tensors: Vec<(DType, Cow<'static, [u8]>)>,
 }
 
 /// Where goldens are read from: the copy compiled into the crate (so that the op-matrix and
@@ -120,24 +122,27 @@ impl Source {
     /// The cases of the given dtypes (every dtype when empty), ready to replay.
     pub fn cases(&self, dtypes: &[DType]) -> Result<Vec<StoredCase>> {
         let keep = |d: &DType| dtypes.is_empty() || dtypes.contains(d);
-        let files = match self {
-            Self::Dir(dir) => read_dir(dir, keep)?,
-            Self::Embedded => GoldenFiles {
-                inventory: embedded!("inventory.json").to_vec(),
-                tensors: [
-                    (DType::F32, embedded!("f32.safetensors").as_slice()),
-                    (DType::BF16, embedded!("bf16.safetensors").as_slice()),
-                    (DType::F16, embedded!("f16.safetensors").as_slice()),
-                ]
-                .into_iter()
-                .filter(|(d, _)| keep(d))
-                .map(|(d, bytes)| (d, bytes.to_vec()))
-                .collect(),
-            },
-        };
-        let origin = match self {
-            Self::Dir(dir) => dir.as_path(),
-            Self::Embedded => Path::new("golden/ops"),
+        let (origin, files) = match self {
+            Self::Dir(dir) => (dir.as_path(), read_dir(dir, keep)?),
+            Self::Embedded => {
+                let origin = Path::new("golden/ops");
+                let inventory = parse_inventory(embedded!("inventory.json"), origin)?;
+                (
+                    origin,
+                    GoldenFiles {
+                        inventory,
+                        tensors: [
+                            (DType::F32, embedded!("f32.safetensors").as_slice()),
+                            (DType::BF16, embedded!("bf16.safetensors").as_slice()),
+                            (DType::F16, embedded!("f16.safetensors").as_slice()),
+                        ]
+                        .into_iter()
+                        .filter(|(d, _)| keep(d))
+                        .map(|(d, bytes)| (d, Cow::Borrowed(bytes)))
+                        .collect(),
+                    },
+                )
+            }
         };
         load(&files, origin, |meta| keep(&meta.dtype))
     }
@@ -164,10 +169,8 @@ fn read_dir(dir: &Path, keep: impl Fn(&DType) -> bool) -> Result<GoldenFiles> {
         let path = dir.join(name);
         std::fs::read(&path).map_err(|e| Error::io(&path, e))
     };
-    let inventory = read(INVENTORY)?;
-    let inv: Inventory = serde_json::from_slice(&inventory)
-        .map_err(|e| Error::format(dir.join(INVENTORY), e.to_string()))?;
-    let dtypes: BTreeSet<&str> = inv
+    let inventory = parse_inventory(&read(INVENTORY)?, dir)?;
+    let dtypes: BTreeSet<&str> = inventory
         .cases
         .iter()
         .filter(|c| keep(&c.dtype))
@@ -176,9 +179,14 @@ fn read_dir(dir: &Path, keep: impl Fn(&DType) -> bool) -> Result<GoldenFiles> {
     let mut tensors = Vec::new();
     for d in dtypes {
         let dtype: DType = d.parse().expect("parsed from the inventory");
-        tensors.push((dtype, read(&format!("{d}.safetensors"))?));
+        tensors.push((dtype, Cow::Owned(read(&format!("{d}.safetensors"))?)));
     }
     Ok(GoldenFiles { inventory, tensors })
+}
+
+/// The inventory of the golden directory `origin` (named in errors).
+fn parse_inventory(bytes: &[u8], origin: &Path) -> Result<Inventory> {
+    serde_json::from_slice(bytes).map_err(|e| Error::format(origin.join(INVENTORY), e.to_string()))
 }
 
 /// The cases `keep` accepts; `origin` names the files in errors.
@@ -187,8 +195,6 @@ fn load(
     origin: &Path,
     keep: impl Fn(&CaseMeta) -> bool,
 ) -> Result<Vec<StoredCase>> {
-    let inventory: Inventory = serde_json::from_slice(&files.inventory)
-        .map_err(|e| Error::format(origin.join(INVENTORY), e.to_string()))?;
     let mut maps = HashMap::new();
     for (dtype, bytes) in &files.tensors {
         maps.insert(
@@ -197,7 +203,7 @@ fn load(
         );
     }
     let mut cases = Vec::new();
-    for meta in inventory.cases.iter().filter(|m| keep(m)) {
+    for meta in files.inventory.cases.iter().filter(|m| keep(m)) {
         let file = format!("{}.safetensors", meta.dtype.as_str());
         let map = maps
             .get(&meta.dtype)

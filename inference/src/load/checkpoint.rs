@@ -2,6 +2,7 @@
 //! GGUF file (with the model's `tokenizer.json` beside it).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use candle_core::{DType, Device};
 
@@ -21,7 +22,8 @@ pub struct Checkpoint {
 /// Where the weights are.
 enum Source {
     Safetensors(Vec<PathBuf>),
-    Gguf(PathBuf),
+    /// The header, read once to open the checkpoint.
+    Gguf(Arc<GgufFile>),
 }
 
 impl Checkpoint {
@@ -57,11 +59,11 @@ impl Checkpoint {
     }
 
     fn open_gguf(path: &Path) -> Result<Self> {
-        let config = GgufFile::open(path)?.config()?;
+        let gguf = GgufFile::open(path)?;
         Ok(Self {
             dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
-            config,
-            source: Source::Gguf(path.to_path_buf()),
+            config: gguf.config()?,
+            source: Source::Gguf(Arc::new(gguf)),
         })
     }
 
@@ -74,7 +76,7 @@ impl Checkpoint {
     pub fn weight_files(&self) -> &[PathBuf] {
         match &self.source {
             Source::Safetensors(files) => files,
-            Source::Gguf(file) => std::slice::from_ref(file),
+            Source::Gguf(gguf) => gguf.files(),
         }
     }
 
@@ -83,7 +85,7 @@ impl Checkpoint {
             Source::Safetensors(files) => {
                 Weights::open(files, &self.config.weight_prefix, device, dtype)
             }
-            Source::Gguf(file) => GgufFile::open(file)?.weights(device, dtype),
+            Source::Gguf(gguf) => gguf.weights(device, dtype),
         }
     }
 
@@ -93,10 +95,10 @@ impl Checkpoint {
 
     pub fn tokenizer(&self) -> Result<Tokenizer> {
         let path = self.dir.join("tokenizer.json");
-        if let Source::Gguf(file) = &self.source {
+        if let Source::Gguf(gguf) = &self.source {
             if !path.exists() {
                 return Err(Error::Gguf {
-                    path: file.clone(),
+                    path: gguf.path().to_path_buf(),
                     problem: format!(
                         "its own tokenizer (tokenizer.ggml.*) is not read yet; put the model's \
                          tokenizer.json in {}",

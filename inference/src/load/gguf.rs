@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use candle_core::quantized::gguf_file::{Content, TensorInfo, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
@@ -67,6 +67,11 @@ impl GgufFile {
         &self.path
     }
 
+    /// The file, as the one entry of a list of weight files.
+    pub fn files(&self) -> &[PathBuf] {
+        std::slice::from_ref(&self.path)
+    }
+
     /// The model's configuration, with the names its weights load by.
     pub fn config(&self) -> Result<ModelConfig> {
         Ok(ModelConfig {
@@ -77,11 +82,11 @@ impl GgufFile {
         })
     }
 
-    /// The file's tensors, to load onto `device` in `dtype`.
-    pub fn weights(self, device: &Device, dtype: DType) -> Result<Weights> {
+    /// The file's tensors, to load onto `device` in `dtype`, with the header already read.
+    pub fn weights(self: &Arc<Self>, device: &Device, dtype: DType) -> Result<Weights> {
         let file = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
         let store = Store {
-            gguf: self,
+            gguf: self.clone(),
             file: Mutex::new(BufReader::new(file)),
         };
         Ok(Weights::from_store(Box::new(store), "", device, dtype))
@@ -282,7 +287,7 @@ pub fn hf_to_gguf(hf: &str) -> Option<String> {
 
 /// A GGUF file's tensor data, read by safetensors names.
 struct Store {
-    gguf: GgufFile,
+    gguf: Arc<GgufFile>,
     file: Mutex<BufReader<File>>,
 }
 
