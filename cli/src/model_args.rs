@@ -201,12 +201,9 @@ impl ModelArgs {
         let dir = self.checkpoint_path()?;
         let checkpoint = Checkpoint::open(&dir).context("opening the checkpoint")?;
         let tokenizer = checkpoint.tokenizer()?;
-        let config = checkpoint.dir().join("tokenizer_config.json");
-        let chat_template = if config.exists() {
-            ChatTemplate::from_tokenizer_config(&config).ok()
-        } else {
-            None
-        };
+        let chat_template = checkpoint
+            .chat_template()
+            .context("reading the chat template (--raw does without it)")?;
         let model = checkpoint
             .load_model(&device, dtype)
             .context("loading the weights")?;

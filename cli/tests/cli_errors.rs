@@ -203,6 +203,29 @@ fn a_gguf_file_that_is_not_gguf_is_named() {
 }
 
 #[test]
+fn a_tokenizer_json_that_disagrees_with_the_gguf_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = checkpoint_dir("tiny-text");
+    let checkpoint = inference::load::checkpoint::Checkpoint::open(&source).unwrap();
+    let gguf = dir.path().join("model.gguf");
+    inference::load::gguf::write_checkpoint(
+        &checkpoint,
+        &gguf,
+        candle_core::quantized::GgmlDType::F32,
+    )
+    .unwrap();
+    let other = std::fs::read_to_string(source.join("tokenizer.json"))
+        .unwrap()
+        .replace("\"<unused511>\"", "\"<other>\"");
+    std::fs::write(dir.path().join("tokenizer.json"), other).unwrap();
+    let err = perplexity(dir.path(), "hello there");
+    assert!(
+        err.contains("its tokenizer disagrees with") && err.contains("token 511"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_directory_of_two_gguf_files_asks_for_one() {
     let dir = tempfile::tempdir().unwrap();
     for name in ["a.gguf", "b.gguf"] {

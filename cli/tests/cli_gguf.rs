@@ -1,5 +1,6 @@
 //! `gemma3` on GGUF files: the tiny text checkpoint written as llama.cpp lays a GGUF out, in
-//! f32 and in Q8_0, generates and scores from `--gguf` as from its safetensors.
+//! f32 and in Q8_0, generates and scores from `--gguf` as from its safetensors, with the
+//! tokenizer and chat template the file carries.
 
 mod common;
 
@@ -14,17 +15,16 @@ use inference::load::gguf;
 
 const PROMPT: &str = "The clockmaker opens his shop";
 
-/// The tiny text checkpoint as a GGUF file in `dir`, with its tokenizer beside it.
+/// The tiny text checkpoint as one GGUF file in `dir`.
 fn convert(dir: &Path, matrices: GgmlDType) -> PathBuf {
     let source = checkpoint_dir("tiny-text");
     let path = dir.join("tiny-text.gguf");
     gguf::write_checkpoint(&Checkpoint::open(&source).unwrap(), &path, matrices).unwrap();
-    std::fs::copy(source.join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
     path
 }
 
 /// `generate --json` greedily for 8 tokens from `model` (`--gguf FILE` or `--model-dir DIR`),
-/// the prompt as it is: only the safetensors directory has a chat template beside it.
+/// the prompt in the checkpoint's chat template.
 fn greedy(model: &[&str]) -> GenerationReport {
     let out = Command::new(env!("CARGO_BIN_EXE_gemma3"))
         .arg("generate")
@@ -38,14 +38,7 @@ fn greedy(model: &[&str]) -> GenerationReport {
             "--temperature",
             "0",
         ])
-        .args([
-            "--prompt",
-            PROMPT,
-            "--raw",
-            "--max-tokens",
-            "8",
-            "--ignore-eos",
-        ])
+        .args(["--prompt", PROMPT, "--max-tokens", "8", "--ignore-eos"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -62,6 +55,7 @@ fn an_f32_gguf_generates_what_its_safetensors_generate() {
     let from_safetensors = greedy(&["--model-dir", source.to_str().unwrap()]);
     assert_eq!(from_gguf.token_ids.len(), 8);
     assert_eq!(from_gguf.token_ids, from_safetensors.token_ids);
+    assert_eq!(from_gguf.prompt_tokens, from_safetensors.prompt_tokens);
 }
 
 #[test]

@@ -136,13 +136,94 @@ fn a_truncated_file_is_not_read() {
 }
 
 /// Writes the tiny text checkpoint as llama.cpp's converter would, its matrices in
-/// `matrices`, with its tokenizer beside it.
+/// `matrices`: one file, with its tokenizer and chat template.
 fn convert_tiny_text(dir: &Path, matrices: GgmlDType) -> std::path::PathBuf {
     let source = common::checkpoint_dir("tiny-text");
     let path = dir.join("tiny-text.gguf");
     gguf::write_checkpoint(&Checkpoint::open(&source).unwrap(), &path, matrices).unwrap();
-    std::fs::copy(source.join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
     path
+}
+
+/// Texts that reach every part of the tokenizer: merges, spaces, byte fallback, special
+/// tokens written in the text, and nothing at all.
+const TEXTS: [&str; 6] = [
+    "The clockmaker opens his shop at dawn.",
+    "  two  spaces,\ttabs\nand lines\n\n",
+    "bytes: \u{e9}t\u{e9}, \u{1F570}, \u{4E2D}\u{6587}",
+    "<start_of_turn>user\nhi<end_of_turn>\n<start_of_turn>model\n",
+    "<unk><pad>x",
+    "",
+];
+
+#[test]
+fn a_gguf_file_carries_the_tokenizer_and_chat_template_of_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = convert_tiny_text(dir.path(), GgmlDType::F32);
+    let source = Checkpoint::open(&common::checkpoint_dir("tiny-text")).unwrap();
+    let gguf = Checkpoint::open(&path).unwrap();
+    let (ours, theirs) = (gguf.tokenizer().unwrap(), source.tokenizer().unwrap());
+    for text in TEXTS {
+        let ids = theirs.encode(text).unwrap();
+        assert_eq!(ours.encode(text).unwrap(), ids, "{text:?}");
+        assert_eq!(
+            ours.decode(&ids, false).unwrap(),
+            theirs.decode(&ids, false).unwrap()
+        );
+        assert_eq!(
+            ours.decode(&ids, true).unwrap(),
+            theirs.decode(&ids, true).unwrap()
+        );
+    }
+    let template = |c: &Checkpoint| c.chat_template().unwrap().expect("a chat template");
+    let (ours, theirs) = (template(&gguf), template(&source));
+    assert_eq!(ours.source(), theirs.source());
+    assert_eq!(
+        (ours.bos_token(), ours.eos_token()),
+        (theirs.bos_token(), theirs.eos_token())
+    );
+}
+
+#[test]
+fn a_tokenizer_json_beside_the_file_is_used_only_if_it_agrees() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = convert_tiny_text(dir.path(), GgmlDType::F32);
+    let json = common::checkpoint_dir("tiny-text").join("tokenizer.json");
+    let beside = dir.path().join("tokenizer.json");
+    std::fs::copy(&json, &beside).unwrap();
+    let agreeing = Checkpoint::open(&path).unwrap().tokenizer().unwrap();
+    assert_eq!(agreeing.vocab_size(), 512);
+
+    let other = std::fs::read_to_string(&json)
+        .unwrap()
+        .replace("\"<unused511>\"", "\"<other>\"");
+    std::fs::write(&beside, other).unwrap();
+    let e = Checkpoint::open(&path)
+        .unwrap()
+        .tokenizer()
+        .err()
+        .expect("a disagreeing tokenizer")
+        .to_string();
+    assert!(
+        e.contains("its tokenizer disagrees with")
+            && e.contains("token 511 is Some(\"<other>\") there and \"<unused511>\" in the file"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_tokenizer_of_another_kind_is_named() {
+    let mut metadata = tiny_text_metadata();
+    metadata.push(("tokenizer.ggml.model", Value::String("gpt2".into())));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.gguf");
+    write(&path, &metadata, 512);
+    let e = Checkpoint::open(&path)
+        .unwrap()
+        .tokenizer()
+        .err()
+        .expect("a GPT-2 vocabulary")
+        .to_string();
+    assert!(e.contains("holds a `gpt2` tokenizer"), "{e}");
 }
 
 #[test]
@@ -209,17 +290,20 @@ fn a_q8_0_gguf_gives_logits_near_the_f32_ones() {
 }
 
 #[test]
-fn a_gguf_without_a_tokenizer_beside_it_says_what_to_add() {
+fn a_gguf_without_a_tokenizer_of_its_own_or_beside_it_says_what_to_add() {
     let dir = tempfile::tempdir().unwrap();
-    let path = convert_tiny_text(dir.path(), GgmlDType::F32);
-    std::fs::remove_file(dir.path().join("tokenizer.json")).unwrap();
+    let path = dir.path().join("model.gguf");
+    write(&path, &tiny_text_metadata(), 512);
     let e = Checkpoint::open(&path)
         .unwrap()
         .tokenizer()
         .err()
         .unwrap()
         .to_string();
-    assert!(e.contains("put the model's tokenizer.json in"), "{e}");
+    assert!(
+        e.contains("has no tokenizer (tokenizer.ggml.*); put the model's tokenizer.json in"),
+        "{e}"
+    );
 }
 
 #[test]

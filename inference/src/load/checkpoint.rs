@@ -1,5 +1,5 @@
 //! A checkpoint: a directory of `config.json`, safetensors weights and `tokenizer.json`, or a
-//! GGUF file (with the model's `tokenizer.json` beside it).
+//! GGUF file, which holds all three.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,9 +8,10 @@ use candle_core::{DType, Device};
 
 use crate::error::{Error, Result};
 use crate::load::config::ModelConfig;
-use crate::load::gguf::GgufFile;
+use crate::load::gguf::{GgufFile, Vocab};
 use crate::load::weights::{self, Weights};
 use crate::model::Gemma3;
+use crate::text::chat::ChatTemplate;
 use crate::text::tokenizer::Tokenizer;
 
 pub struct Checkpoint {
@@ -93,21 +94,47 @@ impl Checkpoint {
         Gemma3::load(&self.config, &self.weights(device, dtype)?)
     }
 
+    /// The checkpoint's tokenizer. A GGUF file carries its own; a `tokenizer.json` beside
+    /// it is used instead only if it holds the same vocabulary.
     pub fn tokenizer(&self) -> Result<Tokenizer> {
-        let path = self.dir.join("tokenizer.json");
+        let beside = self.dir.join("tokenizer.json");
+        let Source::Gguf(gguf) = &self.source else {
+            return Tokenizer::from_file(&beside);
+        };
+        match (Vocab::read(gguf)?, beside.exists()) {
+            (Some(vocab), true) => {
+                let tokenizer = Tokenizer::from_file(&beside)?;
+                match vocab.disagreement(&tokenizer) {
+                    None => Ok(tokenizer),
+                    Some(why) => Err(gguf.error(format!(
+                        "its tokenizer disagrees with {} ({why}); remove that file, or put \
+                         this model's own beside the GGUF file",
+                        beside.display()
+                    ))),
+                }
+            }
+            (Some(vocab), false) => vocab.tokenizer(gguf.path()),
+            (None, true) => Tokenizer::from_file(&beside),
+            (None, false) => Err(gguf.error(format!(
+                "has no tokenizer (tokenizer.ggml.*); put the model's tokenizer.json in {}",
+                self.dir.display()
+            ))),
+        }
+    }
+
+    /// The checkpoint's chat template: a GGUF file's own (`tokenizer.chat_template`), else
+    /// the one in `tokenizer_config.json`; `None` for a model without one.
+    pub fn chat_template(&self) -> Result<Option<ChatTemplate>> {
         if let Source::Gguf(gguf) = &self.source {
-            if !path.exists() {
-                return Err(Error::Gguf {
-                    path: gguf.path().to_path_buf(),
-                    problem: format!(
-                        "its own tokenizer (tokenizer.ggml.*) is not read yet; put the model's \
-                         tokenizer.json in {}",
-                        self.dir.display()
-                    ),
-                });
+            if let Some(template) = gguf.chat_template()? {
+                return Ok(Some(template));
             }
         }
-        Tokenizer::from_file(&path)
+        let config = self.dir.join("tokenizer_config.json");
+        if !config.exists() {
+            return Ok(None);
+        }
+        ChatTemplate::from_tokenizer_config(&config)
     }
 }
 

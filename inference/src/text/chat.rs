@@ -29,6 +29,7 @@ impl Message {
 #[derive(Clone)]
 pub struct ChatTemplate {
     env: Environment<'static>,
+    source: String,
     /// Special tokens passed to the template, as transformers passes `special_tokens_map`.
     tokens: SpecialTokens,
 }
@@ -46,8 +47,9 @@ const NAME: &str = "chat_template";
 impl ChatTemplate {
     /// Reads `chat_template`, `bos_token` and `eos_token` (and `unk_token`, `pad_token`) from a
     /// checkpoint's `tokenizer_config.json`. The template may be a string or a list of
-    /// `{name, template}`, of which the one named `default` is used.
-    pub fn from_tokenizer_config(path: &Path) -> Result<Self> {
+    /// `{name, template}`, of which the one named `default` is used. `None` if the file has
+    /// no template (a base model's); an error if it has one that cannot be used.
+    pub fn from_tokenizer_config(path: &Path) -> Result<Option<Self>> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let config: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|cause| Error::Json {
@@ -71,11 +73,7 @@ impl ChatTemplate {
                     "`chat_template` must be a string or a list of {name, template}".into(),
                 ))
             }
-            None => {
-                return Err(at(
-                    "no `chat_template`; this checkpoint has no chat format (a base model?)".into(),
-                ))
-            }
+            None => return Ok(None),
         };
         let token = |key: &str| -> Result<Option<String>> {
             match config.get(key) {
@@ -95,7 +93,9 @@ impl ChatTemplate {
             unk_token: token("unk_token")?,
             pad_token: token("pad_token")?,
         };
-        Self::new(template, tokens).map_err(|e| at(e.to_string()))
+        Self::new(template, tokens)
+            .map(Some)
+            .map_err(|e| at(e.to_string()))
     }
 
     /// A template from its source, with the given BOS and EOS tokens.
@@ -120,9 +120,18 @@ impl ChatTemplate {
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         env.add_function("raise_exception", raise_exception);
-        env.add_template_owned(NAME, template)
+        env.add_template_owned(NAME, template.clone())
             .map_err(|e| Error::Invalid(format!("chat template does not compile: {e:#}")))?;
-        Ok(Self { env, tokens })
+        Ok(Self {
+            env,
+            source: template,
+            tokens,
+        })
+    }
+
+    /// The template's Jinja source.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// The `bos_token` the template sees.
@@ -206,7 +215,7 @@ mod tests {
     fn gemma() -> ChatTemplate {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../golden/models/tiny-text/tokenizer_config.json");
-        ChatTemplate::from_tokenizer_config(&path).unwrap()
+        ChatTemplate::from_tokenizer_config(&path).unwrap().unwrap()
     }
 
     fn msgs(turns: &[(&str, &str)]) -> Vec<Message> {
@@ -281,7 +290,7 @@ mod tests {
             "eos_token": "</s>",
         });
         std::fs::write(&path, config.to_string()).unwrap();
-        let t = ChatTemplate::from_tokenizer_config(&path).unwrap();
+        let t = ChatTemplate::from_tokenizer_config(&path).unwrap().unwrap();
         assert_eq!((t.bos_token(), t.eos_token()), (Some("<s>"), Some("</s>")));
         assert_eq!(
             t.render(&msgs(&[("user", "x"), ("assistant", "y")]), false)
@@ -290,8 +299,13 @@ mod tests {
         );
 
         std::fs::write(&path, r#"{"bos_token": "<s>"}"#).unwrap();
+        assert!(ChatTemplate::from_tokenizer_config(&path)
+            .unwrap()
+            .is_none());
+
+        std::fs::write(&path, r#"{"chat_template": "{% if %}"}"#).unwrap();
         let err = ChatTemplate::from_tokenizer_config(&path).err().unwrap();
-        assert!(err.to_string().contains("no `chat_template`"), "{err}");
+        assert!(err.to_string().contains("does not compile"), "{err}");
     }
 
     #[test]

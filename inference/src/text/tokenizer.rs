@@ -16,10 +16,24 @@ impl Tokenizer {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-        Ok(Self {
+        Ok(Self::new(inner, path))
+    }
+
+    /// A tokenizer built in memory, with the file it came from for its errors.
+    pub(crate) fn new(inner: tokenizers::Tokenizer, path: &Path) -> Self {
+        Self {
             inner,
             path: path.to_path_buf(),
-        })
+        }
+    }
+
+    /// The number of tokens, added ones included.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
     }
 
     fn error(&self, e: tokenizers::Error) -> Error {
