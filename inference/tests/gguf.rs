@@ -242,6 +242,13 @@ fn a_checkpoint_written_as_gguf_reads_back_with_its_config_or_is_refused() {
             .contains("GGUF cannot carry query_pre_attn_scalar 24"),
         "{e}"
     );
+    // K-quants take blocks of 256; the tiny text model's rows are 64 and 128 wide.
+    let e = gguf::write_checkpoint(&text, &path, GgmlDType::Q4K).unwrap_err();
+    assert!(
+        e.to_string().contains("Q4K takes rows in blocks of 256")
+            && e.to_string().contains("has rows of "),
+        "{e}"
+    );
 }
 
 /// The logits of every position of a short prompt, as f32 values.

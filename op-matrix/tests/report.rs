@@ -525,3 +525,55 @@ fn failed_on_unexpected_pass_but_not_on_passes_and_xfails() {
     assert!(report.failed());
     assert_eq!(report.failures().count(), 1);
 }
+
+#[test]
+fn markdown_shows_quantized_ops_by_block_format() {
+    let q4 = "qlinear(q4_0) f32[1, 64], u8[96, 36]";
+    let q4k = "qlinear(q4_k) bf16[1, 256], u8[96, 144]";
+    let embed = "qembed(q8_0) u32[5], u8[512, 68]";
+    let unsupported = Outcome::Unsupported {
+        error: "no metal implementation for q4_k".into(),
+    };
+    let report = Report {
+        candle_version: "0.11.1".into(),
+        notes: vec![],
+        backends: vec![
+            backend("cpu", "present", "host"),
+            backend("metal:0", "present", "M2"),
+        ],
+        cases: vec![
+            case("qlinear", "f32", q4, "cpu", pass()),
+            case("qlinear", "f32", q4, "metal:0", pass()),
+            case("qlinear", "bf16", q4k, "cpu", pass()),
+            case("qlinear", "bf16", q4k, "metal:0", unsupported),
+            case("qembed", "f32", embed, "cpu", pass()),
+            case("qembed", "f32", embed, "metal:0", pass()),
+            case("matmul", "f32", MATMUL_F32, "cpu", pass()),
+        ],
+    };
+    let md = markdown::render(&report);
+    let quantized = section(&md, "## Quantized ops by block format");
+    let rows: Vec<&str> = quantized
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| cells(l)[0])
+        .collect();
+    assert_eq!(
+        rows,
+        ["`qembed(q8_0)`", "`qlinear(q4_0)`", "`qlinear(q4_k)`"]
+    );
+    assert_eq!(
+        md_row(quantized, "qlinear(q4_k)"),
+        ["`qlinear(q4_k)`", "✅ 1", "❌ 1/1"]
+    );
+    assert_eq!(
+        md_row(quantized, "qlinear(q4_0)"),
+        ["`qlinear(q4_0)`", "✅ 1", "✅ 1"]
+    );
+
+    let plain = Report {
+        cases: report.cases[6..].to_vec(),
+        ..report
+    };
+    assert!(!markdown::render(&plain).contains("Quantized ops"));
+}

@@ -7,7 +7,7 @@ use std::process::Command;
 #[test]
 fn tiny_model_regenerates_the_committed_checkpoints_byte_for_byte() {
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../golden/models");
-    for preset in ["text", "multimodal"] {
+    for preset in ["text", "multimodal", "wide"] {
         let out = tempfile::tempdir().unwrap();
         let status = Command::new(env!("CARGO_BIN_EXE_xtask"))
             .args([

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use super::{backend_names, matrix, Tally};
+use super::{backend_names, by_op, by_quant, matrix, Tally};
 use crate::report::{CaseResult, Report};
 
 const PASS: &str = "✅";
@@ -61,7 +61,17 @@ pub fn render(report: &Report) -> String {
     );
 
     out.push_str("## All dtypes\n\n");
-    table(&mut out, &all, &backends);
+    table(&mut out, &all, &backends, by_op);
+
+    let quantized: Vec<&CaseResult> = all
+        .iter()
+        .copied()
+        .filter(|c| by_quant(c).is_some())
+        .collect();
+    if !quantized.is_empty() {
+        out.push_str("## Quantized ops by block format\n\n");
+        table(&mut out, &quantized, &backends, by_quant);
+    }
 
     let dtypes: BTreeSet<&str> = report.cases.iter().map(|c| c.dtype.as_str()).collect();
     if !dtypes.is_empty() {
@@ -70,7 +80,7 @@ pub fn render(report: &Report) -> String {
     for dtype in dtypes {
         let cases: Vec<&CaseResult> = all.iter().copied().filter(|c| c.dtype == dtype).collect();
         let _ = writeln!(out, "### {}\n", escape(dtype));
-        table(&mut out, &cases, &backends);
+        table(&mut out, &cases, &backends, by_op);
     }
 
     out.push_str("## Failing cases\n\n");
@@ -93,7 +103,12 @@ pub fn render(report: &Report) -> String {
     out
 }
 
-fn table(out: &mut String, cases: &[&CaseResult], backends: &[&str]) {
+fn table<'a>(
+    out: &mut String,
+    cases: &[&'a CaseResult],
+    backends: &[&str],
+    row: fn(&'a CaseResult) -> Option<&'a str>,
+) {
     out.push_str("| Op |");
     for b in backends {
         let _ = write!(out, " {} |", escape(b));
@@ -103,7 +118,7 @@ fn table(out: &mut String, cases: &[&CaseResult], backends: &[&str]) {
         out.push_str("---|");
     }
     out.push('\n');
-    for (op, tallies) in matrix(cases, backends) {
+    for (op, tallies) in matrix(cases, backends, row) {
         let _ = write!(out, "| {} |", code(op));
         for t in tallies {
             let _ = write!(out, " {} |", cell(&t));

@@ -87,14 +87,16 @@ pub(crate) fn backend_names(report: &Report) -> Vec<&str> {
     names
 }
 
-/// Op rows, sorted, and for each op the tally on each backend of `backends`.
+/// Rows, sorted, and for each row the tally on each backend of `backends`. A case's row is
+/// `row(case)`: its op ([`by_op`]), or its op and block format ([`by_quant`]).
 pub(crate) fn matrix<'a>(
     cases: &[&'a CaseResult],
     backends: &[&str],
+    row: fn(&'a CaseResult) -> Option<&'a str>,
 ) -> Vec<(&'a str, Vec<Tally>)> {
-    let ops: BTreeSet<&str> = cases.iter().map(|c| c.op.as_str()).collect();
-    ops.into_iter()
-        .map(|op| {
+    let rows: BTreeSet<&str> = cases.iter().copied().filter_map(row).collect();
+    rows.into_iter()
+        .map(|name| {
             let tallies = backends
                 .iter()
                 .map(|b| {
@@ -102,11 +104,22 @@ pub(crate) fn matrix<'a>(
                         cases
                             .iter()
                             .copied()
-                            .filter(|c| c.op == op && c.backend == *b),
+                            .filter(|c| row(c) == Some(name) && c.backend == *b),
                     )
                 })
                 .collect();
-            (op, tallies)
+            (name, tallies)
         })
         .collect()
+}
+
+pub(crate) fn by_op(case: &CaseResult) -> Option<&str> {
+    Some(&case.op)
+}
+
+/// `qlinear(q4_0)`: a quantized op's case by its op and block format, as its signature
+/// begins; `None` for the other ops.
+pub(crate) fn by_quant(case: &CaseResult) -> Option<&str> {
+    let head = case.signature.split(' ').next()?;
+    head.ends_with(')').then_some(head)
 }

@@ -2,7 +2,7 @@
 
 use comfy_table::{presets, Table};
 
-use super::{backend_names, matrix, Tally};
+use super::{backend_names, by_op, matrix, Tally};
 use crate::report::{CaseResult, Report};
 
 /// Renders the matrix over all dtypes with cells like `ok 12`, `ok 10 (2 xfail)`,
@@ -16,7 +16,7 @@ pub fn render(report: &Report) -> String {
     // ASCII only: CI logs and plain terminals mangle box-drawing characters.
     table.load_preset(presets::ASCII_FULL_CONDENSED);
     table.set_header(std::iter::once("op").chain(backends.iter().copied()));
-    for (op, tallies) in matrix(&cases, &backends) {
+    for (op, tallies) in matrix(&cases, &backends, by_op) {
         table.add_row(std::iter::once(op.to_string()).chain(tallies.iter().map(cell)));
     }
 

@@ -6,7 +6,9 @@
 //!   hidden, `sliding_window_pattern` 6 with the legacy RoPE keys);
 //! - `multimodal`: a `Gemma3ForConditionalGeneration` shaped like gemma-3-4b (nested
 //!   `text_config` relying on transformers' defaults, linear RoPE scaling 8 on global layers,
-//!   `query_pre_attn_scalar` != head_dim, weights under `language_model.model.`).
+//!   `query_pre_attn_scalar` != head_dim, weights under `language_model.model.`);
+//! - `wide`: a `Gemma3ForCausalLM` whose every row is 256 wide, so that GGUF's K-quant block
+//!   formats (blocks of 256) fit each matrix; one full-attention layer keeps it small.
 
 mod chat_template;
 mod tokenizer;
@@ -21,6 +23,7 @@ use serde_json::{json, Value};
 pub enum Preset {
     Text,
     Multimodal,
+    Wide,
 }
 
 /// The text model's shape, the part of the config the weights depend on.
@@ -48,6 +51,15 @@ impl Preset {
                 kv_heads: 1,
                 head_dim: 32,
             },
+            Preset::Wide => Shape {
+                vocab: VOCAB,
+                hidden: 256,
+                intermediate: 256,
+                layers: 1,
+                heads: 4,
+                kv_heads: 1,
+                head_dim: 64,
+            },
             Preset::Multimodal => Shape {
                 vocab: VOCAB,
                 hidden: 48,
@@ -65,8 +77,12 @@ impl Preset {
             tokenizer::special_id("<eos>"),
             tokenizer::special_id("<end_of_turn>")
         ]);
+        let (sliding_window, pattern) = match self {
+            Preset::Wide => (8, 1),
+            _ => (8, 6),
+        };
         match self {
-            Preset::Text => json!({
+            Preset::Text | Preset::Wide => json!({
                 "architectures": ["Gemma3ForCausalLM"],
                 "attention_bias": false,
                 "attention_dropout": 0.0,
@@ -91,8 +107,8 @@ impl Preset {
                 "rope_local_base_freq": 10000.0,
                 "rope_scaling": null,
                 "rope_theta": 1000000.0,
-                "sliding_window": 8,
-                "sliding_window_pattern": 6,
+                "sliding_window": sliding_window,
+                "sliding_window_pattern": pattern,
                 "torch_dtype": "float32",
                 "use_cache": true,
                 "vocab_size": s.vocab
@@ -129,7 +145,7 @@ impl Preset {
 
     fn weight_prefix(self) -> &'static str {
         match self {
-            Preset::Text => "model.",
+            Preset::Text | Preset::Wide => "model.",
             Preset::Multimodal => "language_model.model.",
         }
     }

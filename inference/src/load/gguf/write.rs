@@ -51,6 +51,13 @@ pub fn write_checkpoint(
                 let gain: Vec<f32> = values.into_iter().map(|v| v + 1.0).collect();
                 QTensor::quantize(&Tensor::new(gain, &Device::Cpu)?, GgmlDType::F32)?
             } else {
+                let row = t.dims().last().copied().unwrap_or(0);
+                if row % matrices.block_size() != 0 {
+                    return Err(Error::Invalid(format!(
+                        "{matrices:?} takes rows in blocks of {}; `{gguf}` has rows of {row}",
+                        matrices.block_size()
+                    )));
+                }
                 QTensor::quantize(&Tensor::from_vec(values, t.dims(), &Device::Cpu)?, matrices)?
             };
             tensors.push((gguf, q));
