@@ -19,13 +19,15 @@ use op_matrix_core::preflight::{self, Preflight};
 #[derive(clap::Args)]
 pub struct ModelArgs {
     /// A Hugging Face Hub model id (downloaded and cached; `HF_TOKEN` for gated repositories).
+    /// A repository of GGUF files takes its quantization after a colon, as llama.cpp does:
+    /// `bartowski/google_gemma-3-1b-it-GGUF:Q4_K_M`.
     #[arg(long, default_value = "google/gemma-3-1b-it", conflicts_with = "which")]
     pub model: String,
     /// The Hub revision: a branch, tag or commit.
     #[arg(long, default_value = "main")]
     pub revision: String,
-    /// A local checkpoint directory (config.json, *.safetensors, tokenizer.json, or one .gguf
-    /// file and tokenizer.json) instead of the Hub.
+    /// A local checkpoint directory (config.json, *.safetensors and tokenizer.json, or one
+    /// .gguf file) instead of the Hub.
     #[arg(long, conflicts_with = "gguf")]
     pub model_dir: Option<PathBuf>,
     /// A local GGUF file (llama.cpp's format, any of its tensor types), with the model's

@@ -12,30 +12,16 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use candle_core::quantized::GgmlDType;
 use inference::load::checkpoint::Checkpoint;
 use inference::load::gguf;
-use inference::ops::quant::QuantType;
-
-fn matrices(name: &str) -> Result<GgmlDType, String> {
-    match name {
-        "f32" => Ok(GgmlDType::F32),
-        "f16" => Ok(GgmlDType::F16),
-        "bf16" => Ok(GgmlDType::BF16),
-        _ => name
-            .parse::<QuantType>()
-            .map(QuantType::ggml)
-            .map_err(|e| e.to_string()),
-    }
-}
 
 fn run(args: &[String]) -> Result<(), String> {
     let [dir, out, kind] = args else {
         return Err("usage: write_gguf CHECKPOINT_DIR OUT.gguf TYPE".into());
     };
     let checkpoint = Checkpoint::open(&PathBuf::from(dir)).map_err(|e| e.to_string())?;
-    gguf::write_checkpoint(&checkpoint, &PathBuf::from(out), matrices(kind)?)
-        .map_err(|e| e.to_string())
+    let matrices = gguf::matrix_type(kind).map_err(|e| e.to_string())?;
+    gguf::write_checkpoint(&checkpoint, &PathBuf::from(out), matrices).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {

@@ -32,8 +32,14 @@ enum Source {
 }
 
 /// Downloads (or finds in the cache) every file of `id` at `revision` that the engine reads,
-/// and returns the local snapshot directory that holds them.
+/// and returns the local snapshot directory that holds them. `REPO:QUANT` (llama.cpp's
+/// spelling, e.g. `:Q4_K_M`), or a repository of GGUF files without `config.json`, gives the
+/// one GGUF file of that quantization instead (see [`choose_gguf`]).
 pub fn fetch(id: &str, revision: &str) -> Result<PathBuf> {
+    let (id, quant) = match id.split_once(':') {
+        Some((id, quant)) => (id, Some(quant)),
+        None => (id, None),
+    };
     let repo = Repo::with_revision(id.to_string(), RepoType::Model, revision.to_string());
     let cache = Cache::from_env();
     let mut source = if offline_requested() {
@@ -52,12 +58,28 @@ pub fn fetch(id: &str, revision: &str) -> Result<PathBuf> {
         Source::Hub(api.repo(repo.clone()))
     };
 
-    let config =
-        get(&mut source, &cache, &repo, "config.json", id, revision)?.ok_or_else(|| {
-            Error::Hub(format!(
-                "{id} has no config.json at revision {revision}: is it a model repository?"
-            ))
-        })?;
+    let config = match quant {
+        Some(_) => None,
+        None => get(&mut source, &cache, &repo, "config.json", id, revision)?,
+    };
+    let Some(config) = config else {
+        let Source::Hub(api) = &source else {
+            return Err(Error::Hub(format!(
+                "{id}: choosing its GGUF file needs the Hub's list of files; pass the cached \
+                 file with --gguf FILE"
+            )));
+        };
+        let files: Vec<String> = api
+            .info()
+            .map_err(|e| Error::Hub(format!("listing the files of {id}: {e}")))?
+            .siblings
+            .into_iter()
+            .map(|s| s.rfilename)
+            .collect();
+        let file = choose_gguf(id, &files, quant)?.to_string();
+        return get(&mut source, &cache, &repo, &file, id, revision)?
+            .ok_or_else(|| Error::Hub(format!("{id}: {file} is listed but cannot be fetched")));
+    };
     for optional in ["tokenizer_config.json", "generation_config.json"] {
         get(&mut source, &cache, &repo, optional, id, revision)?;
     }
@@ -93,6 +115,58 @@ pub fn fetch(id: &str, revision: &str) -> Result<PathBuf> {
 
 /// One file: `Ok(None)` when the repository does not have it. Falls back to the cache, once and
 /// for good, when the Hub cannot be reached.
+/// The GGUF file of a repository's `files` to load: the one whose name holds `quant` as a
+/// word (`Q4_K_M`, any case), or the only one. Multimodal projectors (`mmproj*`) are not
+/// models. An error lists the choices when there is none or more than one.
+pub fn choose_gguf<'a>(id: &str, files: &'a [String], quant: Option<&str>) -> Result<&'a str> {
+    let models: Vec<&str> = files
+        .iter()
+        .map(String::as_str)
+        .filter(|f| f.ends_with(".gguf") && !file_name(f).starts_with("mmproj"))
+        .collect();
+    let chosen: Vec<&str> = match quant {
+        Some(q) => models
+            .iter()
+            .copied()
+            .filter(|f| names_quant(f, q))
+            .collect(),
+        None => models.clone(),
+    };
+    match (chosen.as_slice(), quant) {
+        ([one], _) => Ok(one),
+        _ if models.is_empty() => Err(Error::Hub(format!(
+            "{id} has neither config.json nor a .gguf file: is it a Gemma 3 model repository?"
+        ))),
+        ([], Some(q)) => Err(Error::Hub(format!(
+            "{id} has no {q} file; it has {}",
+            models.join(", ")
+        ))),
+        (_, Some(q)) => Err(Error::Hub(format!(
+            "{id} has several {q} files ({}); split GGUF files are not read, pass one with --gguf",
+            chosen.join(", ")
+        ))),
+        (_, None) => Err(Error::Hub(format!(
+            "{id} has several GGUF files ({}); name one as {id}:QUANT, e.g. {id}:Q4_K_M",
+            models.join(", ")
+        ))),
+    }
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// Whether `file`'s name holds `quant` between characters that are not part of a type name.
+fn names_quant(file: &str, quant: &str) -> bool {
+    let name = file_name(file).to_ascii_uppercase();
+    let quant = quant.to_ascii_uppercase();
+    let part_of_name = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    name.match_indices(&quant).any(|(at, _)| {
+        !part_of_name(name[..at].chars().next_back())
+            && !part_of_name(name[at + quant.len()..].chars().next())
+    })
+}
+
 fn get(
     source: &mut Source,
     cache: &Cache,
@@ -201,5 +275,59 @@ mod tests {
         }
         std::env::remove_var("HF_HUB_OFFLINE");
         assert!(!offline_requested());
+    }
+
+    /// The files of bartowski/google_gemma-3-1b-it-GGUF and google's QAT repository, in
+    /// their naming.
+    fn listing() -> Vec<String> {
+        [
+            "README.md",
+            "google_gemma-3-1b-it-Q4_K_M.gguf",
+            "google_gemma-3-1b-it-Q4_K_S.gguf",
+            "google_gemma-3-1b-it-Q4_K.gguf",
+            "google_gemma-3-1b-it-Q8_0.gguf",
+            "google_gemma-3-1b-it-bf16.gguf",
+            "mmproj-google_gemma-3-1b-it-f16.gguf",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    #[test]
+    fn a_quantization_picks_the_file_that_names_it_as_a_word() {
+        let files = listing();
+        let pick = |q| choose_gguf("r", &files, Some(q)).unwrap();
+        assert_eq!(pick("Q4_K_M"), "google_gemma-3-1b-it-Q4_K_M.gguf");
+        assert_eq!(pick("q4_k"), "google_gemma-3-1b-it-Q4_K.gguf");
+        assert_eq!(pick("BF16"), "google_gemma-3-1b-it-bf16.gguf");
+        let e = choose_gguf("r", &files, Some("Q6_K"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("r has no Q6_K file; it has google_gemma-3-1b-it-Q4_K_M.gguf"),
+            "{e}"
+        );
+        assert!(!e.contains("mmproj"), "{e}");
+    }
+
+    #[test]
+    fn without_a_quantization_only_a_single_gguf_file_is_chosen() {
+        let qat = [
+            "gemma-3-1b-it-q4_0.gguf".to_string(),
+            "mmproj-model-f16.gguf".into(),
+        ];
+        assert_eq!(
+            choose_gguf("r", &qat, None).unwrap(),
+            "gemma-3-1b-it-q4_0.gguf"
+        );
+        let e = choose_gguf("r", &listing(), None).unwrap_err().to_string();
+        assert!(
+            e.contains("several GGUF files") && e.contains("r:Q4_K_M"),
+            "{e}"
+        );
+        let e = choose_gguf("r", &["README.md".to_string()], None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("neither config.json nor a .gguf file"), "{e}");
     }
 }

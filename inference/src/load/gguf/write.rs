@@ -10,6 +10,21 @@ use candle_core::{DType, Device, Tensor};
 use super::{hf_to_gguf, Vocab, ARCHITECTURE, CHAT_TEMPLATE, LAYERS_27B};
 use crate::error::{Error, Result};
 use crate::load::config::{LayerKind, TextConfig};
+use crate::ops::quant::QuantType;
+
+/// The type named `name` (`f32`, `f16`, `bf16` or a block format such as `q4_0` or `q6_k`),
+/// as the matrices of [`write_checkpoint`] take it.
+pub fn matrix_type(name: &str) -> Result<GgmlDType> {
+    match name {
+        "f32" => Ok(GgmlDType::F32),
+        "f16" => Ok(GgmlDType::F16),
+        "bf16" => Ok(GgmlDType::BF16),
+        _ => name
+            .parse::<QuantType>()
+            .map(QuantType::ggml)
+            .map_err(|e| Error::Invalid(format!("{e} (or f32, f16, bf16)"))),
+    }
+}
 
 /// Writes `checkpoint` (safetensors) as a GGUF file at `out`, as llama.cpp's converter lays one
 /// out: its metadata keys (the tokenizer and chat template included), its tensor names, norm
