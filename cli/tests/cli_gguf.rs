@@ -23,61 +23,94 @@ fn convert(dir: &Path, matrices: GgmlDType) -> PathBuf {
     path
 }
 
-/// `generate --json` greedily for 8 tokens from `model` (`--gguf FILE` or `--model-dir DIR`),
-/// the prompt in the checkpoint's chat template.
-fn greedy(model: &[&str]) -> GenerationReport {
+/// `gemma3 COMMAND --json` on the CPU in f32, its document.
+fn json<T: serde::de::DeserializeOwned>(command: &str, args: &[&str]) -> T {
     let out = Command::new(env!("CARGO_BIN_EXE_gemma3"))
-        .arg("generate")
-        .args(model)
-        .args([
-            "--device",
-            "cpu",
-            "--dtype",
-            "f32",
-            "--json",
-            "--temperature",
-            "0",
-        ])
-        .args(["--prompt", PROMPT, "--max-tokens", "8", "--ignore-eos"])
+        .arg(command)
+        .args(["--device", "cpu", "--dtype", "f32", "--json"])
+        .args(args)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{model:?}: {stderr}");
+    assert!(out.status.success(), "{command} {args:?}: {stderr}");
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `generate` greedily for `n` tokens from `model` (`--gguf FILE` or `--model-dir DIR`).
+fn greedy(model: &[&str], prompt: &[&str], n: usize) -> GenerationReport {
+    let n = n.to_string();
+    let args = [
+        &["--temperature", "0", "--max-tokens", &n, "--ignore-eos"],
+        prompt,
+    ]
+    .concat();
+    json("generate", &[model, &args].concat())
+}
+
+/// `perplexity` of `text` under `model`.
+fn perplexity(model: &[&str], text: &str) -> f64 {
+    let doc: serde_json::Value = json("perplexity", &[model, &["--text", text]].concat());
+    doc["perplexity"].as_f64().expect("a perplexity")
 }
 
 #[test]
 fn an_f32_gguf_generates_what_its_safetensors_generate() {
     let dir = tempfile::tempdir().unwrap();
     let path = convert(dir.path(), GgmlDType::F32);
-    let from_gguf = greedy(&["--gguf", path.to_str().unwrap()]);
+    let templated = ["--prompt", PROMPT];
+    let from_gguf = greedy(&["--gguf", path.to_str().unwrap()], &templated, 8);
     let source = checkpoint_dir("tiny-text");
-    let from_safetensors = greedy(&["--model-dir", source.to_str().unwrap()]);
+    let from_safetensors = greedy(&["--model-dir", source.to_str().unwrap()], &templated, 8);
     assert_eq!(from_gguf.token_ids.len(), 8);
     assert_eq!(from_gguf.token_ids, from_safetensors.token_ids);
     assert_eq!(from_gguf.prompt_tokens, from_safetensors.prompt_tokens);
+}
+
+/// Every file of golden/reference/llama_cpp.json, from a directory holding only it: the
+/// perplexity within 5% of llama.cpp's (the library's test bounds each token's
+/// log-probability), and the greedy continuation of the 8-bit and wider types llama.cpp's.
+#[test]
+fn every_gguf_type_runs_from_a_directory_as_llama_cpp_ran_it() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../golden/reference/llama_cpp.json");
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let prompt = reference["prompt"].as_str().unwrap();
+    for file in reference["files"].as_array().unwrap() {
+        let (checkpoint, kind) = (
+            file["checkpoint"].as_str().unwrap(),
+            file["type"].as_str().unwrap(),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let source = Checkpoint::open(&checkpoint_dir(checkpoint)).unwrap();
+        let matrices = gguf::matrix_type(kind).unwrap();
+        gguf::write_checkpoint(&source, &dir.path().join("model.gguf"), matrices).unwrap();
+        let model = ["--model-dir", dir.path().to_str().unwrap()];
+
+        let logprobs: Vec<f64> = serde_json::from_value(file["logprobs"].clone()).unwrap();
+        let theirs = (-logprobs.iter().sum::<f64>() / logprobs.len() as f64).exp();
+        let ours = perplexity(&model, prompt);
+        assert!(
+            (ours / theirs - 1.0).abs() < 0.05,
+            "{checkpoint} {kind}: perplexity {ours} vs llama.cpp's {theirs}"
+        );
+
+        let expected: Vec<u32> = serde_json::from_value(file["greedy"].clone()).unwrap();
+        let report = greedy(&model, &["--prompt", prompt, "--raw"], expected.len());
+        if matches!(kind, "f32" | "f16" | "bf16" | "q8_0" | "q6_k") {
+            assert_eq!(report.token_ids, expected, "{checkpoint} {kind}");
+        }
+    }
 }
 
 #[test]
 fn a_q8_0_gguf_scores_a_text_close_to_its_safetensors() {
     let dir = tempfile::tempdir().unwrap();
     let path = convert(dir.path(), GgmlDType::Q8_0);
-    let ppl = |model: &[&str]| -> f64 {
-        let out = Command::new(env!("CARGO_BIN_EXE_gemma3"))
-            .arg("perplexity")
-            .args(model)
-            .args([
-                "--device", "cpu", "--dtype", "f32", "--json", "--text", PROMPT,
-            ])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{model:?}: {stderr}");
-        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        doc["perplexity"].as_f64().expect("a perplexity")
-    };
-    let q8 = ppl(&["--gguf", path.to_str().unwrap()]);
-    let f32 = ppl(&["--model-dir", checkpoint_dir("tiny-text").to_str().unwrap()]);
+    let q8 = perplexity(&["--gguf", path.to_str().unwrap()], PROMPT);
+    let f32 = perplexity(
+        &["--model-dir", checkpoint_dir("tiny-text").to_str().unwrap()],
+        PROMPT,
+    );
     assert!(
         q8.is_finite() && (q8 / f32 - 1.0).abs() < 0.05,
         "{q8} vs {f32}"

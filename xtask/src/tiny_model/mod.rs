@@ -8,7 +8,8 @@
 //!   `text_config` relying on transformers' defaults, linear RoPE scaling 8 on global layers,
 //!   `query_pre_attn_scalar` != head_dim, weights under `language_model.model.`);
 //! - `wide`: a `Gemma3ForCausalLM` whose every row is 256 wide, so that GGUF's K-quant block
-//!   formats (blocks of 256) fit each matrix; one full-attention layer keeps it small.
+//!   formats (blocks of 256) fit each matrix; one layer (a sliding one, as llama.cpp wants
+//!   one where a window is set) keeps it small.
 
 mod chat_template;
 mod tokenizer;
@@ -77,10 +78,6 @@ impl Preset {
             tokenizer::special_id("<eos>"),
             tokenizer::special_id("<end_of_turn>")
         ]);
-        let (sliding_window, pattern) = match self {
-            Preset::Wide => (8, 1),
-            _ => (8, 6),
-        };
         match self {
             Preset::Text | Preset::Wide => json!({
                 "architectures": ["Gemma3ForCausalLM"],
@@ -107,8 +104,8 @@ impl Preset {
                 "rope_local_base_freq": 10000.0,
                 "rope_scaling": null,
                 "rope_theta": 1000000.0,
-                "sliding_window": sliding_window,
-                "sliding_window_pattern": pattern,
+                "sliding_window": 8,
+                "sliding_window_pattern": 6,
                 "torch_dtype": "float32",
                 "use_cache": true,
                 "vocab_size": s.vocab

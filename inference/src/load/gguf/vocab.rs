@@ -17,9 +17,11 @@ use tokenizers::decoders::byte_fallback::ByteFallback;
 use tokenizers::decoders::fuse::Fuse;
 use tokenizers::decoders::sequence::Sequence;
 use tokenizers::models::bpe::{Vocab as BpeVocab, BPE};
+use tokenizers::normalizers::prepend::Prepend;
 use tokenizers::normalizers::replace::Replace;
+use tokenizers::normalizers::Sequence as NormalizerSequence;
 use tokenizers::processors::template::TemplateProcessing;
-use tokenizers::{AddedToken, DecoderWrapper};
+use tokenizers::{AddedToken, DecoderWrapper, NormalizerWrapper};
 
 use super::GgufFile;
 use crate::error::{Error, Result};
@@ -72,6 +74,9 @@ pub struct Vocab {
     pad: Option<u32>,
     add_bos: bool,
     add_eos: bool,
+    /// SentencePiece's dummy prefix: a `▁` before the text. Gemma's has none, but llama.cpp
+    /// adds it to a SentencePiece vocabulary unless the file says not to.
+    add_space_prefix: bool,
 }
 
 impl Vocab {
@@ -154,6 +159,9 @@ impl Vocab {
             add_eos: gguf
                 .opt_bool("tokenizer.ggml.add_eos_token")?
                 .unwrap_or(false),
+            add_space_prefix: gguf
+                .opt_bool("tokenizer.ggml.add_space_prefix")?
+                .unwrap_or(true),
             tokens,
             scores,
             types,
@@ -254,6 +262,7 @@ impl Vocab {
         Ok(Self {
             add_bos: bos.is_some_and(|b| with_specials.first() == Some(&b)),
             add_eos: eos.is_some_and(|e| with_specials.last() == Some(&e)),
+            add_space_prefix: json["normalizer"].to_string().contains("\"Prepend\""),
             bos,
             eos,
             unk,
@@ -285,6 +294,7 @@ impl Vocab {
             ),
             (key("add_bos_token"), Value::Bool(self.add_bos)),
             (key("add_eos_token"), Value::Bool(self.add_eos)),
+            (key("add_space_prefix"), Value::Bool(self.add_space_prefix)),
         ];
         if let Some(merges) = &self.merges {
             let merges = merges
@@ -341,8 +351,16 @@ impl Vocab {
         let bpe = builder.build().map_err(|e| fail(e.to_string()))?;
         let mut inner = tokenizers::Tokenizer::new(bpe);
         let space = Replace::new(" ", "▁").map_err(|e| fail(e.to_string()))?;
+        let normalizer = if self.add_space_prefix {
+            NormalizerWrapper::Sequence(NormalizerSequence::new(vec![
+                Prepend::new("▁".into()).into(),
+                space.into(),
+            ]))
+        } else {
+            space.into()
+        };
         inner
-            .with_normalizer(Some(space))
+            .with_normalizer(Some(normalizer))
             .map_err(|e| fail(e.to_string()))?;
         let unspace = Replace::new("▁", " ").map_err(|e| fail(e.to_string()))?;
         inner.with_decoder(Some(Sequence::new(vec![
@@ -503,6 +521,7 @@ mod tests {
             pad: None,
             add_bos: true,
             add_eos: false,
+            add_space_prefix: false,
         };
         let tokenizer = vocab.tokenizer(Path::new("test.gguf")).unwrap();
         // b+c (-1) first, then a+bc (-2); ab (-3) never forms.

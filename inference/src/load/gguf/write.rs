@@ -92,7 +92,9 @@ pub fn write_checkpoint(
 fn metadata_of(text: &TextConfig) -> Result<Vec<(String, Value)>> {
     let unsayable = |what: String| Error::Invalid(format!("GGUF cannot carry {what}"));
     let layers = text.num_hidden_layers;
-    let pattern = (1..=layers.max(1))
+    // Gemma's own 6 first; past the layer count, every layer slides.
+    let pattern = std::iter::once(6)
+        .chain(1..=layers + 1)
         .find(|&n| LayerKind::every_nth_full(layers, n) == text.layer_kinds)
         .ok_or_else(|| unsayable("this model's pattern of sliding and full layers".into()))?;
     let derived = if layers == LAYERS_27B {
