@@ -122,6 +122,32 @@ fn a_key_of_the_wrong_type_is_named() {
 }
 
 #[test]
+fn a_tensor_type_candle_cannot_hold_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.gguf");
+    write(&path, &tiny_text_metadata(), 512);
+    // The type of `token_embd.weight` follows its name, its rank (u32) and two dims (u64).
+    let mut bytes = std::fs::read(&path).unwrap();
+    let name = b"token_embd.weight";
+    let at = bytes.windows(name.len()).position(|w| w == name).unwrap() + name.len() + 4 + 16;
+    assert_eq!(
+        bytes[at..at + 4],
+        0u32.to_le_bytes(),
+        "F32 before the change"
+    );
+    bytes[at..at + 4].copy_from_slice(&20u32.to_le_bytes());
+    std::fs::write(&path, bytes).unwrap();
+    let e = GgufFile::open(&path)
+        .err()
+        .expect("an IQ4_NL tensor")
+        .to_string();
+    assert!(
+        e.contains("a tensor of ggml type 20 (IQ4_NL), which Candle cannot hold"),
+        "{e}"
+    );
+}
+
+#[test]
 fn a_truncated_file_is_not_read() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.gguf");

@@ -57,10 +57,7 @@ impl GgufFile {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let content = Content::read(&mut BufReader::new(file)).map_err(|e| Error::Gguf {
             path: path.to_path_buf(),
-            problem: format!(
-                "not a readable GGUF file ({}); re-download it",
-                first_line(&e)
-            ),
+            problem: unreadable(&first_line(&e)),
         })?;
         let gguf = Self {
             path: path.to_path_buf(),
@@ -288,6 +285,42 @@ impl GgufFile {
     fn f64_or(&self, key: &str, default: f64) -> Result<f64> {
         Ok(self.opt_f64(key)?.unwrap_or(default))
     }
+}
+
+/// Why Candle could not read a GGUF header: a tensor type it cannot hold, named as ggml names
+/// it, or a file that is damaged.
+fn unreadable(candle: &str) -> String {
+    let unknown = candle
+        .strip_prefix("unknown dtype for tensor ")
+        .and_then(|n| n.trim().parse::<u32>().ok());
+    let Some(code) = unknown else {
+        return format!("not a readable GGUF file ({candle}); re-download it");
+    };
+    // ggml.h's `enum ggml_type`, for the types Candle lacks.
+    let name = match code {
+        16 => "IQ2_XXS",
+        17 => "IQ2_XS",
+        18 => "IQ3_XXS",
+        19 => "IQ1_S",
+        20 => "IQ4_NL",
+        21 => "IQ3_S",
+        22 => "IQ2_S",
+        23 => "IQ4_XS",
+        24 => "I8",
+        25 => "I16",
+        26 => "I32",
+        27 => "I64",
+        28 => "F64",
+        29 => "IQ1_M",
+        34 => "TQ1_0",
+        35 => "TQ2_0",
+        39 => "MXFP4",
+        _ => "unknown",
+    };
+    format!(
+        "holds a tensor of ggml type {code} ({name}), which Candle cannot hold; use a file in F32, \
+         F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 or Q2_K to Q6_K"
+    )
 }
 
 /// Candle's message without the backtrace it appends when `RUST_BACKTRACE` is set.
