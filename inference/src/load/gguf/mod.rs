@@ -40,6 +40,11 @@ pub const ARCHITECTURE: &str = "gemma3";
 /// The metadata key of the chat template, as llama.cpp writes it.
 const CHAT_TEMPLATE: &str = "tokenizer.chat_template";
 
+/// The metadata keys of the vocabulary's pieces and of the BOS and EOS ids.
+const TOKENS: &str = "tokenizer.ggml.tokens";
+const BOS_ID: &str = "tokenizer.ggml.bos_token_id";
+const EOS_ID: &str = "tokenizer.ggml.eos_token_id";
+
 /// Gemma 3 27B's layer count: the one size whose queries are scaled by `hidden / heads`
 /// rather than by the head size (its `query_pre_attn_scalar` of 168), as llama.cpp decides.
 const LAYERS_27B: usize = 62;
@@ -141,7 +146,7 @@ impl GgufFile {
             Some(n) => n,
             None => 6,
         };
-        let eos = self.usize_or("tokenizer.ggml.eos_token_id", 1)? as u32;
+        let eos = self.usize_or(EOS_ID, 1)? as u32;
         let eot = self.opt_usize("tokenizer.ggml.eot_token_id")?;
         Ok(TextConfig {
             vocab_size,
@@ -166,9 +171,7 @@ impl GgufFile {
             },
             final_logit_softcapping: self.opt_f64(&key("final_logit_softcapping"))?,
             tie_word_embeddings: !self.content.tensor_infos.contains_key("output.weight"),
-            bos_token_id: self
-                .opt_usize("tokenizer.ggml.bos_token_id")?
-                .map(|b| b as u32),
+            bos_token_id: self.opt_usize(BOS_ID)?.map(|b| b as u32),
             eos_token_ids: std::iter::once(eos)
                 .chain(eot.map(|e| e as u32).filter(|&e| e != eos))
                 .collect(),
@@ -180,9 +183,9 @@ impl GgufFile {
         let Some(source) = self.opt_string(CHAT_TEMPLATE)? else {
             return Ok(None);
         };
-        let vocab = Vocab::read(self)?;
-        let token = |id: fn(&Vocab) -> Option<u32>| vocab.as_ref().and_then(|v| v.token(id(v)));
-        ChatTemplate::from_source(source, token(Vocab::bos), token(Vocab::eos))
+        let bos = self.token_at(BOS_ID)?;
+        let eos = self.token_at(EOS_ID)?;
+        ChatTemplate::from_source(source, bos, eos)
             .map(Some)
             .map_err(|e| self.error(format!("`{CHAT_TEMPLATE}`: {e}")))
     }
@@ -227,18 +230,8 @@ impl GgufFile {
         let Some(v) = self.metadata().get(key) else {
             return Ok(None);
         };
-        let n = match *v {
-            Value::U8(n) => Some(u64::from(n)),
-            Value::U16(n) => Some(u64::from(n)),
-            Value::U32(n) => Some(u64::from(n)),
-            Value::U64(n) => Some(n),
-            Value::I8(n) => u64::try_from(n).ok(),
-            Value::I16(n) => u64::try_from(n).ok(),
-            Value::I32(n) => u64::try_from(n).ok(),
-            Value::I64(n) => u64::try_from(n).ok(),
-            _ => None,
-        };
-        n.and_then(|n| usize::try_from(n).ok())
+        as_u64(v)
+            .and_then(|n| usize::try_from(n).ok())
             .map(Some)
             .ok_or_else(|| self.wrong_type(key, "a non-negative integer", v))
     }
@@ -259,8 +252,33 @@ impl GgufFile {
         }
     }
 
-    fn array(&self, key: &str) -> Result<&[Value]> {
-        self.opt_array(key)?.ok_or_else(|| self.missing(key))
+    /// Array `key` with each element read by `item`, which says what it wants as `wanted`.
+    fn opt_array_of<T>(
+        &self,
+        key: &str,
+        wanted: &str,
+        item: impl Fn(&Value) -> Option<T>,
+    ) -> Result<Option<Vec<T>>> {
+        let Some(values) = self.opt_array(key)? else {
+            return Ok(None);
+        };
+        values
+            .iter()
+            .map(|v| item(v).ok_or_else(|| self.wrong_type(key, wanted, v)))
+            .collect::<Result<_>>()
+            .map(Some)
+    }
+
+    /// The token that the id under `key` names in the file's vocabulary, without reading the
+    /// rest of the vocabulary.
+    fn token_at(&self, key: &str) -> Result<Option<&str>> {
+        let (Some(id), Some(tokens)) = (self.opt_usize(key)?, self.opt_array(TOKENS)?) else {
+            return Ok(None);
+        };
+        Ok(match tokens.get(id) {
+            Some(Value::String(token)) => Some(token),
+            _ => None,
+        })
     }
 
     fn usize(&self, key: &str) -> Result<usize> {
@@ -284,6 +302,21 @@ impl GgufFile {
 
     fn f64_or(&self, key: &str, default: f64) -> Result<f64> {
         Ok(self.opt_f64(key)?.unwrap_or(default))
+    }
+}
+
+/// A metadata integer of any width, if it is not negative.
+fn as_u64(v: &Value) -> Option<u64> {
+    match *v {
+        Value::U8(n) => Some(u64::from(n)),
+        Value::U16(n) => Some(u64::from(n)),
+        Value::U32(n) => Some(u64::from(n)),
+        Value::U64(n) => Some(n),
+        Value::I8(n) => u64::try_from(n).ok(),
+        Value::I16(n) => u64::try_from(n).ok(),
+        Value::I32(n) => u64::try_from(n).ok(),
+        Value::I64(n) => u64::try_from(n).ok(),
+        _ => None,
     }
 }
 

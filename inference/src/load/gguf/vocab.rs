@@ -23,7 +23,7 @@ use tokenizers::normalizers::Sequence as NormalizerSequence;
 use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{AddedToken, DecoderWrapper, NormalizerWrapper};
 
-use super::GgufFile;
+use super::{as_u64, GgufFile, BOS_ID, EOS_ID, TOKENS};
 use crate::error::{Error, Result};
 use crate::text::tokenizer::Tokenizer;
 
@@ -42,7 +42,7 @@ enum Piece {
 }
 
 impl Piece {
-    fn of(code: i64) -> Option<Self> {
+    fn of(code: u64) -> Option<Self> {
         [
             Self::Normal,
             Self::Unknown,
@@ -52,7 +52,7 @@ impl Piece {
             Self::Byte,
         ]
         .into_iter()
-        .find(|p| *p as i64 == code)
+        .find(|p| *p as u64 == code)
     }
 
     /// Pieces matched in the text before the model sees it, as llama.cpp matches them.
@@ -90,36 +90,25 @@ impl Vocab {
                 "holds a `{model}` tokenizer; Gemma 3's is SentencePiece (`{SENTENCEPIECE}`)"
             )));
         }
-        let tokens: Vec<String> = gguf
-            .array("tokenizer.ggml.tokens")?
-            .iter()
-            .map(|v| match v {
-                Value::String(s) => Ok(s.clone()),
-                other => Err(gguf.wrong_type("tokenizer.ggml.tokens", "strings", other)),
-            })
-            .collect::<Result<_>>()?;
+        let string = |v: &Value| match v {
+            Value::String(s) => Some(s.clone()),
+            _ => None,
+        };
+        let tokens = gguf
+            .opt_array_of(TOKENS, "strings", string)?
+            .ok_or_else(|| gguf.missing(TOKENS))?;
         let n = tokens.len();
-        let scores = match gguf.opt_array("tokenizer.ggml.scores")? {
-            None => vec![0.0; n],
-            Some(values) => values
-                .iter()
-                .map(|v| match v {
-                    Value::F32(x) => Ok(*x),
-                    other => Err(gguf.wrong_type("tokenizer.ggml.scores", "f32", other)),
-                })
-                .collect::<Result<_>>()?,
-        };
-        let types = match gguf.opt_array("tokenizer.ggml.token_type")? {
-            None => vec![Piece::Normal; n],
-            Some(values) => values
-                .iter()
-                .map(|v| {
-                    integer(v)
-                        .and_then(Piece::of)
-                        .ok_or_else(|| gguf.wrong_type("tokenizer.ggml.token_type", "a type", v))
-                })
-                .collect::<Result<_>>()?,
-        };
+        let scores = gguf
+            .opt_array_of("tokenizer.ggml.scores", "f32", |v| match v {
+                Value::F32(x) => Some(*x),
+                _ => None,
+            })?
+            .unwrap_or_else(|| vec![0.0; n]);
+        let types = gguf
+            .opt_array_of("tokenizer.ggml.token_type", "a token type", |v| {
+                as_u64(v).and_then(Piece::of)
+            })?
+            .unwrap_or_else(|| vec![Piece::Normal; n]);
         if scores.len() != n || types.len() != n {
             return Err(gguf.error(format!(
                 "has {n} tokens but {} scores and {} token types",
@@ -127,19 +116,18 @@ impl Vocab {
                 types.len()
             )));
         }
-        let merges = match gguf.opt_array("tokenizer.ggml.merges")? {
-            None => None,
-            Some(values) => Some(
-                values
+        let merges = gguf
+            .opt_array_of("tokenizer.ggml.merges", "strings", string)?
+            .map(|merges| {
+                merges
                     .iter()
-                    .map(|v| match v {
-                        Value::String(s) => split_merge(s)
-                            .ok_or_else(|| gguf.error(format!("merge `{s}` is not two tokens"))),
-                        other => Err(gguf.wrong_type("tokenizer.ggml.merges", "strings", other)),
+                    .map(|m| {
+                        split_merge(m)
+                            .ok_or_else(|| gguf.error(format!("merge `{m}` is not two tokens")))
                     })
-                    .collect::<Result<_>>()?,
-            ),
-        };
+                    .collect::<Result<Vec<_>>>()
+            })
+            .transpose()?;
         let id = |key: &str| -> Result<Option<u32>> {
             match gguf.opt_usize(key)? {
                 Some(id) if id >= n => Err(gguf.error(format!(
@@ -149,8 +137,8 @@ impl Vocab {
             }
         };
         Ok(Some(Self {
-            bos: id("tokenizer.ggml.bos_token_id")?,
-            eos: id("tokenizer.ggml.eos_token_id")?,
+            bos: id(BOS_ID)?,
+            eos: id(EOS_ID)?,
             unk: id("tokenizer.ggml.unknown_token_id")?,
             pad: id("tokenizer.ggml.padding_token_id")?,
             add_bos: gguf
@@ -254,7 +242,7 @@ impl Vocab {
             }
         }
 
-        let tokenizer = Tokenizer::from_file(path)?;
+        let tokenizer = Tokenizer::from_bytes(&bytes, path)?;
         let special = |name: &str| ids.get(name).map(|&i| i as u32);
         let with_specials = tokenizer.encode("")?;
         let bos = special("<bos>");
@@ -313,40 +301,40 @@ impl Vocab {
         m
     }
 
-    /// The token of id `id`, as the chat template names it.
-    pub fn token(&self, id: Option<u32>) -> Option<&str> {
+    fn token(&self, id: Option<u32>) -> Option<&str> {
         self.tokens.get(id? as usize).map(String::as_str)
-    }
-
-    pub fn bos(&self) -> Option<u32> {
-        self.bos
-    }
-
-    pub fn eos(&self) -> Option<u32> {
-        self.eos
     }
 
     /// The Hugging Face tokenizer of this vocabulary: Gemma's `tokenizer.json` pipeline (spaces
     /// as `▁`, BPE with byte fallback, `<bos>` added) over these pieces.
-    pub fn tokenizer(&self, path: &Path) -> Result<Tokenizer> {
+    pub fn tokenizer(mut self, path: &Path) -> Result<Tokenizer> {
         let fail = |message: String| Error::Tokenizer {
             path: path.to_path_buf(),
             message,
         };
-        let mut vocab = BpeVocab::default();
-        for (id, token) in self.tokens.iter().enumerate() {
-            vocab.entry(token.clone()).or_insert(id as u32);
-        }
-        let merges = match &self.merges {
-            Some(merges) => merges.clone(),
+        let post = self.post_processor().map_err(fail)?;
+        let unk = self.token(self.unk).map(str::to_string);
+        let added: Vec<AddedToken> = self
+            .tokens
+            .iter()
+            .zip(&self.types)
+            .filter(|(_, t)| t.is_added())
+            .map(|(token, &t)| AddedToken::from(token.clone(), t != Piece::UserDefined))
+            .collect();
+        let merges = match self.merges.take() {
+            Some(merges) => merges,
             None => self.merges_from_scores(),
         };
+        let mut vocab = BpeVocab::default();
+        for (id, token) in self.tokens.into_iter().enumerate() {
+            vocab.entry(token).or_insert(id as u32);
+        }
         let mut builder = BPE::builder()
             .vocab_and_merges(vocab, merges)
             .byte_fallback(true)
             .fuse_unk(true);
-        if let Some(unk) = self.token(self.unk) {
-            builder = builder.unk_token(unk.to_string());
+        if let Some(unk) = unk {
+            builder = builder.unk_token(unk);
         }
         let bpe = builder.build().map_err(|e| fail(e.to_string()))?;
         let mut inner = tokenizers::Tokenizer::new(bpe);
@@ -368,16 +356,9 @@ impl Vocab {
             DecoderWrapper::ByteFallback(ByteFallback::new()),
             DecoderWrapper::Fuse(Fuse::new()),
         ])));
-        if let Some(post) = self.post_processor().map_err(fail)? {
+        if let Some(post) = post {
             inner.with_post_processor(Some(post));
         }
-        let added: Vec<AddedToken> = self
-            .tokens
-            .iter()
-            .zip(&self.types)
-            .filter(|(_, t)| t.is_added())
-            .map(|(token, &t)| AddedToken::from(token.clone(), t != Piece::UserDefined))
-            .collect();
         inner
             .add_special_tokens(added)
             .map_err(|e| fail(e.to_string()))?;
@@ -481,20 +462,6 @@ fn is_byte_piece(token: &str) -> bool {
         && token.starts_with("<0x")
         && token.ends_with('>')
         && u8::from_str_radix(&token[3..5], 16).is_ok()
-}
-
-fn integer(v: &Value) -> Option<i64> {
-    match *v {
-        Value::I8(n) => Some(n.into()),
-        Value::I16(n) => Some(n.into()),
-        Value::I32(n) => Some(n.into()),
-        Value::I64(n) => Some(n),
-        Value::U8(n) => Some(n.into()),
-        Value::U16(n) => Some(n.into()),
-        Value::U32(n) => Some(n.into()),
-        Value::U64(n) => i64::try_from(n).ok(),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
