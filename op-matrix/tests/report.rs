@@ -549,6 +549,7 @@ fn markdown_shows_quantized_ops_by_block_format() {
             case("qembed", "f32", embed, "cpu", pass()),
             case("qembed", "f32", embed, "metal:0", pass()),
             case("matmul", "f32", MATMUL_F32, "cpu", pass()),
+            case("affine", "f32", "affine(mul=2,add=1) f32[4]", "cpu", pass()),
         ],
     };
     let md = markdown::render(&report);

@@ -163,6 +163,13 @@ impl OpKind {
 
 gemma3_interface::named!(OpKind, "op");
 
+impl OpKind {
+    /// Ops over a GGUF file's quantized blocks, whose cases differ by block format.
+    pub fn is_quantized(self) -> bool {
+        matches!(self, Self::QLinear | Self::QEmbed)
+    }
+}
+
 impl Op {
     /// How many tensor inputs the op takes; `None` for variadic ops.
     pub fn arity(&self) -> Option<usize> {

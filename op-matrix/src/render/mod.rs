@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 
 use crate::report::{CaseResult, Report};
+use inference::ops::OpKind;
 use op_matrix_core::outcome::Outcome;
 
 pub mod junit;
@@ -120,6 +121,8 @@ pub(crate) fn by_op(case: &CaseResult) -> Option<&str> {
 /// `qlinear(q4_0)`: a quantized op's case by its op and block format, as its signature
 /// begins; `None` for the other ops.
 pub(crate) fn by_quant(case: &CaseResult) -> Option<&str> {
-    let head = case.signature.split(' ').next()?;
-    head.ends_with(')').then_some(head)
+    let quantized = case.op.parse::<OpKind>().is_ok_and(OpKind::is_quantized);
+    quantized
+        .then(|| case.signature.split(' ').next())
+        .flatten()
 }
