@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use inference::device::{self, Backend as Kind, DeviceChoice};
 use inference::ops::cpu::kernel_path::{self, KernelPath};
+use inference::ops::quant::QuantType;
 use op_matrix_core::preflight;
 use serde::Serialize;
 
@@ -134,7 +135,7 @@ fn backend(kind: Kind, compiled: bool) -> Result<Backend> {
     let dtypes = inference::ops::DTYPES
         .into_iter()
         .map(|dtype| {
-            let check = preflight::run(&device, kind, dtype, None)?;
+            let check = preflight::run(&device, kind, dtype, &QuantType::ALL, None)?;
             Ok(DTypeCheck {
                 dtype: dtype.as_str(),
                 supported: check.passed(),

@@ -11,6 +11,7 @@ use inference::load::checkpoint::Checkpoint;
 use inference::load::hub;
 use inference::model::Gemma3;
 use inference::ops::fallback::{self, Plan};
+use inference::ops::quant::QuantType;
 use inference::ops::OpKind;
 use inference::text::chat::ChatTemplate;
 use inference::text::tokenizer::Tokenizer;
@@ -108,8 +109,7 @@ impl Loaded {
 }
 
 impl ModelArgs {
-    /// The local checkpoint directory, downloading from the Hub when needed.
-    /// The checkpoint directory or GGUF file to open.
+    /// The checkpoint directory or GGUF file to open, downloaded from the Hub when needed.
     fn checkpoint_path(&self) -> Result<PathBuf> {
         if let Some(path) = self.gguf.as_ref().or(self.model_dir.as_ref()) {
             return Ok(path.clone());
@@ -119,11 +119,12 @@ impl ModelArgs {
             .with_context(|| format!("getting {id} from the Hugging Face Hub"))
     }
 
-    /// Picks the device and dtype: the first candidate whose preflight passes. An explicit
+    /// Picks the device and dtype: the first candidate whose preflight passes, replaying the
+    /// quantized ops of the block formats `quants` besides the unquantized ones. An explicit
     /// device that fails is an error with the reason and the fix; under `auto`, a failing
     /// backend is skipped with one line naming its missing ops. With `--fallback`, a device
     /// that fails some ops is used anyway, those ops running on the host.
-    fn device(&self) -> Result<Selection> {
+    fn device(&self, quants: &[QuantType]) -> Result<Selection> {
         let explicit = if self.cpu {
             DeviceChoice::Cpu
         } else {
@@ -161,8 +162,14 @@ impl ModelArgs {
                 return Ok(selected);
             }
             let backend = Backend::of(&selected.device);
-            let check = preflight::run(&selected.device, backend, dtype, self.inject_unsupported)
-                .context("running the preflight")?;
+            let check = preflight::run(
+                &selected.device,
+                backend,
+                dtype,
+                quants,
+                self.inject_unsupported,
+            )
+            .context("running the preflight")?;
             tracing::info!(
                 "preflight on {backend} ({dtype:?}): {} ops in {:.1} ms",
                 check.executed,
@@ -173,7 +180,7 @@ impl ModelArgs {
                 return Ok(selected);
             }
             if self.fallback.is_some() {
-                return hybrid(selected, backend, &check);
+                return hybrid(selected, backend, quants, &check);
             }
             if auto && choice != DeviceChoice::Cpu {
                 eprintln!("note: not using {backend}: {}", check.summary());
@@ -192,16 +199,19 @@ impl ModelArgs {
     }
 
     pub fn load(&self) -> Result<Loaded> {
+        // Opening reads the configuration and a GGUF file's header, which name the block
+        // formats the preflight must replay; no weight is read before the preflight.
+        let dir = self.checkpoint_path()?;
+        let checkpoint = Checkpoint::open(&dir).context("opening the checkpoint")?;
+        let quants: Vec<QuantType> = checkpoint.quant_types().into_iter().collect();
         let Selection {
             device,
             dtype,
             fallback,
             preflight,
-        } = self.device()?;
+        } = self.device(&quants)?;
         // Installed before loading: the load itself runs ops (dtype casts).
         let installed = fallback.clone().map(fallback::install);
-        let dir = self.checkpoint_path()?;
-        let checkpoint = Checkpoint::open(&dir).context("opening the checkpoint")?;
         let tokenizer = checkpoint.tokenizer()?;
         let chat_template = checkpoint
             .chat_template()
@@ -230,9 +240,14 @@ struct Selection {
 
 /// Runs the ops that failed the preflight on the CPU, and says so once, with their share of
 /// the op time measured by replaying the model's inventory that way.
-fn hybrid(selected: Selection, backend: Backend, check: &Preflight) -> Result<Selection> {
+fn hybrid(
+    selected: Selection,
+    backend: Backend,
+    quants: &[QuantType],
+    check: &Preflight,
+) -> Result<Selection> {
     let plan = Rc::new(Plan::to_cpu(check.failures.keys().copied()));
-    let share = preflight::host_share(&selected.device, selected.dtype, &plan)
+    let share = preflight::host_share(&selected.device, selected.dtype, quants, &plan)
         .context("timing the fallback")?;
     eprintln!(
         "warning: running {} on the cpu instead of {backend} ({:.1}% of the op time in a replay of the model's ops): {}",

@@ -116,3 +116,47 @@ fn a_q8_0_gguf_scores_a_text_close_to_its_safetensors() {
         "{q8} vs {f32}"
     );
 }
+
+/// The CPU plays a device without a Q8_0 projection (`--inject-unsupported qlinear`): the
+/// preflight of a Q8_0 file names the op and its format before the weights load, and
+/// `--fallback cpu` runs it on the host with the same tokens. A safetensors checkpoint
+/// launches no quantized op, so the same device passes its preflight.
+#[test]
+fn the_preflight_replays_the_block_formats_of_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = convert(dir.path(), GgmlDType::Q8_0);
+    let model = ["--gguf", path.to_str().unwrap()];
+    let prompt = ["--prompt", PROMPT];
+    let refuse = ["--inject-unsupported", "qlinear"];
+
+    let out = Command::new(env!("CARGO_BIN_EXE_gemma3"))
+        .args(["generate", "--device", "cpu"])
+        .args(model)
+        .args(prompt)
+        .args(refuse)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cpu cannot run this model")
+            && stderr.contains("qlinear (q8_0: no cpu implementation for qlinear"),
+        "{stderr}"
+    );
+
+    let plain = greedy(&model, &prompt, 8);
+    let hybrid = greedy(
+        &model,
+        &[&prompt[..], &refuse, &["--fallback", "cpu"]].concat(),
+        8,
+    );
+    assert_eq!(hybrid.token_ids, plain.token_ids);
+
+    let source = checkpoint_dir("tiny-text");
+    let dense = greedy(
+        &["--model-dir", source.to_str().unwrap()],
+        &[&prompt[..], &refuse].concat(),
+        8,
+    );
+    assert_eq!(dense.token_ids.len(), 8);
+}

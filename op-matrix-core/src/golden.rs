@@ -6,7 +6,9 @@
 //! - `MANIFEST.md`: the same inventory as a table, for review;
 //! - `e2e.safetensors`: the whole model's outputs, which the op-matrix checks end to end;
 //! - `<dtype>.safetensors`: 1-D base buffers `buf<n>`, each stored once however many inputs
-//!   view it (the weights feed many cases), and outputs `<index>.out`.
+//!   view it (the weights feed many cases), and outputs `<index>.out`;
+//! - `blocks.safetensors`: the quantized weights' blocks (`u8` buffers `blocks<n>`), which the
+//!   cases of every activation dtype share.
 //!
 //! This module reads them, from a directory or from the copy compiled into the crate; the
 //! op-matrix harness writes them.
@@ -27,6 +29,8 @@ pub const INVENTORY: &str = "inventory.json";
 pub const MANIFEST: &str = "MANIFEST.md";
 /// The whole-model goldens: logits, greedy tokens and long-text log-probs per model and dtype.
 pub const E2E: &str = "e2e.safetensors";
+/// The `u8` buffers of quantized weights, shared by every dtype's cases.
+pub const BLOCKS: &str = "blocks.safetensors";
 
 /// Where in a model's life a case was traced: prefill and decode launch different kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -53,7 +57,7 @@ impl fmt::Display for Phase {
 pub struct InputMeta {
     #[serde(with = "inference::ops::dtype_name")]
     pub dtype: DType,
-    /// Name of the base buffer in the dtype's tensor file.
+    /// Name of the base buffer in the dtype's tensor file ([`BLOCKS`] for `u8` inputs).
     pub buffer: String,
     #[serde(flatten)]
     pub strided: Strided,
@@ -88,11 +92,12 @@ pub struct StoredCase {
     pub output: Tensor,
 }
 
-/// The golden files: the parsed inventory and each dtype's tensor file as bytes, read from
-/// disk or borrowed from the binary.
+/// The golden files: the parsed inventory, each dtype's tensor file and [`BLOCKS`] as
+/// bytes, read from disk or borrowed from the binary.
 struct GoldenFiles {
     inventory: Inventory,
     tensors: Vec<(DType, Cow<'static, [u8]>)>,
+    blocks: Cow<'static, [u8]>,
 }
 
 /// Where goldens are read from: the copy compiled into the crate (so that the op-matrix and
@@ -140,6 +145,7 @@ impl Source {
                         .filter(|(d, _)| keep(d))
                         .map(|(d, bytes)| (d, Cow::Borrowed(bytes)))
                         .collect(),
+                        blocks: Cow::Borrowed(embedded!("blocks.safetensors")),
                     },
                 )
             }
@@ -181,7 +187,12 @@ fn read_dir(dir: &Path, keep: impl Fn(&DType) -> bool) -> Result<GoldenFiles> {
         let dtype: DType = d.parse().expect("parsed from the inventory");
         tensors.push((dtype, Cow::Owned(read(&format!("{d}.safetensors"))?)));
     }
-    Ok(GoldenFiles { inventory, tensors })
+    let blocks = Cow::Owned(read(BLOCKS)?);
+    Ok(GoldenFiles {
+        inventory,
+        tensors,
+        blocks,
+    })
 }
 
 /// The inventory of the golden directory `origin` (named in errors).
@@ -202,22 +213,28 @@ fn load(
             candle_core::safetensors::load_buffer(bytes, &Device::Cpu)?,
         );
     }
+    let blocks = candle_core::safetensors::load_buffer(&files.blocks, &Device::Cpu)?;
     let mut cases = Vec::new();
     for meta in files.inventory.cases.iter().filter(|m| keep(m)) {
         let file = format!("{}.safetensors", meta.dtype.as_str());
         let map = maps
             .get(&meta.dtype)
             .ok_or_else(|| Error::format(origin.join(&file), "missing"))?;
-        let get = |name: String| {
-            map.get(&name)
+        let get = |map: &HashMap<String, Tensor>, file: &str, name: &str| {
+            map.get(name)
                 .cloned()
-                .ok_or_else(|| Error::format(origin.join(&file), format!("tensor {name} missing")))
+                .ok_or_else(|| Error::format(origin.join(file), format!("tensor {name} missing")))
         };
         let mut inputs = Vec::new();
         for m in &meta.inputs {
-            inputs.push((get(m.buffer.clone())?, m.strided.clone()));
+            let base = if m.dtype == DType::U8 {
+                get(&blocks, BLOCKS, &m.buffer)?
+            } else {
+                get(map, &file, &m.buffer)?
+            };
+            inputs.push((base, m.strided.clone()));
         }
-        let output = get(format!("{}.out", meta.index))?;
+        let output = get(map, &file, &format!("{}.out", meta.index))?;
         cases.push(StoredCase {
             meta: meta.clone(),
             inputs,

@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 use candle_core::{DType, Device, Tensor};
 use inference::device::Backend;
 use inference::ops::fallback::{self, Plan};
+use inference::ops::quant::QuantType;
 use inference::ops::OpKind;
 
 use crate::error::Result;
-use crate::golden::Source;
+use crate::golden::{Source, StoredCase};
 use crate::layout;
 use crate::outcome::Outcome;
 use crate::replay::replay;
@@ -66,16 +67,26 @@ impl Preflight {
     }
 }
 
-/// Replays every embedded case of `dtype` on `device`. `backend` names it in messages (`cuda`);
-/// `inject` makes that op report unsupported, to test the callers' failure paths.
+/// The embedded cases of `dtype` that a model whose quantized weights are in the formats
+/// `quants` launches: every unquantized case, and the quantized ones of those formats.
+fn model_cases(dtype: DType, quants: &[QuantType]) -> Result<Vec<StoredCase>> {
+    let mut cases = Source::Embedded.cases(&[dtype])?;
+    cases.retain(|c| c.meta.op.quant().is_none_or(|q| quants.contains(&q)));
+    Ok(cases)
+}
+
+/// Replays the embedded cases of `dtype` on `device`, with those of the block formats
+/// `quants` (a GGUF checkpoint's). `backend` names it in messages (`cuda`); `inject` makes
+/// that op report unsupported, to test the callers' failure paths.
 pub fn run(
     device: &Device,
     backend: Backend,
     dtype: DType,
+    quants: &[QuantType],
     inject: Option<OpKind>,
 ) -> Result<Preflight> {
     let start = Instant::now();
-    let cases = Source::Embedded.cases(&[dtype])?;
+    let cases = model_cases(dtype, quants)?;
     let mut failures = BTreeMap::new();
     for case in &cases {
         let outcome = replay(case, device, backend, inject);
@@ -83,6 +94,11 @@ pub fn run(
             let why = match &outcome {
                 Outcome::Unsupported { error } => error.clone(),
                 other => other.detail(),
+            };
+            // A quantized op fails per format: say which.
+            let why = match case.meta.op.quant() {
+                Some(q) => format!("{}: {why}", q.name()),
+                None => why,
             };
             failures.entry(case.meta.op.kind()).or_insert(why);
         }
@@ -95,12 +111,18 @@ pub fn run(
 }
 
 /// The share of the op time that the ops `plan` routes to the host take, measured by running
-/// every embedded case of `dtype` on `device` under the plan, transfers included.
-pub fn host_share(device: &Device, dtype: DType, plan: &Rc<Plan>) -> Result<f64> {
+/// the embedded cases of `dtype` and `quants` (as [`run`] takes them) on `device` under the
+/// plan, transfers included.
+pub fn host_share(
+    device: &Device,
+    dtype: DType,
+    quants: &[QuantType],
+    plan: &Rc<Plan>,
+) -> Result<f64> {
     let _installed = fallback::install(plan.clone());
     let routed: HashSet<OpKind> = plan.ops().collect();
     let (mut host, mut total) = (Duration::ZERO, Duration::ZERO);
-    for case in Source::Embedded.cases(&[dtype])? {
+    for case in model_cases(dtype, quants)? {
         let inputs = case
             .inputs
             .iter()
@@ -127,7 +149,7 @@ mod tests {
     #[test]
     fn the_cpu_passes_in_every_dtype() {
         for dtype in inference::ops::DTYPES {
-            let p = run(&Device::Cpu, Backend::Cpu, dtype, None).unwrap();
+            let p = run(&Device::Cpu, Backend::Cpu, dtype, &QuantType::ALL, None).unwrap();
             assert!(p.passed(), "{dtype:?}: {}", p.summary());
             assert!(p.executed > 50, "{dtype:?}: {} cases", p.executed);
         }
@@ -139,6 +161,7 @@ mod tests {
             &Device::Cpu,
             Backend::Metal,
             DType::BF16,
+            &[],
             Some(OpKind::Rope),
         )
         .unwrap();
@@ -159,10 +182,63 @@ mod tests {
     #[test]
     fn the_host_share_counts_only_routed_ops() {
         let none = Rc::new(Plan::to_cpu([]));
-        assert_eq!(host_share(&Device::Cpu, DType::F32, &none).unwrap(), 0.0);
+        assert_eq!(
+            host_share(&Device::Cpu, DType::F32, &[], &none).unwrap(),
+            0.0
+        );
         let rope = Rc::new(Plan::to_cpu([OpKind::Rope]));
-        let share = host_share(&Device::Cpu, DType::F32, &rope).unwrap();
+        let share = host_share(&Device::Cpu, DType::F32, &[], &rope).unwrap();
         assert!(share > 0.0 && share < 1.0, "{share}");
         assert!(rope.usage().calls > 0);
+    }
+
+    #[test]
+    fn a_checkpoint_replays_the_block_formats_it_holds_and_no_other() {
+        let dense = run(&Device::Cpu, Backend::Cpu, DType::F32, &[], None).unwrap();
+        let q4k = run(
+            &Device::Cpu,
+            Backend::Cpu,
+            DType::F32,
+            &[QuantType::Q4K],
+            None,
+        )
+        .unwrap();
+        let every = run(
+            &Device::Cpu,
+            Backend::Cpu,
+            DType::F32,
+            &QuantType::ALL,
+            None,
+        )
+        .unwrap();
+        assert!(dense.executed < q4k.executed && q4k.executed < every.executed);
+        let cases = model_cases(DType::F32, &[QuantType::Q4K]).unwrap();
+        let formats: std::collections::BTreeSet<QuantType> =
+            cases.iter().filter_map(|c| c.meta.op.quant()).collect();
+        assert_eq!(formats, [QuantType::Q4K].into());
+        let kinds: std::collections::BTreeSet<OpKind> = cases
+            .iter()
+            .filter(|c| c.meta.op.quant().is_some())
+            .map(|c| c.meta.op.kind())
+            .collect();
+        assert_eq!(kinds, [OpKind::QLinear, OpKind::QEmbed].into());
+
+        let refused = run(
+            &Device::Cpu,
+            Backend::Metal,
+            DType::F32,
+            &[QuantType::Q6K],
+            Some(OpKind::QLinear),
+        )
+        .unwrap();
+        assert_eq!(
+            refused.failures.keys().collect::<Vec<_>>(),
+            [&OpKind::QLinear]
+        );
+        assert!(
+            refused.summary().contains("qlinear (q6_k: "),
+            "{}",
+            refused.summary()
+        );
     }
 }

@@ -10,8 +10,10 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
+use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device, Tensor};
 use inference::load::checkpoint::Checkpoint;
+use inference::load::gguf;
 use inference::model::Logits;
 use inference::ops::trace::{self, Call};
 use inference::run::generation::argmax;
@@ -88,6 +90,15 @@ pub fn with_weights_in(dir: &Path, dtype: DType, dest: &Path) -> Result<()> {
         .map(|(n, t)| Ok((n, t.to_dtype(dtype)?)))
         .collect::<Result<HashMap<_, _>>>()?;
     candle_core::safetensors::save(&cast, dest.join("model.safetensors"))?;
+    Ok(())
+}
+
+/// Writes the checkpoint in `dir` as one GGUF file in `dest`, its matrices in `matrices`: a
+/// folder that loads as a quantized checkpoint, as a llama.cpp user's would.
+pub fn as_gguf(dir: &Path, matrices: GgmlDType, dest: &Path) -> Result<()> {
+    std::fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
+    let checkpoint = Checkpoint::open(dir)?;
+    gguf::write_checkpoint(&checkpoint, &dest.join("model.gguf"), matrices)?;
     Ok(())
 }
 

@@ -14,20 +14,21 @@ use op_matrix_core::outcome::Outcome;
 use op_matrix_core::replay::{replay, to_f64};
 use op_matrix_core::tolerance;
 
-use crate::bless::{e2e_goldens, trace_all};
+use crate::bless::{e2e_goldens, trace_all, Sources};
 use crate::error::Result;
 
 /// Differences between a fresh trace and the goldens in `dir`: the cases the trace records
 /// (which no kernel path changes, so traced once), then the values on every CPU kernel path
 /// this machine can run, each prefixed by its path: a machine of another kind takes another
 /// path, and the goldens must hold there too. The active path is restored afterwards.
-pub fn check_every_path(dir: &Path, models: &[(&str, &Path)]) -> Result<Vec<String>> {
+pub fn check_every_path(dir: &Path, sources: &Sources) -> Result<Vec<String>> {
     let stored = Stored::read(dir)?;
-    let mut diffs = traced_keys_diff(&stored, models)?;
+    let mut diffs = traced_keys_diff(&stored, sources)?;
+    let models = sources.models();
     let before = kernel_path::active();
     for path in KernelPath::supported() {
         kernel_path::force(path)?;
-        let found = values_diff(&stored, models);
+        let found = values_diff(&stored, &models);
         kernel_path::force(before)?;
         diffs.extend(found?.into_iter().map(|d| format!("{path}: {d}")));
     }
@@ -54,8 +55,8 @@ fn key(dtype: DType, signature: &str) -> String {
 }
 
 /// Cases a fresh trace records that the goldens lack, and the reverse.
-fn traced_keys_diff(stored: &Stored, models: &[(&str, &Path)]) -> Result<Vec<String>> {
-    let fresh = trace_all(models)?;
+fn traced_keys_diff(stored: &Stored, sources: &Sources) -> Result<Vec<String>> {
+    let fresh = trace_all(sources)?;
     let stored = &stored.cases;
     let fresh_keys: BTreeSet<String> = fresh.iter().map(|c| key(c.dtype, &c.key())).collect();
     let stored_keys: BTreeSet<String> = stored

@@ -4,22 +4,20 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use inference::ops::quant::QuantType;
+use inference::ops::Op;
 use op_matrix::bless;
+use op_matrix_core::golden::Phase;
 
-fn models() -> Vec<(&'static str, PathBuf)> {
-    bless::committed_models(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../golden"))
-}
-
-fn refs<'a>(models: &'a [(&'static str, PathBuf)]) -> Vec<(&'static str, &'a Path)> {
-    models.iter().map(|(n, p)| (*n, p.as_path())).collect()
+fn sources() -> bless::Sources {
+    bless::Sources::committed(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../golden"))
 }
 
 #[test]
 fn inventory_snapshot() {
-    let models = models();
-    let cases = bless::trace_all(&refs(&models)).unwrap();
+    let cases = bless::trace_all(&sources()).unwrap();
     let listing: Vec<String> = cases
         .iter()
         .map(|c| {
@@ -32,8 +30,7 @@ fn inventory_snapshot() {
 
 #[test]
 fn every_dtype_traces_every_kernel_of_the_forward_pass() {
-    let models = models();
-    let cases = bless::trace_all(&refs(&models)).unwrap();
+    let cases = bless::trace_all(&sources()).unwrap();
     for dtype in ["f32", "bf16", "f16"] {
         let ops: std::collections::BTreeSet<&str> = cases
             .iter()
@@ -43,6 +40,27 @@ fn every_dtype_traces_every_kernel_of_the_forward_pass() {
         for op in common::forward_pass_ops() {
             let op = op.name();
             assert!(ops.contains(op), "{dtype}: {op} missing from {ops:?}");
+        }
+        for quant in QuantType::ALL {
+            for phase in [Phase::Prefill, Phase::Decode] {
+                let traced = |want: fn(&Op) -> Option<QuantType>| {
+                    cases.iter().any(|c| {
+                        c.dtype.as_str() == dtype
+                            && c.phases.contains(&phase)
+                            && want(&c.signature.op) == Some(quant)
+                    })
+                };
+                let qlinear = traced(|op| match op {
+                    Op::QLinear { quant } => Some(*quant),
+                    _ => None,
+                });
+                assert!(qlinear, "{dtype} {phase}: no qlinear({quant})");
+            }
+            let qembed = cases.iter().any(|c| {
+                c.dtype.as_str() == dtype
+                    && matches!(c.signature.op, Op::QEmbed { quant: q } if q == quant)
+            });
+            assert!(qembed, "{dtype}: no qembed({quant})");
         }
     }
 }

@@ -12,11 +12,10 @@ use op_matrix::{bless, retrace};
 #[test]
 fn committed_goldens_hold_on_every_cpu_kernel_path() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../golden");
-    let models = bless::committed_models(&root);
-    let models: Vec<(&str, &Path)> = models.iter().map(|(n, p)| (*n, p.as_path())).collect();
+    let sources = bless::Sources::committed(&root);
     let paths = KernelPath::supported();
     assert!(paths.len() >= 2, "{paths:?}: no SIMD path on this CPU");
-    let diffs = retrace::check_every_path(&root.join("ops"), &models).unwrap();
+    let diffs = retrace::check_every_path(&root.join("ops"), &sources).unwrap();
     assert!(
         diffs.is_empty(),
         "run `GEMMA3_CPU_KERNELS=<path> cargo xtask golden` to see why:\n{}",

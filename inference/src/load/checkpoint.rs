@@ -1,6 +1,7 @@
 //! A checkpoint: a directory of `config.json`, safetensors weights and `tokenizer.json`, or a
 //! GGUF file, which holds all three.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use crate::load::config::ModelConfig;
 use crate::load::gguf::{GgufFile, Vocab};
 use crate::load::weights::{self, Weights};
 use crate::model::Gemma3;
+use crate::ops::quant::QuantType;
 use crate::text::chat::ChatTemplate;
 use crate::text::tokenizer::Tokenizer;
 
@@ -78,6 +80,18 @@ impl Checkpoint {
         match &self.source {
             Source::Safetensors(files) => files,
             Source::Gguf(gguf) => gguf.files(),
+        }
+    }
+
+    /// The block formats of the quantized weights (none for safetensors), which decide the
+    /// quantized cases a preflight replays.
+    pub fn quant_types(&self) -> BTreeSet<QuantType> {
+        match &self.source {
+            Source::Safetensors(_) => BTreeSet::new(),
+            Source::Gguf(gguf) => gguf
+                .tensors()
+                .filter_map(|(_, _, t)| QuantType::of_ggml(t))
+                .collect(),
         }
     }
 

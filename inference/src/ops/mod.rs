@@ -171,6 +171,14 @@ impl OpKind {
 }
 
 impl Op {
+    /// The block format of a quantized op's weight.
+    pub fn quant(&self) -> Option<QuantType> {
+        match self {
+            Op::QLinear { quant } | Op::QEmbed { quant } => Some(*quant),
+            _ => None,
+        }
+    }
+
     /// How many tensor inputs the op takes; `None` for variadic ops.
     pub fn arity(&self) -> Option<usize> {
         match self {

@@ -40,14 +40,13 @@ fn golden_root() -> PathBuf {
 fn run(bless: bool) -> Result<bool> {
     let root = golden_root();
     let dir = root.join("ops");
-    let models = bless::committed_models(&root);
-    let models: Vec<(&str, &Path)> = models.iter().map(|(n, p)| (*n, p.as_path())).collect();
+    let sources = bless::Sources::committed(&root);
     if bless {
-        let n = bless::bless(&dir, &models).context("blessing the goldens")?;
+        let n = bless::bless(&dir, &sources).context("blessing the goldens")?;
         println!("wrote {n} cases to {}", dir.display());
         return Ok(true);
     }
-    let diffs = retrace::check_every_path(&dir, &models).context("checking the goldens")?;
+    let diffs = retrace::check_every_path(&dir, &sources).context("checking the goldens")?;
     if diffs.is_empty() {
         let paths: Vec<&str> = KernelPath::supported().iter().map(|p| p.name()).collect();
         println!(
