@@ -161,6 +161,20 @@ fn a_truncated_file_is_not_read() {
     assert!(e.contains("not a readable GGUF file"), "{e}");
 }
 
+#[test]
+fn a_file_cut_short_in_its_tensor_data_is_named_before_any_weight_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = convert_tiny_text(dir.path(), GgmlDType::Q8_0);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 100]).unwrap();
+    let e = GgufFile::open(&path)
+        .err()
+        .expect("a file without its last bytes")
+        .to_string();
+    assert!(e.contains("is cut short: tensor `"), "{e}");
+    assert!(e.contains("re-download it"), "{e}");
+}
+
 /// Writes the tiny text checkpoint as llama.cpp's converter would, its matrices in
 /// `matrices`: one file, with its tokenizer and chat template.
 fn convert_tiny_text(dir: &Path, matrices: GgmlDType) -> std::path::PathBuf {

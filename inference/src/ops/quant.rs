@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::{DType, Device, Module, Storage, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -177,14 +177,39 @@ fn weight(blocks: &Tensor, quant: QuantType, device: &Device) -> Result<QTensor>
         )));
     }
     let k = row_bytes / quant.block_bytes() * quant.block_len();
-    let bytes = blocks.flatten_all()?.to_vec1::<u8>()?;
-    // The backends read the blocks in place as structs of f16 and integers: an 8-byte aligned
-    // buffer, which a Vec<u8> need not be.
-    let mut aligned = vec![0u64; bytes.len().div_ceil(8)];
-    bytemuck::cast_slice_mut::<u64, u8>(&mut aligned)[..bytes.len()].copy_from_slice(&bytes);
-    let data = &bytemuck::cast_slice::<u64, u8>(&aligned)[..bytes.len()];
-    let storage = QStorage::from_data(Cow::Borrowed(data), device, quant.ggml())?;
-    Ok(QTensor::new(storage, (n, k))?)
+    let blocks = blocks.contiguous()?;
+    let (storage, layout) = blocks.storage_and_layout();
+    let Storage::Cpu(cpu) = &*storage else {
+        return Ok(qtensor(
+            &blocks.to_vec2::<u8>()?.concat(),
+            quant.ggml(),
+            &[n, k],
+            device,
+        )?);
+    };
+    let bytes = &cpu.as_slice::<u8>()?[layout.start_offset()..][..n * row_bytes];
+    Ok(qtensor(bytes, quant.ggml(), &[n, k], device)?)
+}
+
+/// The tensor of type `dtype` and shape `dims` whose data are `bytes` (as a GGUF file holds
+/// them), on `device`. The backends read the blocks in place as structs of f16 and integers,
+/// which need an aligned buffer: `bytes` is used where it is one, copied where it is not.
+pub(crate) fn qtensor(
+    bytes: &[u8],
+    dtype: GgmlDType,
+    dims: &[usize],
+    device: &Device,
+) -> candle_core::Result<QTensor> {
+    const ALIGN: usize = std::mem::align_of::<u64>();
+    let storage = if (bytes.as_ptr() as usize).is_multiple_of(ALIGN) {
+        QStorage::from_data(Cow::Borrowed(bytes), device, dtype)?
+    } else {
+        let mut aligned = vec![0u64; bytes.len().div_ceil(ALIGN)];
+        bytemuck::cast_slice_mut::<u64, u8>(&mut aligned)[..bytes.len()].copy_from_slice(bytes);
+        let data = &bytemuck::cast_slice::<u64, u8>(&aligned)[..bytes.len()];
+        QStorage::from_data(Cow::Borrowed(data), device, dtype)?
+    };
+    QTensor::new(storage, dims)
 }
 
 /// The product with Candle's quantized kernels. On the CPU they take f32 activations (and

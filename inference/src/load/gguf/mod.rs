@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::quantized::GgmlDType;
@@ -64,6 +64,7 @@ impl GgufFile {
             path: path.to_path_buf(),
             problem: unreadable(&first_line(&e)),
         })?;
+        let len = file_len(path)?;
         let gguf = Self {
             path: path.to_path_buf(),
             content,
@@ -74,7 +75,49 @@ impl GgufFile {
                 "holds a `{arch}` model; this engine runs Gemma 3 (`{ARCHITECTURE}`)"
             )));
         }
+        for name in gguf.content.tensor_infos.keys() {
+            let (start, size) = gguf.span(name)?;
+            if start.checked_add(size).is_none_or(|end| end > len) {
+                return Err(gguf.error(format!(
+                    "is cut short: tensor `{name}` needs bytes {start}..{} of a file of {len}; re-download it",
+                    start.saturating_add(size)
+                )));
+            }
+        }
         Ok(gguf)
+    }
+
+    /// Where tensor `name`'s data starts in the file, and its length in bytes.
+    fn span(&self, name: &str) -> Result<(u64, u64)> {
+        let info = &self.content.tensor_infos[name];
+        let dtype = info.ggml_dtype;
+        let bad = || {
+            self.error(format!(
+                "tensor `{name}` has an impossible shape {:?}",
+                info.shape.dims()
+            ))
+        };
+        let elems = info
+            .shape
+            .dims()
+            .iter()
+            .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
+            .ok_or_else(bad)?;
+        if elems % dtype.block_size() as u64 != 0 {
+            return Err(self.error(format!(
+                "tensor `{name}` holds {elems} weights, not whole {dtype:?} blocks of {}",
+                dtype.block_size()
+            )));
+        }
+        let size = (elems / dtype.block_size() as u64)
+            .checked_mul(dtype.type_size() as u64)
+            .ok_or_else(bad)?;
+        let start = self
+            .content
+            .tensor_data_offset
+            .checked_add(info.offset)
+            .ok_or_else(bad)?;
+        Ok((start, size))
     }
 
     pub fn path(&self) -> &Path {
@@ -98,11 +141,7 @@ impl GgufFile {
 
     /// The file's tensors, to load onto `device` in `dtype`, with the header already read.
     pub fn weights(self: &Arc<Self>, device: &Device, dtype: DType) -> Result<Weights> {
-        let file = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
-        let store = store::Store {
-            gguf: self.clone(),
-            file: Mutex::new(BufReader::new(file)),
-        };
+        let store = store::Store::map(self.clone())?;
         Ok(Weights::from_store(Box::new(store), "", device, dtype))
     }
 
@@ -303,6 +342,13 @@ impl GgufFile {
     fn f64_or(&self, key: &str, default: f64) -> Result<f64> {
         Ok(self.opt_f64(key)?.unwrap_or(default))
     }
+}
+
+/// The length of the file at `path`.
+fn file_len(path: &Path) -> Result<u64> {
+    Ok(std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len())
 }
 
 /// A metadata integer of any width, if it is not negative.

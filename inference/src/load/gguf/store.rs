@@ -1,25 +1,75 @@
-//! A GGUF file's tensor data, read by the names safetensors checkpoints give them.
+//! A GGUF file's tensor data, read by the names safetensors checkpoints give them, from the
+//! file mapped into memory: each tensor is copied once, from the mapping into the buffer the
+//! model keeps (or the device's upload).
 
 use std::fs::File;
-use std::io::BufReader;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use candle_core::quantized::gguf_file::TensorInfo;
 use candle_core::quantized::QTensor;
 use candle_core::{Device, Tensor};
+use memmap2::Mmap;
 
 use super::{first_line, hf_to_gguf, GgufFile};
 use crate::error::{Error, Result};
 use crate::load::weights::TensorStore;
-use crate::ops::quant::QuantType;
+use crate::ops::quant::{self, QuantType};
 
 /// A GGUF file's tensor data, read by safetensors names.
 pub(super) struct Store {
-    pub(super) gguf: Arc<GgufFile>,
-    pub(super) file: Mutex<BufReader<File>>,
+    gguf: Arc<GgufFile>,
+    map: Mmap,
 }
 
 impl Store {
+    /// The tensor data of `gguf`, whose file is mapped read-only.
+    pub(super) fn map(gguf: Arc<GgufFile>) -> Result<Self> {
+        let path = gguf.path();
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        // SAFETY: mapped read-only. A file that another process changes while it loads gives
+        // wrong weights or a SIGBUS, as with every mmap-based loader (llama.cpp, safetensors).
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        Ok(Self { gguf, map })
+    }
+
+    /// Tensor `name`'s bytes as the file holds them. Opening checked that they lie within the
+    /// file; it may have been cut since.
+    fn bytes(&self, name: &str) -> Result<&[u8]> {
+        let (start, size) = self.gguf.span(name)?;
+        usize::try_from(start)
+            .ok()
+            .zip(usize::try_from(size).ok())
+            .and_then(|(start, size)| self.map.get(start..start.checked_add(size)?))
+            .ok_or_else(|| {
+                self.gguf
+                    .error(format!("is cut short at tensor `{name}`; re-download it"))
+            })
+    }
+
+    /// Gives back this process's pages of `bytes` (a slice of the mapping) once they are
+    /// copied: the page cache keeps them, and the load's peak memory stays the model's own
+    /// rather than the model plus the whole file.
+    fn release(&self, bytes: &[u8]) {
+        #[cfg(unix)]
+        {
+            let offset = bytes.as_ptr() as usize - self.map.as_ptr() as usize;
+            // SAFETY: the mapping is a read-only view of a file, so a dropped page reads back
+            // the same bytes from the page cache on the next access.
+            let advised = unsafe {
+                self.map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    offset,
+                    bytes.len(),
+                )
+            };
+            if let Err(e) = advised {
+                tracing::debug!("madvise(DONTNEED) on {}: {e}", self.gguf.path().display());
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = bytes;
+    }
+
     /// The GGUF name and table entry of tensor `hf`, checked against `shape`.
     fn info(&self, hf: &str, shape: &[usize]) -> Result<(String, &TensorInfo)> {
         let gguf = &self.gguf;
@@ -43,25 +93,25 @@ impl Store {
         Ok((name, info))
     }
 
-    /// Tensor `name` as the file holds it.
-    fn read(&self, name: &str) -> Result<QTensor> {
-        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        self.gguf
-            .content
-            .tensor(&mut *file, name, &Device::Cpu)
+    /// Tensor `name` as the file holds it, on the host.
+    fn read(&self, name: &str, info: &TensorInfo) -> Result<QTensor> {
+        let bytes = self.bytes(name)?;
+        let tensor = quant::qtensor(bytes, info.ggml_dtype, info.shape.dims(), &Device::Cpu)
             .map_err(|e| {
                 self.gguf
                     .error(format!("tensor `{name}`: {}", first_line(&e)))
-            })
+            });
+        self.release(bytes);
+        tensor
     }
 
     /// Tensor `hf` dequantized to f32 on the host, its values in row-major order. llama.cpp
     /// stores Gemma's norm weights as `1 + w` (its RMSNorm multiplies by the weight alone);
     /// the model adds the 1 itself, so it is taken off here, exactly for gains in [0.5, 2].
     fn values(&self, hf: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        let (name, _) = self.info(hf, shape)?;
+        let (name, info) = self.info(hf, shape)?;
         let values = self
-            .read(&name)?
+            .read(&name, info)?
             .dequantize(&Device::Cpu)
             .and_then(|t| t.flatten_all()?.to_vec1::<f32>())
             .map_err(|e| {
@@ -105,12 +155,9 @@ impl TensorStore for Store {
         };
         let mut bytes = Vec::new();
         for name in &names {
-            let tensor = self.read(name)?;
-            let data = tensor.data().map_err(|e| {
-                self.gguf
-                    .error(format!("tensor `{name}`: {}", first_line(&e)))
-            })?;
-            bytes.extend_from_slice(&data);
+            let part = self.bytes(name)?;
+            bytes.extend_from_slice(part);
+            self.release(part);
         }
         let rows: usize = parts.iter().map(|(_, s)| s[0]).sum();
         let row = bytes.len() / rows.max(1);
