@@ -2,9 +2,9 @@
 //! - `tiny`: the committed `golden/models/tiny-text`, its weights copied (f32) or rounded (bf16);
 //! - `1b`: a random-weight Gemma 3 1B with the real config, streamed to disk in parallel.
 //!
-//! Both get a word-level tokenizer whose token `i` is `t<i>`, so a prompt written as
-//! `t2 t17 t9…` is exactly those ids on every engine, and a SentencePiece `tokenizer.model`
-//! with the same ids for llama.cpp's converter. The f32 1B holds the bf16 1B's values exactly,
+//! Both get a word-level tokenizer whose token `i` is `t<i>` (but for Gemma's four specials in
+//! front), so a prompt written as `t12 t17 t9…` is exactly those ids on every engine, and a
+//! SentencePiece `tokenizer.model` with the same pieces for llama.cpp's converter. The f32 1B holds the bf16 1B's values exactly,
 //! so both dtypes run the same model.
 
 use std::collections::HashMap;
@@ -25,7 +25,7 @@ use super::spm;
 use crate::tiny_model::{self, weights::Spec, Shape};
 
 /// Bump when the files written here change, so cached checkpoints are rewritten.
-const GENERATOR: u64 = 1;
+const GENERATOR: u64 = 2;
 /// Elements drawn per random stream: chunks are independent, so any thread count writes the
 /// same bytes.
 const CHUNK: usize = 1 << 20;
@@ -51,6 +51,15 @@ impl Model {
 pub enum Dtype {
     F32,
     Bf16,
+    /// The bf16 checkpoint as a GGUF file quantized by llama.cpp's `llama-quantize`.
+    #[value(name = "q4_0")]
+    Q4_0,
+    #[value(name = "q8_0")]
+    Q8_0,
+    /// llama.cpp's mix: Q4_K, with Q6_K for some of the attention and MLP matrices (and its
+    /// fallbacks for rows that 256 does not divide).
+    #[value(name = "q4_k_m")]
+    Q4KM,
 }
 
 impl Dtype {
@@ -58,28 +67,59 @@ impl Dtype {
         match self {
             Dtype::F32 => "f32",
             Dtype::Bf16 => "bf16",
+            Dtype::Q4_0 => "q4_0",
+            Dtype::Q8_0 => "q8_0",
+            Dtype::Q4KM => "q4_k_m",
         }
     }
 
+    /// `llama-quantize`'s name of a quantized kind; none for the safetensors dtypes.
+    pub fn llama_quant(self) -> Option<&'static str> {
+        match self {
+            Dtype::F32 | Dtype::Bf16 => None,
+            Dtype::Q4_0 => Some("Q4_0"),
+            Dtype::Q8_0 => Some("Q8_0"),
+            Dtype::Q4KM => Some("Q4_K_M"),
+        }
+    }
+
+    /// The safetensors checkpoint this one is made from: itself, or bf16 for a quantized one.
+    pub fn source(self) -> Dtype {
+        match self {
+            Dtype::F32 => Dtype::F32,
+            _ => Dtype::Bf16,
+        }
+    }
+
+    /// Bytes per element of the KV cache (and of the weights, for the safetensors dtypes):
+    /// a quantized file runs with f32 activations, which Candle's CPU quantized kernels take.
     pub fn bytes(self) -> u64 {
         match self {
-            Dtype::F32 => 4,
             Dtype::Bf16 => 2,
+            _ => 4,
+        }
+    }
+
+    /// The dtype `gemma3 --dtype` and transformers run it in.
+    pub fn run_dtype(self) -> &'static str {
+        match self {
+            Dtype::Bf16 => "bf16",
+            _ => "f32",
         }
     }
 
     /// The dtype's name in a safetensors header.
     fn safetensors(self) -> &'static str {
-        match self {
-            Dtype::F32 => "F32",
+        match self.source() {
             Dtype::Bf16 => "BF16",
+            _ => "F32",
         }
     }
 
     fn torch(self) -> &'static str {
-        match self {
-            Dtype::F32 => "float32",
+        match self.source() {
             Dtype::Bf16 => "bfloat16",
+            _ => "float32",
         }
     }
 }
@@ -94,12 +134,27 @@ pub struct Checkpoint {
     pub vocab: usize,
     pub max_positions: usize,
     pub kv: KvShape,
+    /// A quantized kind's folder: its GGUF file and the checkpoint's `tokenizer.json`, which
+    /// holds the file's vocabulary. Made by llama.cpp's tools once they are ready.
+    pub gguf: Option<Gguf>,
+}
+
+/// A quantized checkpoint as a folder of one GGUF file.
+#[derive(Clone, Debug)]
+pub struct Gguf {
+    pub dir: PathBuf,
+    pub file: PathBuf,
+    pub bytes: u64,
 }
 
 impl Checkpoint {
-    /// Bytes of weights one decode step reads: every parameter once, in the checkpoint dtype.
+    /// Bytes of weights one decode step reads: every parameter once, in the checkpoint dtype,
+    /// or the GGUF file's size (its tensors, and a header of a few MB).
     pub fn weight_bytes(&self) -> u64 {
-        self.params * self.dtype.bytes()
+        match &self.gguf {
+            Some(g) => g.bytes,
+            None => self.params * self.dtype.bytes(),
+        }
     }
 }
 
@@ -163,6 +218,10 @@ pub fn ensure(
     threads: usize,
     bar: &ProgressBar,
 ) -> Result<Checkpoint> {
+    if dtype.source() != dtype {
+        let source = ensure(root, repo, model, dtype.source(), seed, threads, bar)?;
+        return Ok(Checkpoint { dtype, ..source });
+    }
     let dir = root.join(format!("{}-{}", model.name(), dtype.name()));
     let golden = repo.join("golden/models/tiny-text");
     let marker_value = match model {
@@ -245,6 +304,7 @@ fn describe(model: Model, dtype: Dtype, dir: &Path) -> Result<Checkpoint> {
         vocab: c.vocab,
         max_positions: c.max_positions,
         kv: c.kv,
+        gguf: None,
     })
 }
 
@@ -291,10 +351,10 @@ fn write_tiny(golden: &Path, dir: &Path, dtype: Dtype) -> Result<()> {
     let source = golden.join("model.safetensors");
     let bytes = std::fs::read(&source).with_context(|| format!("reading {}", source.display()))?;
     let out = match dtype {
-        Dtype::F32 => bytes,
         Dtype::Bf16 => {
             to_bf16(&bytes).with_context(|| format!("converting {}", source.display()))?
         }
+        _ => bytes,
     };
     put_bytes(dir, "model.safetensors", &out)
 }
@@ -413,13 +473,13 @@ pub fn write_random(
 fn fill(out: &mut [u8], dtype: Dtype, seed: u64, tensor: usize, chunk: usize, normal: Normal<f32>) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(((tensor as u64) << 32) | chunk as u64);
-    match dtype {
+    match dtype.source() {
         Dtype::Bf16 => {
             for o in out.chunks_exact_mut(2) {
                 o.copy_from_slice(&bf16::from_f32(normal.sample(&mut rng)).to_le_bytes());
             }
         }
-        Dtype::F32 => {
+        _ => {
             for o in out.chunks_exact_mut(4) {
                 let v = bf16::from_f32(normal.sample(&mut rng)).to_f32();
                 o.copy_from_slice(&v.to_le_bytes());
@@ -464,9 +524,11 @@ pub fn read_header(path: &Path) -> Result<Vec<(String, String, Vec<usize>)>> {
     Ok(out)
 }
 
-/// A word-level tokenizer: `t<i>` is id `i`, words split on whitespace, `t2` (`<bos>`) first.
+/// A word-level tokenizer: `t<i>` is id `i` (the SentencePiece model's specials `<pad>`,
+/// `<eos>`, `<bos>`, `<unk>` are ids 0 to 3, so a GGUF file converted from the checkpoint holds
+/// this vocabulary), words split on whitespace, `<bos>` first.
 pub fn word_level_tokenizer(vocab: usize) -> Result<String> {
-    let words: Map<String, Value> = (0..vocab).map(|i| (format!("t{i}"), json!(i))).collect();
+    let words: Map<String, Value> = (0..vocab).map(|i| (spm::piece(i).0, json!(i))).collect();
     let doc = json!({
         "version": "1.0",
         "truncation": null,
@@ -477,18 +539,18 @@ pub fn word_level_tokenizer(vocab: usize) -> Result<String> {
         "post_processor": {
             "type": "TemplateProcessing",
             "single": [
-                {"SpecialToken": {"id": "t2", "type_id": 0}},
+                {"SpecialToken": {"id": "<bos>", "type_id": 0}},
                 {"Sequence": {"id": "A", "type_id": 0}}
             ],
             "pair": [
-                {"SpecialToken": {"id": "t2", "type_id": 0}},
+                {"SpecialToken": {"id": "<bos>", "type_id": 0}},
                 {"Sequence": {"id": "A", "type_id": 0}},
                 {"Sequence": {"id": "B", "type_id": 1}}
             ],
-            "special_tokens": {"t2": {"id": "t2", "ids": [2], "tokens": ["t2"]}}
+            "special_tokens": {"<bos>": {"id": "<bos>", "ids": [2], "tokens": ["<bos>"]}}
         },
         "decoder": null,
-        "model": {"type": "WordLevel", "vocab": words, "unk_token": "t3"}
+        "model": {"type": "WordLevel", "vocab": words, "unk_token": "<unk>"}
     });
     let text = serde_json::to_string(&doc)?;
     let tok = tokenizers::Tokenizer::from_bytes(text.as_bytes()).map_err(anyhow::Error::msg)?;

@@ -10,7 +10,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use super::checkpoints::Checkpoint;
+use super::checkpoints::{Checkpoint, Gguf};
 use super::engine::{CheckpointBench, Engine, Measurement, NotReady};
 use super::process::{self, log_path};
 use super::report::{Metrics, Point};
@@ -126,14 +126,22 @@ pub fn plan(asked: &[LlamaBuild], avx512: bool) -> Vec<(LlamaBuild, Option<&'sta
     builds.into_iter().map(|b| (b, None)).collect()
 }
 
+/// llama.cpp's converter (`convert_hf_to_gguf.py`) and quantizer (`llama-quantize`), which
+/// make the GGUF files that its builds and, for the quantized kinds, our engine run.
+#[derive(Clone)]
+pub struct Tools {
+    src: PathBuf,
+    /// The converter runs in it.
+    venv: Venv,
+    quantize: PathBuf,
+}
+
 /// One build of llama.cpp as an engine: its `llama-bench`, and the GGUF file of the checkpoint
 /// being measured.
 pub struct LlamaCpp {
     build: LlamaBuild,
     bench: PathBuf,
-    src: PathBuf,
-    /// The converter runs in it.
-    venv: Venv,
+    tools: Tools,
     /// `(from llama-cpp-python 0.3.36)`, refined with the build's commit after the first run.
     version: String,
     /// A note for its rows.
@@ -144,6 +152,10 @@ pub struct LlamaCpp {
 
 impl LlamaCpp {
     pub const NAME: &str = "llama.cpp";
+
+    pub fn tools(&self) -> &Tools {
+        &self.tools
+    }
 }
 
 /// Fetches, unpacks and makes `build` where missing; each step is skipped when its output
@@ -195,10 +207,11 @@ pub fn ensure(
     }
     let build_dir = root.join(build.dir());
     let bench = build_dir.join("bin/llama-bench");
-    if !bench.exists() {
+    let quantize = build_dir.join("bin/llama-quantize");
+    if !bench.exists() || !quantize.exists() {
         let cmake = find_cmake(venv)?;
         tracing::info!(
-            "building llama-bench (Release, {}) in {}; several minutes, once",
+            "building llama-bench and llama-quantize (Release, {}) in {}; several minutes, once",
             build.name(),
             build_dir.display()
         );
@@ -215,15 +228,18 @@ pub fn ensure(
             Command::new(&cmake).arg("--build").arg(&build_dir).args([
                 "--target",
                 "llama-bench",
+                "llama-quantize",
                 "-j",
                 &jobs.to_string(),
             ]),
-            "building llama-bench",
+            "building llama-bench and llama-quantize",
             &log("cmake-build"),
             hint,
         )?;
-        if !bench.exists() {
-            bail!("the llama.cpp build made no {}", bench.display());
+        for bin in [&bench, &quantize] {
+            if !bin.exists() {
+                bail!("the llama.cpp build made no {}", bin.display());
+            }
         }
     }
     // The converter's own gguf package, matching its version.
@@ -240,8 +256,11 @@ pub fn ensure(
     Ok(LlamaCpp {
         build,
         bench,
-        src,
-        venv: venv.clone(),
+        tools: Tools {
+            src,
+            venv: venv.clone(),
+            quantize,
+        },
         version: format!("(from {name} {version})"),
         note,
         gguf: None,
@@ -262,6 +281,102 @@ fn find_cmake(venv: &Venv) -> Result<PathBuf> {
     )
 }
 
+impl Tools {
+    /// The checkpoint as GGUF in its safetensors dtype (the source's, for a quantized kind),
+    /// converted once; the source checkpoint's marker is kept beside it so a regenerated
+    /// checkpoint is converted again.
+    fn convert(&self, ckpt: &Checkpoint, env: &Env) -> Result<PathBuf> {
+        let venv = &self.venv;
+        let dtype = ckpt.dtype.source();
+        let dir = env.out.join("gguf");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let name = format!("{}-{}", ckpt.model.name(), dtype.name());
+        let out = dir.join(format!("{name}.gguf"));
+        let source = dir.join(format!("{name}.source.json"));
+        let marker = ckpt.dir.join("bench-checkpoint.json");
+        let want = std::fs::read_to_string(&marker)
+            .with_context(|| format!("reading {}", marker.display()))?;
+        if out.exists() && std::fs::read_to_string(&source).is_ok_and(|s| s == want) {
+            return Ok(out);
+        }
+        tracing::info!(
+            "converting {} to GGUF ({})",
+            ckpt.dir.display(),
+            dtype.name()
+        );
+        let partial = dir.join(format!("{name}.partial.gguf"));
+        process::ensure_free_space(&dir, ckpt.file_bytes, "the GGUF conversion")?;
+        let converted = process::run(
+            Command::new(&venv.python)
+                .arg(self.src.join("convert_hf_to_gguf.py"))
+                .arg(&ckpt.dir)
+                .args(["--outtype", dtype.name()])
+                .arg("--outfile")
+                .arg(&partial)
+                .env("HF_HUB_OFFLINE", "1"),
+            &format!("convert_hf_to_gguf.py ({name})"),
+            &log_path(&env.logs, &format!("llama.cpp-convert-{name}")),
+            "see the log: the converter's Python packages come from scripts/bench/requirements.txt",
+        );
+        if let Err(e) = converted {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e);
+        }
+        std::fs::rename(&partial, &out)
+            .with_context(|| format!("renaming {} to {}", partial.display(), out.display()))?;
+        std::fs::write(&source, want).with_context(|| format!("writing {}", source.display()))?;
+        Ok(out)
+    }
+
+    /// The checkpoint of a quantized kind as a folder: its source converted to GGUF, then
+    /// quantized by `llama-quantize` as llama.cpp users make such files, beside the
+    /// checkpoint's `tokenizer.json`. Made once per source checkpoint.
+    pub fn quantized(&self, ckpt: &Checkpoint, env: &Env) -> Result<Gguf> {
+        let kind = ckpt
+            .dtype
+            .llama_quant()
+            .context("quantizing a checkpoint of no quantized kind")?;
+        let name = format!("{}-{}", ckpt.model.name(), ckpt.dtype.name());
+        let dir = env.out.join("gguf").join(&name);
+        let file = dir.join("model.gguf");
+        let source = dir.join("source.json");
+        let marker = ckpt.dir.join("bench-checkpoint.json");
+        let want = std::fs::read_to_string(&marker)
+            .with_context(|| format!("reading {}", marker.display()))?;
+        if !(file.exists() && std::fs::read_to_string(&source).is_ok_and(|s| s == want)) {
+            let input = self.convert(ckpt, env)?;
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            tracing::info!("quantizing {} to {kind}", input.display());
+            let partial = dir.join("model.partial.gguf");
+            let quantized = process::run(
+                Command::new(&self.quantize)
+                    .arg(&input)
+                    .arg(&partial)
+                    .arg(kind)
+                    .arg(env.threads.to_string()),
+                &format!("llama-quantize ({name})"),
+                &log_path(&env.logs, &format!("llama.cpp-quantize-{name}")),
+                "see the log",
+            );
+            if let Err(e) = quantized {
+                let _ = std::fs::remove_file(&partial);
+                return Err(e);
+            }
+            std::fs::rename(&partial, &file)
+                .with_context(|| format!("renaming {} to {}", partial.display(), file.display()))?;
+            std::fs::write(&source, want)
+                .with_context(|| format!("writing {}", source.display()))?;
+        }
+        let tokenizer = dir.join("tokenizer.json");
+        std::fs::copy(ckpt.dir.join("tokenizer.json"), &tokenizer)
+            .with_context(|| format!("writing {}", tokenizer.display()))?;
+        let bytes = std::fs::metadata(&file)
+            .with_context(|| format!("reading {}", file.display()))?
+            .len();
+        Ok(Gguf { dir, file, bytes })
+    }
+}
+
 impl Engine for LlamaCpp {
     fn name(&self) -> &'static str {
         Self::NAME
@@ -278,7 +393,10 @@ impl Engine for LlamaCpp {
     fn prepare(&mut self, bench: &CheckpointBench) -> Result<(), NotReady> {
         // No file of the previous checkpoint is left to measure if this conversion fails.
         self.gguf = None;
-        self.gguf = Some(self.convert(bench.ckpt, bench.env)?);
+        self.gguf = Some(match &bench.ckpt.gguf {
+            Some(quantized) => quantized.file.clone(),
+            None => self.tools.convert(bench.ckpt, bench.env)?,
+        });
         Ok(())
     }
 
@@ -324,50 +442,6 @@ impl LlamaCpp {
         self.gguf
             .clone()
             .context("llama.cpp measured before its checkpoint was converted")
-    }
-
-    /// The checkpoint as GGUF in its own dtype, converted once; the source checkpoint's marker
-    /// is kept beside it so a regenerated checkpoint is converted again.
-    fn convert(&self, ckpt: &Checkpoint, env: &Env) -> Result<PathBuf> {
-        let venv = &self.venv;
-        let dir = env.out.join("gguf");
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let name = format!("{}-{}", ckpt.model.name(), ckpt.dtype.name());
-        let out = dir.join(format!("{name}.gguf"));
-        let source = dir.join(format!("{name}.source.json"));
-        let marker = ckpt.dir.join("bench-checkpoint.json");
-        let want = std::fs::read_to_string(&marker)
-            .with_context(|| format!("reading {}", marker.display()))?;
-        if out.exists() && std::fs::read_to_string(&source).is_ok_and(|s| s == want) {
-            return Ok(out);
-        }
-        tracing::info!(
-            "converting {} to GGUF ({})",
-            ckpt.dir.display(),
-            ckpt.dtype.name()
-        );
-        let partial = dir.join(format!("{name}.partial.gguf"));
-        process::ensure_free_space(&dir, ckpt.file_bytes, "the GGUF conversion")?;
-        let converted = process::run(
-            Command::new(&venv.python)
-                .arg(self.src.join("convert_hf_to_gguf.py"))
-                .arg(&ckpt.dir)
-                .args(["--outtype", ckpt.dtype.name()])
-                .arg("--outfile")
-                .arg(&partial)
-                .env("HF_HUB_OFFLINE", "1"),
-            &format!("convert_hf_to_gguf.py ({name})"),
-            &log_path(&env.logs, &format!("llama.cpp-convert-{name}")),
-            "see the log: the converter's Python packages come from scripts/bench/requirements.txt",
-        );
-        if let Err(e) = converted {
-            let _ = std::fs::remove_file(&partial);
-            return Err(e);
-        }
-        std::fs::rename(&partial, &out)
-            .with_context(|| format!("renaming {} to {}", partial.display(), out.display()))?;
-        std::fs::write(&source, want).with_context(|| format!("writing {}", source.display()))?;
-        Ok(out)
     }
 
     fn bench(

@@ -57,7 +57,9 @@ pub struct Args {
     /// Only this checkpoint.
     #[arg(long, value_enum)]
     only: Option<Model>,
-    /// Dtypes, comma-separated [default: f32,bf16].
+    /// Dtypes, comma-separated [default: f32,bf16]; q4_0, q8_0 and q4_k_m are the bf16
+    /// checkpoint quantized by llama.cpp's `llama-quantize`, one GGUF file that our engine and
+    /// llama.cpp both run (transformers has no row).
     #[arg(long, value_enum, value_delimiter = ',')]
     dtype: Vec<Dtype>,
     /// Prompt tokens for prefill, TTFT and the decode that follows.
@@ -362,7 +364,7 @@ fn measure_all(
 ) -> Result<Report> {
     let load_start = load_average();
     bar.set_message("peers' setup");
-    let mut engines = engines(args, env, lineup, gemma3);
+    let (mut engines, tools) = engines(args, env, lineup, gemma3);
     bar.inc(1);
 
     env.sample_bandwidth(bar);
@@ -401,7 +403,14 @@ fn measure_all(
         );
         ckpt_bar.finish_and_clear();
         multi.remove(&ckpt_bar);
-        let ckpt = ckpt?;
+        let mut ckpt = ckpt?;
+        if dtype.llama_quant().is_some() {
+            bar.set_message(format!("{label}: llama-quantize"));
+            let tools = tools
+                .as_ref()
+                .map_err(|why| anyhow::anyhow!("{label} is made by llama.cpp's tools: {why}"))?;
+            ckpt.gguf = Some(tools.quantized(&ckpt, env)?);
+        }
         bar.inc(1);
         runs.push(measure_checkpoint(
             args,
@@ -444,8 +453,13 @@ fn measure_all(
 }
 
 /// The lineup's engines, a row each on every checkpoint: ours on each kernel path, then the
-/// peers.
-fn engines(args: &Args, env: &Env, lineup: &Lineup, gemma3: &Path) -> Vec<Box<dyn Engine>> {
+/// peers; and llama.cpp's tools, which make the quantized kinds' files (or why there are none).
+fn engines(
+    args: &Args,
+    env: &Env,
+    lineup: &Lineup,
+    gemma3: &Path,
+) -> (Vec<Box<dyn Engine>>, Result<llama_cpp::Tools, String>) {
     // The peers are set up before any measurement, as that needs no quiet machine; a failure
     // skips that peer everywhere, with the reason.
     let venv = if args.skip_peers {
@@ -470,6 +484,7 @@ fn engines(args: &Args, env: &Env, lineup: &Lineup, gemma3: &Path) -> Vec<Box<dy
             reason: reason.clone(),
         }),
     });
+    let mut tools = Err("no llama.cpp build was asked for".to_owned());
     for &(build, note) in &lineup.llama_builds {
         if let Some(note) = note {
             tracing::info!("llama.cpp: {note}");
@@ -481,17 +496,27 @@ fn engines(args: &Args, env: &Env, lineup: &Lineup, gemma3: &Path) -> Vec<Box<dy
             }),
             Err(reason) => Err(reason.clone()),
         };
-        engines.push(match llama {
-            Ok(l) => Box::new(l),
-            Err(reason) => Box::new(Unavailable {
-                name: LlamaCpp::NAME,
-                variant: Some(build.name().to_owned()),
-                note,
-                reason,
-            }),
-        });
+        match llama {
+            Ok(l) => {
+                if tools.is_err() {
+                    tools = Ok(l.tools().clone());
+                }
+                engines.push(Box::new(l));
+            }
+            Err(reason) => {
+                if tools.is_err() {
+                    tools = Err(reason.clone());
+                }
+                engines.push(Box::new(Unavailable {
+                    name: LlamaCpp::NAME,
+                    variant: Some(build.name().to_owned()),
+                    note,
+                    reason,
+                }));
+            }
+        }
     }
-    engines
+    (engines, tools)
 }
 
 /// Every engine on one checkpoint: the main measurements in rounds, then the sweeps.

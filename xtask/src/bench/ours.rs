@@ -214,13 +214,14 @@ pub fn generate(
     label: &str,
 ) -> Result<Generated> {
     let mut cmd = Command::new(bin);
+    let dir = ckpt.gguf.as_ref().map_or(&ckpt.dir, |g| &g.dir);
     cmd.arg("generate")
         .arg("--model-dir")
-        .arg(&ckpt.dir)
+        .arg(dir)
         .args(["--raw", "--prompt", &prompt_text(ids)])
         .args(["--max-tokens", &new_tokens.to_string()])
         .args(["--ignore-eos", "--json", "--device", "cpu"])
-        .args(["--dtype", ckpt.dtype.name()])
+        .args(["--dtype", ckpt.dtype.run_dtype()])
         // Its log, kept in logs/, at info level: the device, the preflight, the kernel path.
         .env("GEMMA3_LOG", "info")
         .env("NO_COLOR", "1")

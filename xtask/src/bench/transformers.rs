@@ -31,7 +31,12 @@ impl Engine for Transformers {
         Self::NAME
     }
 
-    fn prepare(&mut self, _: &CheckpointBench) -> Result<(), NotReady> {
+    fn prepare(&mut self, bench: &CheckpointBench) -> Result<(), NotReady> {
+        if bench.ckpt.gguf.is_some() {
+            return Err(NotReady::Skipped(
+                "transformers dequantizes a GGUF file on load: no quantized peer".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -87,7 +92,7 @@ fn command(
     cmd.arg(script(env))
         .arg("--model-dir")
         .arg(&ckpt.dir)
-        .args(["--dtype", ckpt.dtype.name()])
+        .args(["--dtype", ckpt.dtype.run_dtype()])
         .arg("--ids")
         .arg(ids_file)
         .args(["--new-tokens", &new_tokens.to_string()])
