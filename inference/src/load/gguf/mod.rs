@@ -32,7 +32,7 @@ use crate::text::chat::ChatTemplate;
 
 pub use names::hf_to_gguf;
 pub use vocab::Vocab;
-pub use write::{matrix_type, write_checkpoint};
+pub use write::{matrix_type, write_checkpoint, write_mixed};
 
 /// The architecture this engine runs, as GGUF's `general.architecture` names it.
 pub const ARCHITECTURE: &str = "gemma3";

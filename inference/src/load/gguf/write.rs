@@ -36,6 +36,16 @@ pub fn write_checkpoint(
     out: &Path,
     matrices: GgmlDType,
 ) -> Result<()> {
+    write_mixed(checkpoint, out, &|_| matrices)
+}
+
+/// [`write_checkpoint`] with each matrix in the type `matrices` gives its GGUF name
+/// (`blk.0.attn_v.weight`), as llama.cpp's mixes such as Q4_K_M choose them.
+pub fn write_mixed(
+    checkpoint: &crate::load::checkpoint::Checkpoint,
+    out: &Path,
+    matrices: &dyn Fn(&str) -> GgmlDType,
+) -> Result<()> {
     let config = &checkpoint.config;
     let mut metadata = metadata_of(&config.text)?;
     let tokenizer = checkpoint.dir().join("tokenizer.json");
@@ -66,6 +76,7 @@ pub fn write_checkpoint(
                 let gain: Vec<f32> = values.into_iter().map(|v| v + 1.0).collect();
                 QTensor::quantize(&Tensor::new(gain, &Device::Cpu)?, GgmlDType::F32)?
             } else {
+                let matrices = matrices(&gguf);
                 let row = t.dims().last().copied().unwrap_or(0);
                 if row % matrices.block_size() != 0 {
                     return Err(Error::Invalid(format!(
