@@ -124,8 +124,8 @@ fn a_key_of_the_wrong_type_is_named() {
 #[test]
 fn a_tensor_type_candle_cannot_hold_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("model.gguf");
-    write(&path, &tiny_text_metadata(), 512);
+    // A whole file: the walk to the tensor table passes the vocabulary's arrays.
+    let path = convert_tiny_text(dir.path(), GgmlDType::F32);
     // The type of `token_embd.weight` follows its name, its rank (u32) and two dims (u64).
     let mut bytes = std::fs::read(&path).unwrap();
     let name = b"token_embd.weight";
@@ -142,7 +142,9 @@ fn a_tensor_type_candle_cannot_hold_is_named() {
         .expect("an IQ4_NL tensor")
         .to_string();
     assert!(
-        e.contains("a tensor of ggml type 20 (IQ4_NL), which Candle cannot hold"),
+        e.contains(
+            "holds a tensor (`token_embd.weight`) of ggml type 20 (IQ4_NL), which Candle cannot hold"
+        ),
         "{e}"
     );
 }

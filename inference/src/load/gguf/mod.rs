@@ -11,13 +11,14 @@
 //! model dtype.
 
 mod names;
+mod scan;
 mod store;
 mod vocab;
 mod write;
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -60,9 +61,10 @@ impl GgufFile {
     /// short, or holds another architecture than Gemma 3.
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let content = Content::read(&mut BufReader::new(file)).map_err(|e| Error::Gguf {
+        let mut reader = BufReader::new(file);
+        let content = Content::read(&mut reader).map_err(|e| Error::Gguf {
             path: path.to_path_buf(),
-            problem: unreadable(&first_line(&e)),
+            problem: unreadable(&first_line(&e), path, &mut reader),
         })?;
         let len = file_len(path)?;
         let gguf = Self {
@@ -366,15 +368,22 @@ fn as_u64(v: &Value) -> Option<u64> {
     }
 }
 
-/// Why Candle could not read a GGUF header: a tensor type it cannot hold, named as ggml names
-/// it, or a file that is damaged.
-fn unreadable(candle: &str) -> String {
+/// Why Candle could not read the GGUF header at `path` (which `reader` reads): a tensor type
+/// it cannot hold, named as ggml names it, with the first tensor of that type; or a file that
+/// is damaged.
+fn unreadable(candle: &str, path: &Path, reader: &mut BufReader<File>) -> String {
     let unknown = candle
         .strip_prefix("unknown dtype for tensor ")
         .and_then(|n| n.trim().parse::<u32>().ok());
     let Some(code) = unknown else {
         return format!("not a readable GGUF file ({candle}); re-download it");
     };
+    let tensor = file_len(path)
+        .ok()
+        .zip(reader.rewind().ok())
+        .and_then(|(len, ())| scan::first_tensor_of_type(reader, len, code))
+        .map(|name| format!(" (`{name}`)"))
+        .unwrap_or_default();
     // ggml.h's `enum ggml_type`, for the types Candle lacks.
     let name = match code {
         16 => "IQ2_XXS",
@@ -397,7 +406,7 @@ fn unreadable(candle: &str) -> String {
         _ => "unknown",
     };
     format!(
-        "holds a tensor of ggml type {code} ({name}), which Candle cannot hold; use a file in F32, \
+        "holds a tensor{tensor} of ggml type {code} ({name}), which Candle cannot hold; use a file in F32, \
          F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 or Q2_K to Q6_K"
     )
 }
