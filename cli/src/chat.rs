@@ -11,6 +11,7 @@ use inference::text::detokenize::TokenStream;
 use super::generate::SamplingArgs;
 use super::interrupt;
 use super::model_args::ModelArgs;
+use super::output;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -41,7 +42,6 @@ pub fn run(args: Args) -> Result<()> {
     if interactive {
         eprintln!("chat with the model; /reset starts over, /exit (or end of input) quits");
     }
-    let mut stdout = std::io::stdout().lock();
     let mut lines = std::io::stdin().lock().lines();
     loop {
         if interactive {
@@ -71,6 +71,7 @@ pub fn run(args: Args) -> Result<()> {
         }
         let mut stream = TokenStream::new(&loaded.tokenizer);
         let mut reply = String::new();
+        let mut closed = false;
         let (generation, interrupted) = interrupt::generating(|| {
             generation::generate(
                 &loaded.model,
@@ -85,24 +86,22 @@ pub fn run(args: Args) -> Result<()> {
                     }
                     if let Some(piece) = stream.push(id)? {
                         reply.push_str(&piece);
-                        let out = |e: std::io::Error| {
-                            inference::Error::Invalid(format!("writing to stdout: {e}"))
-                        };
-                        stdout.write_all(piece.as_bytes()).map_err(out)?;
-                        stdout.flush().map_err(out)?;
+                        if !output::stream(&piece)? {
+                            closed = true;
+                            return Ok(Flow::Stop);
+                        }
                     }
                     Ok(Flow::Continue)
                 },
             )
         });
         let generation = generation?;
-        if let Some(rest) = stream.finish()? {
-            reply.push_str(&rest);
-            stdout
-                .write_all(rest.as_bytes())
-                .context("writing to stdout")?;
+        if closed {
+            return Err(output::ClosedPipe.into());
         }
-        writeln!(stdout).context("writing to stdout")?;
+        let rest = stream.finish()?.unwrap_or_default();
+        reply.push_str(&rest);
+        output::line(&rest)?;
         conversation.assistant_reply(&reply, &generation.tokens);
         let t = generation.timings;
         eprintln!(

@@ -11,6 +11,8 @@ use inference::ops::quant::QuantType;
 use op_matrix_core::preflight;
 use serde::Serialize;
 
+use super::output;
+
 #[derive(clap::Args)]
 pub struct Args {
     /// Print the report as JSON.
@@ -79,9 +81,9 @@ impl Report {
 pub fn run(args: Args) -> Result<bool> {
     let report = report()?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        output::line(&serde_json::to_string_pretty(&report)?)?;
     } else {
-        print_text(&report);
+        output::write(&text(&report))?;
     }
     Ok(report.healthy())
 }
@@ -159,21 +161,26 @@ fn backend(kind: Kind, compiled: bool) -> Result<Backend> {
     })
 }
 
-fn print_text(report: &Report) {
-    println!("gemma3 {} (candle {})", report.version, report.candle);
+/// The report as the lines `gemma3 doctor` prints.
+fn text(report: &Report) -> String {
+    let mut out: Vec<String> = Vec::new();
+    out.push(format!(
+        "gemma3 {} (candle {})",
+        report.version, report.candle
+    ));
     let k = &report.cpu_kernels;
     let supported: Vec<&str> = k.supported.iter().map(|p| p.name()).collect();
-    println!(
+    out.push(format!(
         "cpu    kernels {}{} (this CPU runs {}; {} chooses one)",
         k.active,
         if k.forced { ", forced" } else { "" },
         supported.join(", "),
         kernel_path::ENV
-    );
+    ));
     for b in &report.backends {
         match (&b.device, &b.unavailable) {
-            (Some(device), _) => println!("{:6} {device}", b.name),
-            (None, Some(why)) => println!("{:6} unavailable: {why}", b.name),
+            (Some(device), _) => out.push(format!("{:6} {device}", b.name)),
+            (None, Some(why)) => out.push(format!("{:6} unavailable: {why}", b.name)),
             (None, None) => {}
         }
         for d in &b.dtypes {
@@ -192,19 +199,21 @@ fn print_text(report: &Report) {
                     .unwrap_or_default();
                 format!("FAIL: {}{fix}", ops.join("; "))
             };
-            println!("{:6} {:5} {verdict}", b.name, d.dtype);
+            out.push(format!("{:6} {:5} {verdict}", b.name, d.dtype));
         }
     }
-    println!("hub cache {}", report.hub.cache);
-    println!(
+    out.push(format!("hub cache {}", report.hub.cache));
+    out.push(format!(
         "hub token {}",
         if report.hub.token_present {
             "found (HF_TOKEN or the token file)"
         } else {
             "none: gated Gemma repositories will refuse downloads; set HF_TOKEN"
         }
-    );
+    ));
     if report.hub.offline {
-        println!("hub mode  offline (HF_HUB_OFFLINE): only cached models load");
+        out.push("hub mode  offline (HF_HUB_OFFLINE): only cached models load".into());
     }
+    out.push(String::new());
+    out.join("\n")
 }

@@ -1,9 +1,8 @@
 //! `gemma3 generate`: continue a prompt, streaming the text as it is generated.
 
-use std::io::Write;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use gemma3_interface::generation_report::{FallbackStats, GenerationReport, GenerationStats};
 use inference::run::generation::{self, Flow, StopReason};
 use inference::run::sampling::{Sampler, SamplingParams};
@@ -12,6 +11,7 @@ use inference::text::detokenize::TokenStream;
 
 use super::interrupt::{self, Interrupted};
 use super::model_args::{Loaded, ModelArgs};
+use super::output;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -110,7 +110,7 @@ pub fn run(args: Args) -> Result<()> {
 
     let mut stream = TokenStream::new(&loaded.tokenizer);
     let mut text = String::new();
-    let mut stdout = std::io::stdout().lock();
+    let mut closed = false;
     let mut cache = loaded.model.new_cache();
     let (generation, interrupted) = interrupt::generating(|| {
         generation::generate(
@@ -128,12 +128,9 @@ pub fn run(args: Args) -> Result<()> {
                     return Ok(Flow::Continue);
                 };
                 text.push_str(&piece);
-                if !args.json {
-                    let out = |e: std::io::Error| {
-                        inference::Error::Invalid(format!("writing to stdout: {e}"))
-                    };
-                    stdout.write_all(piece.as_bytes()).map_err(out)?;
-                    stdout.flush().map_err(out)?;
+                if !args.json && !output::stream(&piece)? {
+                    closed = true;
+                    return Ok(Flow::Stop);
                 }
                 let stopped = args.stop.iter().any(|s| text.contains(s.as_str()));
                 Ok(if stopped { Flow::Stop } else { Flow::Continue })
@@ -141,16 +138,13 @@ pub fn run(args: Args) -> Result<()> {
         )
     });
     let generation = generation?;
-    if let Some(rest) = stream.finish()? {
-        text.push_str(&rest);
-        if !args.json {
-            stdout
-                .write_all(rest.as_bytes())
-                .context("writing to stdout")?;
-        }
+    if closed {
+        return Err(output::ClosedPipe.into());
     }
+    let rest = stream.finish()?.unwrap_or_default();
+    text.push_str(&rest);
     if !args.json {
-        writeln!(stdout).context("writing to stdout")?;
+        output::line(&rest)?;
     }
     if generation.stop == StopReason::ContextFull {
         eprintln!(
@@ -206,7 +200,7 @@ pub fn run(args: Args) -> Result<()> {
             text,
             stats,
         };
-        println!("{}", serde_json::to_string(&doc)?);
+        output::line(&serde_json::to_string(&doc)?)?;
     }
     if interrupted {
         return Err(Interrupted.into());

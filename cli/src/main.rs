@@ -6,6 +6,7 @@ mod doctor;
 mod generate;
 mod interrupt;
 mod model_args;
+mod output;
 mod perplexity;
 
 use anyhow::Result;
@@ -79,6 +80,9 @@ fn main() {
     if let Err(e) = interrupt::install().and_then(|()| run()) {
         if e.is::<interrupt::Interrupted>() {
             std::process::exit(interrupt::EXIT_CODE);
+        }
+        if output::is_closed(&e) {
+            std::process::exit(0);
         }
         eprintln!("error: {e:#}");
         std::process::exit(1);

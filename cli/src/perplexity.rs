@@ -8,6 +8,7 @@ use inference::run::scoring;
 use serde_json::json;
 
 use super::model_args::ModelArgs;
+use super::output;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -72,13 +73,13 @@ pub fn run(args: Args) -> Result<()> {
             "perplexity": scores.perplexity,
             "logprobs": scores.logprobs,
         });
-        println!("{doc}");
+        output::line(&doc.to_string())?;
     } else {
-        println!(
+        output::line(&format!(
             "perplexity {:.4} over {} tokens",
             scores.perplexity,
             ids.len()
-        );
+        ))?;
     }
     Ok(())
 }
