@@ -134,6 +134,67 @@ fn prompt_longer_than_the_context() {
     assert!(err.contains("max_position_embeddings"), "{err}");
 }
 
+/// Sizes are checked before anything is allocated by them: a layer count of 10^18 aborted
+/// while the layers were laid out, and one of 0 is no model.
+#[test]
+fn a_size_no_gemma_3_has_is_named() {
+    for (key, value, says) in [
+        (
+            "num_hidden_layers",
+            1_000_000_000_000_000_000u64,
+            "more than any Gemma 3 has",
+        ),
+        ("num_hidden_layers", 0, "must be a positive integer"),
+        ("vocab_size", 1 << 40, "more than any Gemma 3 has"),
+        (
+            "max_position_embeddings",
+            1 << 40,
+            "more than any Gemma 3 has",
+        ),
+    ] {
+        let dir = copy_checkpoint();
+        edit_config(dir.path(), |m| {
+            m.insert(key.into(), value.into());
+        });
+        let err = perplexity(dir.path(), "hello there");
+        assert!(
+            err.contains(key) && err.contains(says),
+            "{key}={value}: {err}"
+        );
+    }
+}
+
+/// A context shorter than the KV cache's smallest buffer (16 positions) panicked in it, and a
+/// `--max-tokens` past the context aborted on reserving room for that many tokens: both run,
+/// and generation stops where the context ends.
+#[test]
+fn a_short_context_and_a_huge_max_tokens_stop_at_the_context() {
+    let dir = copy_checkpoint();
+    edit_config(dir.path(), |m| {
+        m.insert("max_position_embeddings".into(), 8.into());
+    });
+    let out = Command::new(env!("CARGO_BIN_EXE_gemma3"))
+        .args(["generate", "--model-dir", dir.path().to_str().unwrap()])
+        .args(["--raw", "--prompt", "hi", "--ignore-eos", "--json"])
+        .args(["--max-tokens", "100000000000000"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let prompt = doc["prompt_tokens"].as_u64().unwrap();
+    let tokens = doc["token_ids"].as_array().unwrap().len() as u64;
+    assert_eq!(
+        prompt + tokens,
+        9,
+        "{doc}: the last token needs no position"
+    );
+    assert!(
+        stderr.contains("the context of 8 positions is full"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn unknown_device_and_dtype() {
     let dir = checkpoint_dir("tiny-text");

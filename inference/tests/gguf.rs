@@ -101,6 +101,33 @@ fn another_architecture_is_named() {
 }
 
 #[test]
+fn a_size_no_gemma_3_has_is_named() {
+    for (key, value, says) in [
+        (
+            "gemma3.block_count",
+            Value::U64(1 << 60),
+            "more than any Gemma 3 has",
+        ),
+        (
+            "gemma3.attention.head_count",
+            Value::U32(0),
+            "must be at least 1",
+        ),
+        (
+            "gemma3.context_length",
+            Value::U64(1 << 40),
+            "more than any Gemma 3 has",
+        ),
+    ] {
+        let mut metadata = tiny_text_metadata();
+        metadata.retain(|(k, _)| *k != key);
+        metadata.push((key, value));
+        let e = open_error(&metadata);
+        assert!(e.contains(&format!("`{key}`")) && e.contains(says), "{e}");
+    }
+}
+
+#[test]
 fn a_missing_key_is_named() {
     let metadata: Vec<_> = tiny_text_metadata()
         .into_iter()

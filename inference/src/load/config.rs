@@ -163,6 +163,15 @@ impl Fields<'_> {
         }
     }
 
+    /// A size that something is allocated by, within its bound (see [`Size`]).
+    fn size_or(&self, key: &str, default: Option<usize>, size: Size) -> Result<usize> {
+        let n = self.usize_or(key, default)?;
+        match size.problem(n) {
+            Some(why) => Err(Error::field(self.name(key), why)),
+            None => Ok(n),
+        }
+    }
+
     fn f64_or(&self, key: &str, default: f64) -> Result<f64> {
         match self.present(key) {
             None => Ok(default),
@@ -209,6 +218,43 @@ impl Fields<'_> {
     }
 }
 
+/// A size that a config (or a GGUF header) gives and memory is allocated by. Each has a bound
+/// far above every Gemma 3 (the 27B has 62 layers, 32 heads, a width of 21,504, 262,208 tokens
+/// and 131,072 positions), so that a size of 10^18 is refused when the config is read rather
+/// than aborting an allocation later.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Size {
+    Layers,
+    Heads,
+    /// A hidden, intermediate or head width.
+    Width,
+    /// A vocabulary, a context or a window.
+    Length,
+}
+
+impl Size {
+    fn max(self) -> usize {
+        match self {
+            Self::Layers | Self::Heads => 1 << 10,
+            Self::Width => 1 << 20,
+            Self::Length => 1 << 24,
+        }
+    }
+
+    /// Why `n` cannot be this size, if it cannot.
+    pub(crate) fn problem(self, n: usize) -> Option<String> {
+        if n == 0 {
+            return Some("must be at least 1, found 0".into());
+        }
+        (n > self.max()).then(|| {
+            format!(
+                "is {n}, more than any Gemma 3 has (at most {}); the file is damaged or not a Gemma 3 config",
+                self.max()
+            )
+        })
+    }
+}
+
 impl TextConfig {
     fn from_map(map: &Map<String, Value>, prefix: &str) -> Result<Self> {
         let f = Fields { map, prefix };
@@ -223,16 +269,16 @@ impl TextConfig {
                 format!("is `{activation}`; Gemma 3 uses `gelu_pytorch_tanh`"),
             ));
         }
-        let num_hidden_layers = f.usize_or("num_hidden_layers", None)?;
-        let num_attention_heads = f.usize_or("num_attention_heads", Some(8))?;
-        let num_key_value_heads = f.usize_or("num_key_value_heads", Some(4))?;
+        let num_hidden_layers = f.size_or("num_hidden_layers", None, Size::Layers)?;
+        let num_attention_heads = f.size_or("num_attention_heads", Some(8), Size::Heads)?;
+        let num_key_value_heads = f.size_or("num_key_value_heads", Some(4), Size::Heads)?;
         if num_attention_heads % num_key_value_heads != 0 {
             return Err(Error::field(
                 f.name("num_key_value_heads"),
                 format!("({num_key_value_heads}) must divide num_attention_heads ({num_attention_heads})"),
             ));
         }
-        let head_dim = f.usize_or("head_dim", Some(256))?;
+        let head_dim = f.size_or("head_dim", Some(256), Size::Width)?;
         if head_dim % 2 != 0 {
             return Err(Error::field(
                 f.name("head_dim"),
@@ -247,17 +293,21 @@ impl TextConfig {
         }
         let bos = f.token_ids("bos_token_id", &[2])?;
         Ok(Self {
-            vocab_size: f.usize_or("vocab_size", Some(262_208))?,
-            hidden_size: f.usize_or("hidden_size", None)?,
-            intermediate_size: f.usize_or("intermediate_size", None)?,
+            vocab_size: f.size_or("vocab_size", Some(262_208), Size::Length)?,
+            hidden_size: f.size_or("hidden_size", None, Size::Width)?,
+            intermediate_size: f.size_or("intermediate_size", None, Size::Width)?,
             num_hidden_layers,
             num_attention_heads,
             num_key_value_heads,
             head_dim,
             rms_norm_eps: f.f64_or("rms_norm_eps", 1e-6)?,
-            max_position_embeddings: f.usize_or("max_position_embeddings", Some(131_072))?,
+            max_position_embeddings: f.size_or(
+                "max_position_embeddings",
+                Some(131_072),
+                Size::Length,
+            )?,
             query_pre_attn_scalar: f.f64_or("query_pre_attn_scalar", 256.0)?,
-            sliding_window: f.usize_or("sliding_window", Some(4096))?,
+            sliding_window: f.size_or("sliding_window", Some(4096), Size::Length)?,
             layer_kinds: parse_layer_kinds(&f, num_hidden_layers)?,
             rope_full,
             rope_sliding,

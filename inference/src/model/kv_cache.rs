@@ -93,7 +93,8 @@ impl KvCache {
                 None => (end - first).next_power_of_two(),
                 Some(keep) => 2 * (keep + t),
             };
-            let capacity = wanted.clamp(MIN_CAPACITY, self.max_positions.max(t));
+            // Never past the context, even one shorter than MIN_CAPACITY.
+            let capacity = wanted.max(MIN_CAPACITY).min(self.max_positions.max(t));
             *cache = moved(cache, first, position, capacity, &k)?;
         }
         let (ck, cv) = cache.kv.take().expect("the buffer was made above");

@@ -102,10 +102,11 @@ pub fn generate(
     sampler: &mut Sampler,
     mut on_token: impl FnMut(u32) -> Result<Flow>,
 ) -> Result<Generation> {
-    let mut tokens = Vec::with_capacity(max_tokens);
+    let context = model.config().max_position_embeddings;
+    // The context bounds the tokens however many are asked for.
+    let mut tokens = Vec::with_capacity(max_tokens.min(context));
     let mut history = prompt.to_vec();
     let mut timings = Timings::default();
-    let context = model.config().max_position_embeddings;
     let start = Instant::now();
     let mut logits = model.forward(prompt, cache, Logits::Last)?;
     // The last token chosen is never fed back: no forward pass is spent on a token whose

@@ -27,7 +27,7 @@ use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device};
 
 use crate::error::{Error, Result};
-use crate::load::config::{LayerKind, ModelConfig, Rope, TextConfig};
+use crate::load::config::{LayerKind, ModelConfig, Rope, Size, TextConfig};
 use crate::load::weights::Weights;
 use crate::text::chat::ChatTemplate;
 
@@ -158,10 +158,10 @@ impl GgufFile {
     /// The text model's configuration from the `gemma3.*` keys and the tensor table.
     pub fn text_config(&self) -> Result<TextConfig> {
         let key = |k: &str| format!("{ARCHITECTURE}.{k}");
-        let hidden_size = self.usize(&key("embedding_length"))?;
-        let num_hidden_layers = self.usize(&key("block_count"))?;
-        let num_attention_heads = self.usize(&key("attention.head_count"))?;
-        let head_dim = self.usize(&key("attention.key_length"))?;
+        let hidden_size = self.size(&key("embedding_length"), Size::Width)?;
+        let num_hidden_layers = self.size(&key("block_count"), Size::Layers)?;
+        let num_attention_heads = self.size(&key("attention.head_count"), Size::Heads)?;
+        let head_dim = self.size(&key("attention.key_length"), Size::Width)?;
         let vocab_size = match self.content.tensor_infos.get("token_embd.weight") {
             Some(info) => info.shape.dims()[0],
             None => return Err(self.error("has no `token_embd.weight` tensor")),
@@ -192,15 +192,15 @@ impl GgufFile {
         Ok(TextConfig {
             vocab_size,
             hidden_size,
-            intermediate_size: self.usize(&key("feed_forward_length"))?,
+            intermediate_size: self.size(&key("feed_forward_length"), Size::Width)?,
             num_hidden_layers,
             num_attention_heads,
-            num_key_value_heads: self.usize(&key("attention.head_count_kv"))?,
+            num_key_value_heads: self.size(&key("attention.head_count_kv"), Size::Heads)?,
             head_dim,
             rms_norm_eps: self.f64_or(&key("attention.layer_norm_rms_epsilon"), 1e-6)?,
-            max_position_embeddings: self.usize(&key("context_length"))?,
+            max_position_embeddings: self.size(&key("context_length"), Size::Length)?,
             query_pre_attn_scalar,
-            sliding_window: self.usize(&key("attention.sliding_window"))?,
+            sliding_window: self.size(&key("attention.sliding_window"), Size::Length)?,
             layer_kinds: LayerKind::every_nth_full(num_hidden_layers, pattern),
             rope_full: Rope {
                 theta: full_theta,
@@ -324,6 +324,15 @@ impl GgufFile {
 
     fn usize(&self, key: &str) -> Result<usize> {
         self.opt_usize(key)?.ok_or_else(|| self.missing(key))
+    }
+
+    /// A size that memory is allocated by, within its bound.
+    fn size(&self, key: &str, size: Size) -> Result<usize> {
+        let n = self.usize(key)?;
+        match size.problem(n) {
+            Some(why) => Err(self.error(format!("`{key}` {why}"))),
+            None => Ok(n),
+        }
     }
 
     fn usize_or(&self, key: &str, default: usize) -> Result<usize> {
