@@ -24,7 +24,7 @@ pub struct Args {
     #[arg(long, default_value_t = 512)]
     max_tokens: usize,
     #[command(flatten)]
-    sampling: SamplingArgs,
+    pub sampling: SamplingArgs,
 }
 
 pub fn run(args: Args) -> Result<()> {

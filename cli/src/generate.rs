@@ -29,7 +29,7 @@ pub struct Args {
     #[arg(long, default_value_t = 128)]
     max_tokens: usize,
     #[command(flatten)]
-    sampling: SamplingArgs,
+    pub sampling: SamplingArgs,
     /// Stop when the output contains this string (repeatable).
     #[arg(long)]
     stop: Vec<String>,
@@ -63,14 +63,23 @@ pub struct SamplingArgs {
 
 impl SamplingArgs {
     pub fn sampler(&self) -> Result<Sampler> {
-        Ok(Sampler::new(SamplingParams {
+        Ok(Sampler::new(self.params())?)
+    }
+
+    /// The flags' own consistency, checked before anything loads.
+    pub fn check_flags(&self) -> Result<(), String> {
+        self.params().validate().map_err(|e| e.to_string())
+    }
+
+    fn params(&self) -> SamplingParams {
+        SamplingParams {
             temperature: self.temperature,
             top_k: self.top_k,
             top_p: self.top_p,
             seed: self.seed,
             repeat_penalty: self.repeat_penalty,
             repeat_last_n: self.repeat_last_n,
-        })?)
+        }
     }
 }
 

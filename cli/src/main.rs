@@ -10,7 +10,7 @@ mod output;
 mod perplexity;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -47,8 +47,26 @@ fn args() -> Vec<std::ffi::OsString> {
     args
 }
 
+impl Command {
+    /// Flags that each parse but do not fit together (`--top-p 2`, `--window 0`): refused as
+    /// clap refuses a malformed flag, with exit 2, before anything loads.
+    fn check_flags(&self) -> std::result::Result<(), String> {
+        match self {
+            Command::Generate(args) => args.sampling.check_flags(),
+            Command::Chat(args) => args.sampling.check_flags(),
+            Command::Perplexity(args) => args.check_flags(),
+            Command::Doctor(_) => Ok(()),
+        }
+    }
+}
+
 pub fn run() -> Result<()> {
     let cli = Cli::parse_from(args());
+    if let Err(why) = cli.command.check_flags() {
+        Cli::command()
+            .error(clap::error::ErrorKind::ValueValidation, why)
+            .exit();
+    }
     // A bad GEMMA3_CPU_KERNELS stops here, before any model loads, with what this CPU can run.
     inference::ops::cpu::kernel_path::from_env()?;
     match cli.command {

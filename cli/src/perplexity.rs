@@ -32,6 +32,22 @@ pub struct Args {
     stride: Option<usize>,
 }
 
+impl Args {
+    /// The windowing flags' own consistency, checked before anything loads.
+    pub fn check_flags(&self) -> Result<(), String> {
+        match self.window {
+            Some(window) => {
+                scoring::check_windows(window, self.stride(window)).map_err(|e| e.to_string())
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn stride(&self, window: usize) -> usize {
+        self.stride.unwrap_or((window / 2).max(1))
+    }
+}
+
 pub fn run(args: Args) -> Result<()> {
     let text = match (&args.text, &args.file) {
         (Some(t), _) => t.clone(),
@@ -54,7 +70,7 @@ pub fn run(args: Args) -> Result<()> {
             if window > context {
                 bail!("--window {window} is longer than the model's context of {context} tokens");
             }
-            let stride = args.stride.unwrap_or((window / 2).max(1));
+            let stride = args.stride(window);
             let bar = ProgressBar::new((ids.len() - 1) as u64).with_style(
                 ProgressStyle::with_template("{bar:40} {pos}/{len} tokens scored {elapsed}")
                     .expect("a valid template"),

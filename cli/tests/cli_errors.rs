@@ -195,6 +195,49 @@ fn a_short_context_and_a_huge_max_tokens_stop_at_the_context() {
     );
 }
 
+/// Flags that parse but cannot be right exit 2, as clap's own refusals do, and before any
+/// checkpoint is opened (this one does not exist).
+#[test]
+fn malformed_flag_values_exit_2_before_anything_loads() {
+    let model = ["--model-dir", "no/such/checkpoint"];
+    for (command, flags, says) in [
+        (
+            "generate",
+            &["--prompt", "hi", "--top-p", "2"][..],
+            "--top-p",
+        ),
+        (
+            "generate",
+            &["--prompt", "hi", "--temperature=-1"],
+            "--temperature",
+        ),
+        ("chat", &["--top-k", "0"], "--top-k"),
+        ("perplexity", &["--text", "hi", "--window", "0"], "--window"),
+        (
+            "perplexity",
+            &["--text", "hi", "--window", "8", "--stride", "8"],
+            "--stride",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_gemma3"))
+            .arg(command)
+            .args(model)
+            .args(flags)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {stderr}");
+        assert!(
+            stderr.starts_with("error: ") && stderr.contains(says),
+            "{flags:?}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("no/such/checkpoint"),
+            "{flags:?}: {stderr}"
+        );
+    }
+}
+
 #[test]
 fn unknown_device_and_dtype() {
     let dir = checkpoint_dir("tiny-text");

@@ -39,7 +39,8 @@ impl Default for SamplingParams {
 }
 
 impl SamplingParams {
-    fn validate(&self) -> Result<()> {
+    /// An error naming the first parameter out of its range (as its CLI flag), if any.
+    pub fn validate(&self) -> Result<()> {
         let t = self.temperature;
         if !(t.is_finite() && t >= 0.0) {
             return Err(invalid(format!(

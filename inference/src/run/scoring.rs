@@ -32,6 +32,17 @@ pub fn score(model: &Gemma3, tokens: &[u32]) -> Result<Scores> {
 /// transformers' strided perplexity does: each window sees up to `window - stride` tokens of
 /// context before the ones it scores, and every token after the first is scored exactly once.
 /// `on_window` is called with (tokens scored so far, total) for progress reporting.
+/// Whether windows of `window` tokens moving by `stride` score every token: they must overlap
+/// by a token, as the first token of a window is only ever predicted by the window before it.
+pub fn check_windows(window: usize, stride: usize) -> Result<()> {
+    if window < 2 || stride == 0 || stride >= window {
+        return Err(Error::Invalid(format!(
+            "--window must be at least 2 and --stride between 1 and window - 1 (got window {window}, stride {stride})"
+        )));
+    }
+    Ok(())
+}
+
 pub fn score_windowed(
     model: &Gemma3,
     tokens: &[u32],
@@ -44,13 +55,7 @@ pub fn score_windowed(
             "scoring needs at least two tokens (one to condition on, one to predict)".into(),
         ));
     }
-    // Windows must overlap by a token: the first token of a window is only ever predicted by
-    // the window before it.
-    if window < 2 || stride == 0 || stride >= window {
-        return Err(Error::Invalid(format!(
-            "--window must be at least 2 and --stride between 1 and window - 1 (got window {window}, stride {stride})"
-        )));
-    }
+    check_windows(window, stride)?;
     let mut logprobs = Vec::with_capacity(tokens.len() - 1);
     let mut scored_until = 1; // the first token is never predicted
     let mut begin = 0;
