@@ -666,13 +666,17 @@ fn measure_checkpoint(
     }
 
     let (floor, sweep_floor) = plan.apply(0.0);
+    let (checkpoint, checkpoint_bytes) = match &ckpt.gguf {
+        Some(g) => (&g.file, g.bytes),
+        None => (&ckpt.dir, ckpt.file_bytes),
+    };
     Ok((
         ModelRun {
             model: ckpt.model.name().into(),
             dtype: ckpt.dtype.name().into(),
-            checkpoint: ckpt.dir.display().to_string(),
+            checkpoint: checkpoint.display().to_string(),
             params: ckpt.params,
-            checkpoint_bytes: ckpt.file_bytes,
+            checkpoint_bytes,
             bandwidth_bound: ckpt.weight_bytes() > 4 * last_level_cache_bytes(),
             floor,
             sweep_floor,
