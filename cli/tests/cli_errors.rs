@@ -91,6 +91,60 @@ fn truncated_safetensors() {
     assert!(err.contains("not a valid safetensors file"), "{err}");
 }
 
+/// A valid safetensors file whose tensors are not floats is named as such, not as damaged.
+#[test]
+fn an_integer_tensor_is_named_not_called_corrupt() {
+    let dir = copy_checkpoint();
+    let path = dir.path().join("model.safetensors");
+    let mut tensors = candle_core::safetensors::load(&path, &candle_core::Device::Cpu).unwrap();
+    let norm = "model.norm.weight";
+    let ints = tensors[norm].to_dtype(candle_core::DType::I64).unwrap();
+    tensors.insert(norm.into(), ints);
+    candle_core::safetensors::save(&tensors, &path).unwrap();
+    let err = perplexity(dir.path(), "hello there");
+    assert!(
+        err.contains(
+            "holds `model.norm.weight` as I64; this engine runs weights in f32, bf16 or f16"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("not a valid safetensors file"), "{err}");
+}
+
+#[test]
+fn a_weights_file_that_is_a_directory_is_named() {
+    let dir = copy_checkpoint();
+    let path = dir.path().join("model.safetensors");
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    let err = perplexity(dir.path(), "hello there");
+    assert!(
+        err.contains("is a directory, where the weights file should be"),
+        "{err}"
+    );
+}
+
+/// An index may not send the loader out of the checkpoint directory.
+#[test]
+fn a_shard_outside_the_checkpoint_directory_is_refused() {
+    for shard in ["../model.safetensors", "/etc/passwd"] {
+        let dir = copy_checkpoint();
+        let index = serde_json::json!({"weight_map": {"model.norm.weight": shard}});
+        std::fs::write(
+            dir.path().join("model.safetensors.index.json"),
+            index.to_string(),
+        )
+        .unwrap();
+        let err = perplexity(dir.path(), "hello there");
+        assert!(
+            err.contains(&format!(
+                "names `{shard}`, outside the checkpoint directory"
+            )),
+            "{err}"
+        );
+    }
+}
+
 #[test]
 fn wrong_tensor_shape() {
     let dir = copy_checkpoint();

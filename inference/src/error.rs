@@ -34,6 +34,11 @@ pub enum Error {
     #[error("{}: {problem}", path.display())]
     Gguf { path: PathBuf, problem: String },
 
+    /// A readable weight file holding what this engine does not run (an integer or fp8
+    /// tensor), or not a file at all.
+    #[error("{}: {problem}", path.display())]
+    Weights { path: PathBuf, problem: String },
+
     #[error("weights: tensor `{name}` is missing from the checkpoint (looked in {})", files.join(", "))]
     MissingTensor { name: String, files: Vec<String> },
 

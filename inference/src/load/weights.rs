@@ -43,6 +43,19 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
                 index.display()
             )));
         }
+        // A shard is a file of the checkpoint directory: an index naming `/etc/passwd` or
+        // `../other/model.safetensors` does not get it read.
+        let outside = shards.iter().find(|s| {
+            !Path::new(s)
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)))
+        });
+        if let Some(shard) = outside {
+            return Err(Error::Invalid(format!(
+                "{}: `weight_map` names `{shard}`, outside the checkpoint directory; shards are files beside the index",
+                index.display()
+            )));
+        }
         return Ok(shards.into_iter().map(|s| dir.join(s)).collect());
     }
     Ok(vec![dir.join(SINGLE_FILE)])
@@ -228,18 +241,26 @@ impl TensorStore for Safetensors {
         let dtype = entries[0].info.dtype;
         if entries.iter().any(|e| e.info.dtype != dtype) {
             let names: Vec<&str> = parts.iter().map(|p| p.0).collect();
-            return Err(Error::CorruptWeights {
+            return Err(Error::Weights {
                 path: self.shards[entries[0].shard].path.clone(),
-                reason: format!("tensors {names:?} are stored in different dtypes"),
+                problem: format!(
+                    "stores {names:?} in different dtypes; this engine loads them as one matrix"
+                ),
             });
         }
         let mut shape = parts[0].1.to_vec();
         shape[0] = parts.iter().map(|(_, s)| s[0]).sum();
-        read(&self.shards, dtype, &entries, &shape)
+        read(&self.shards, dtype, &entries, &shape, parts[0].0)
     }
 }
 
 fn open_shard(path: &Path) -> Result<(Shard, Vec<(String, TensorInfo)>)> {
+    if path.is_dir() {
+        return Err(Error::Weights {
+            path: path.to_path_buf(),
+            problem: "is a directory, where the weights file should be".into(),
+        });
+    }
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let corrupt = |reason: String| Error::CorruptWeights {
         path: path.to_path_buf(),
@@ -264,8 +285,14 @@ fn open_shard(path: &Path) -> Result<(Shard, Vec<(String, TensorInfo)>)> {
 }
 
 /// The tensors `entries`, all of dtype `dtype`, concatenated in order into one host tensor of
-/// `shape`.
-fn read(shards: &[Shard], dtype: Dtype, entries: &[&Entry], shape: &[usize]) -> Result<Tensor> {
+/// `shape`; `first` names the first in errors.
+fn read(
+    shards: &[Shard],
+    dtype: Dtype,
+    entries: &[&Entry],
+    shape: &[usize],
+    first: &str,
+) -> Result<Tensor> {
     let shape = shape.to_vec();
     let tensor = match dtype {
         Dtype::BF16 => {
@@ -286,11 +313,10 @@ fn read(shards: &[Shard], dtype: Dtype, entries: &[&Entry], shape: &[usize]) -> 
         }
         Dtype::F32 => Tensor::from_vec(read_words::<f32>(shards, entries)?, shape, &Device::Cpu),
         other => {
-            let shard = &shards[entries[0].shard];
-            return Err(Error::CorruptWeights {
-                path: shard.path.clone(),
-                reason: format!(
-                    "tensors are stored as {other:?}; this engine reads f32, bf16 and f16"
+            return Err(Error::Weights {
+                path: shards[entries[0].shard].path.clone(),
+                problem: format!(
+                    "holds `{first}` as {other:?}; this engine runs weights in f32, bf16 or f16 (save the checkpoint in one of them, or use a GGUF file)"
                 ),
             });
         }
