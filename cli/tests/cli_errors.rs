@@ -111,6 +111,25 @@ fn an_integer_tensor_is_named_not_called_corrupt() {
     assert!(!err.contains("not a valid safetensors file"), "{err}");
 }
 
+/// One weight that is not a number made `generate` print `<pad>` tokens and exit 0, and
+/// `perplexity` print NaN: both now stop at the first such logits, saying so.
+#[test]
+fn non_finite_weights_stop_with_an_error_not_a_nan() {
+    let dir = copy_checkpoint();
+    let path = dir.path().join("model.safetensors");
+    let mut tensors = candle_core::safetensors::load(&path, &candle_core::Device::Cpu).unwrap();
+    let norm = "model.norm.weight";
+    let nan = (tensors[norm].clone() * f64::NAN).unwrap();
+    tensors.insert(norm.into(), nan);
+    candle_core::safetensors::save(&tensors, &path).unwrap();
+    let says = "where numbers belong";
+    let err = perplexity(dir.path(), "hello there");
+    assert!(err.contains(says) && err.contains("NaN"), "{err}");
+    let model = dir.path().to_str().unwrap();
+    let err = fails(&["generate", "--model-dir", model, "--prompt", "hi"]);
+    assert!(err.contains(says), "{err}");
+}
+
 #[test]
 fn a_weights_file_that_is_a_directory_is_named() {
     let dir = copy_checkpoint();

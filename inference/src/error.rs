@@ -57,6 +57,11 @@ pub enum Error {
     )]
     ContextOverflow { needed: usize, max: usize },
 
+    #[error(
+        "the model's logits for token {position} hold {value} where numbers belong: a weight or config value is not finite or too large, or the dtype overflows (f16 does on Gemma 3; use bf16 or f32)"
+    )]
+    NonFinite { position: usize, value: f32 },
+
     #[error("{0}")]
     Invalid(String),
 

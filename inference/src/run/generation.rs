@@ -8,6 +8,7 @@ use gemma3_interface::generation_report::Stop;
 use crate::error::Result;
 use crate::model::{Gemma3, KvCache, Logits};
 use crate::run::sampling::{Sampler, SamplingParams};
+use crate::run::scoring;
 
 /// Index of the largest logit; ties go to the lowest index, as `torch.argmax` does.
 pub fn argmax(logits: &Tensor) -> Result<u32> {
@@ -115,7 +116,9 @@ pub fn generate(
         if tokens.len() == max_tokens {
             break StopReason::MaxTokens;
         }
-        let next = sampler.sample(&logits.flatten_all()?.to_vec1::<f32>()?, &history);
+        let row = logits.flatten_all()?.to_vec1::<f32>()?;
+        scoring::check_finite(&row, history.len())?;
+        let next = sampler.sample(&row, &history);
         if tokens.is_empty() {
             timings.prefill = start.elapsed();
         }

@@ -79,14 +79,27 @@ pub fn score_windowed(
     })
 }
 
-/// For row i of `logits` (positions, vocab), the log-probability of `tokens[i + 1]`, in f64.
+/// For row i of `logits` (positions, vocab), the log-probability of `tokens[i + 1]`, in f64;
+/// an error at the first row that holds a value that is not a number, which would make every
+/// score after it NaN.
 pub fn logprobs_of_next(logits: &Tensor, tokens: &[u32]) -> Result<Vec<f64>> {
     let rows = logits.to_vec2::<f32>()?;
-    Ok(rows
-        .iter()
+    rows.iter()
         .zip(&tokens[1..])
-        .map(|(row, &next)| log_softmax_at(row, next as usize))
-        .collect())
+        .enumerate()
+        .map(|(i, (row, &next))| {
+            check_finite(row, i + 1)?;
+            Ok(log_softmax_at(row, next as usize))
+        })
+        .collect()
+}
+
+/// An error if the logits `row`, which predict token `position`, hold a non-finite value.
+pub fn check_finite(row: &[f32], position: usize) -> Result<()> {
+    match row.iter().find(|x| !x.is_finite()) {
+        Some(&value) => Err(Error::NonFinite { position, value }),
+        None => Ok(()),
+    }
 }
 
 pub fn log_softmax_at(row: &[f32], index: usize) -> f64 {
