@@ -119,6 +119,7 @@ impl ChatTemplate {
         // and minijinja's default).
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
+        env.set_fuel(Some(FUEL));
         env.add_function("raise_exception", raise_exception);
         env.add_template_owned(NAME, template.clone())
             .map_err(|e| Error::Invalid(format!("chat template does not compile: {e:#}")))?;
@@ -190,7 +191,17 @@ impl std::fmt::Display for Raised {
 
 impl std::error::Error for Raised {}
 
+/// Instructions a template may run for one rendering. Gemma's renders a 1,000-message
+/// conversation in far fewer; a template that loops without end stops here instead of
+/// running until Ctrl-C.
+const FUEL: u64 = 50_000_000;
+
 fn render_error(e: minijinja::Error) -> Error {
+    if e.kind() == ErrorKind::OutOfFuel {
+        return Error::Invalid(format!(
+            "the chat template ran {FUEL} steps without finishing (a loop without end?); fix the template, or pass --raw to go without it"
+        ));
+    }
     // minijinja wraps a function's error when it crosses the call; find ours in the chain.
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
     while let Some(err) = cause {
@@ -332,5 +343,26 @@ mod tests {
         let t = ChatTemplate::from_source("{{ messages | nosuchfilter }}", None, None);
         assert!(t.is_err() || t.unwrap().render(&msgs(&[("x", "")]), false).is_err());
         assert!(ChatTemplate::from_source("{% if %}", None, None).is_err());
+    }
+
+    #[test]
+    fn a_template_that_does_not_end_is_stopped() {
+        let src = "{% for i in range(100000) %}{% for j in range(100000) %}{{ j }}{% endfor %}{% endfor %}";
+        let t = ChatTemplate::from_source(src, None, None).unwrap();
+        let err = t.render(&msgs(&[("user", "hi")]), true).unwrap_err();
+        assert!(err.to_string().contains("without finishing"), "{err}");
+        assert!(err.to_string().contains("--raw"), "{err}");
+
+        // Gemma's own template renders a long conversation well within the fuel.
+        let long: Vec<(&str, &str)> = (0..1000)
+            .map(|i| {
+                if i % 2 == 0 {
+                    ("user", "hello")
+                } else {
+                    ("assistant", "hi")
+                }
+            })
+            .collect();
+        assert!(gemma().render(&msgs(&long), true).is_ok());
     }
 }
