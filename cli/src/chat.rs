@@ -1,13 +1,14 @@
 //! `gemma3 chat`: an interactive multi-turn conversation that keeps the KV cache across turns.
 //! Reads one message per line from stdin, so it also works with piped input.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use inference::run::conversation::Conversation;
 use inference::run::generation::{self, Flow, StopReason};
 use inference::text::detokenize::TokenStream;
 
+use super::chat_input::{Line, Lines};
 use super::generate::SamplingArgs;
 use super::interrupt;
 use super::model_args::ModelArgs;
@@ -42,14 +43,22 @@ pub fn run(args: Args) -> Result<()> {
     if interactive {
         eprintln!("chat with the model; /reset starts over, /exit (or end of input) quits");
     }
-    let mut lines = std::io::stdin().lock().lines();
+    // No message of more bytes than this fits: a token is rarely over 16 bytes.
+    let limit = context.saturating_mul(16).max(1 << 16);
+    let mut lines = Lines::new(std::io::stdin().lock(), limit);
     loop {
         if interactive {
             eprint!("> ");
             std::io::stderr().flush().ok();
         }
-        let Some(line) = lines.next() else { break };
-        let line = line.context("reading stdin")?;
+        let line = match lines.next_line()? {
+            None => break,
+            Some(Line::Text(line)) => line,
+            Some(Line::Refused(why)) => {
+                eprintln!("error: {why}");
+                continue;
+            }
+        };
         let message = line.trim();
         match message {
             "" => continue,
@@ -61,8 +70,20 @@ pub fn run(args: Args) -> Result<()> {
             }
             _ => {}
         }
-        let turn =
-            conversation.user_turn(message, &loaded.tokenizer, &mut cache, context, reserve)?;
+        let turn = match conversation.user_turn(
+            message,
+            &loaded.tokenizer,
+            &mut cache,
+            context,
+            reserve,
+        ) {
+            Ok(turn) => turn,
+            Err(e) => {
+                // The conversation is as it was: say why, and wait for the next message.
+                eprintln!("error: {e}{}", reserve_note(&e, reserve));
+                continue;
+            }
+        };
         if turn.dropped > 0 {
             eprintln!(
                 "note: dropped the {} oldest exchange(s) to fit the context of {context} tokens",
@@ -119,4 +140,14 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// For a message that does not fit: the positions kept for the reply are part of the count.
+fn reserve_note(e: &inference::Error, reserve: usize) -> String {
+    match e {
+        inference::Error::ContextOverflow { .. } => format!(
+            " (that counts {reserve} positions kept for the reply; a smaller --max-tokens keeps fewer)"
+        ),
+        _ => String::new(),
+    }
 }

@@ -2,6 +2,7 @@
 //! model loading, with its preflight, is shared in `model_args`.
 
 mod chat;
+mod chat_input;
 mod doctor;
 mod generate;
 mod interrupt;

@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 
 use common::checkpoint_dir;
 
-fn chat(dir: &Path, input: &str, extra: &[&str]) -> Output {
+fn chat(dir: &Path, input: impl AsRef<[u8]>, extra: &[&str]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_gemma3"))
         .args([
             "chat",
@@ -28,7 +28,7 @@ fn chat(dir: &Path, input: &str, extra: &[&str]) -> Output {
         .stdin
         .take()
         .unwrap()
-        .write_all(input.as_bytes())
+        .write_all(input.as_ref())
         .unwrap();
     child.wait_with_output().unwrap()
 }
@@ -64,8 +64,8 @@ fn later_turns_reuse_the_cache_and_reset_starts_over() {
     assert!(stderr.contains("(conversation reset)"));
 }
 
-#[test]
-fn a_full_context_drops_the_oldest_exchanges() {
+/// The tiny text checkpoint with a context of 96 positions.
+fn short_context() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for entry in std::fs::read_dir(checkpoint_dir("tiny-text")).unwrap() {
         let path = entry.unwrap().path();
@@ -81,6 +81,41 @@ fn a_full_context_drops_the_oldest_exchanges() {
         ),
     )
     .unwrap();
+    dir
+}
+
+/// A message that does not fit, or a line that is not UTF-8, gets an error line; the session
+/// goes on with its history whole (the next turn reuses the first one's cache).
+#[test]
+fn a_message_that_cannot_be_sent_leaves_the_conversation_as_it_was() {
+    let dir = short_context();
+    let long = "the river town wakes before the sun ".repeat(40);
+    let input = [
+        b"Hello there\n".as_slice(),
+        long.as_bytes(),
+        b"\n\xff\xfe broken\n",
+        b"What is the river?\n",
+    ]
+    .concat();
+    let out = chat(dir.path(), input, &["--max-tokens", "1"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 2, "{stderr}");
+    assert!(
+        errors[0].contains("context holds 96") && errors[0].contains("--max-tokens"),
+        "{stderr}"
+    );
+    assert!(errors[1].contains("not UTF-8"), "{stderr}");
+    let t = turns(&stderr);
+    assert_eq!(t.len(), 2, "{stderr}");
+    assert_eq!(t[1].1, t[0].0, "the history survived: {stderr}");
+    assert!(!stderr.contains("dropped the"), "{stderr}");
+}
+
+#[test]
+fn a_full_context_drops_the_oldest_exchanges() {
+    let dir = short_context();
     let input = "The river town wakes.\nThe bakers light the ovens.\nThe ferry bell rings twice.\nThe carts roll over the bridge.\n";
     let out = chat(dir.path(), input, &["--max-tokens", "8"]);
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -66,22 +66,16 @@ impl Conversation {
         context: usize,
         reserve: usize,
     ) -> Result<Turn> {
+        let before = self.turns.len();
         self.turns.push(Message::new("user", text));
-        let mut dropped = 0;
-        let ids = loop {
-            let ids = self.render(tokenizer)?;
-            if ids.len() + reserve <= context {
-                break ids;
+        let fitted = self.fit(tokenizer, context, reserve);
+        let (ids, dropped) = match fitted {
+            Ok(fitted) => fitted,
+            Err(e) => {
+                // `fit` kept every earlier turn; the refused message goes.
+                self.turns.truncate(before);
+                return Err(e);
             }
-            if self.turns.len() <= 1 {
-                self.turns.pop();
-                return Err(Error::ContextOverflow {
-                    needed: ids.len() + reserve,
-                    max: context,
-                });
-            }
-            self.turns.drain(..2);
-            dropped += 1;
         };
         let reusable = cache.position() == self.fed.len() && ids.starts_with(&self.fed);
         let reused = if reusable { self.fed.len() } else { 0 };
@@ -95,6 +89,40 @@ impl Conversation {
             reused,
             dropped,
         })
+    }
+
+    /// The rendered ids with the oldest exchanges left out until they fit, and how many were;
+    /// an error if the last message does not fit even alone. The turns are only read: which to
+    /// drop is decided on a copy, so that a refused message costs the history nothing.
+    fn fit(
+        &mut self,
+        tokenizer: &Tokenizer,
+        context: usize,
+        reserve: usize,
+    ) -> Result<(Vec<u32>, usize)> {
+        let all = self.turns.clone();
+        let mut dropped = 0;
+        let result = loop {
+            let ids = match self.render(tokenizer) {
+                Ok(ids) => ids,
+                Err(e) => break Err(e),
+            };
+            if ids.len() + reserve <= context {
+                break Ok((ids, dropped));
+            }
+            if self.turns.len() <= 1 {
+                break Err(Error::ContextOverflow {
+                    needed: ids.len() + reserve,
+                    max: context,
+                });
+            }
+            self.turns.drain(..2);
+            dropped += 1;
+        };
+        if result.is_err() {
+            self.turns = all;
+        }
+        result
     }
 
     /// Records the model's reply: its text for the next render, and the generated ids the
