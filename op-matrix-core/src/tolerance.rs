@@ -78,14 +78,17 @@ pub fn for_op(op: OpKind, dtype: DType) -> Tolerance {
             _ => for_dtype(dtype),
         },
         QLinear => Tolerance {
-            nmse: 4e-4,
+            nmse: 1.5e-3,
             rtol: 3.2e-2,
             atol: 3e-2,
-            reason: "qlinear: the CPU kernels quantize the activations to 8 bits per block (as \
-                     llama.cpp's do), so the product is not the exact one with the dequantized \
-                     weights: over 400 random cases of every format and activation dtype, NMSE \
-                     up to 1.4e-4 (q4_0) and |error| up to 1.5e-2·max|output| against the f64 \
-                     product; the bounds are about 3x and 2x those",
+            reason: "qlinear: the kernels quantize the activations to 8 bits per block (as \
+                     llama.cpp's do), each backend its own way (Candle's CPU to Q8_0 blocks, its \
+                     CUDA mat-vec to Q8_1), so the product is not the exact one with the \
+                     dequantized weights, nor another backend's: against the f64 product, NMSE \
+                     up to 1.4e-4 (q4_0) and |error| up to 1.5e-2·max|output| over 400 random \
+                     cases; CUDA against the CPU goldens, NMSE up to 6.4e-4 on an H200 for \
+                     decode rows of 2 to 4 blocks, where little averages the two roundings out; \
+                     the bounds are about 2x those",
         },
         // Element-wise, data movement, dequantization and the normalizations: the dtype's
         // own step.
