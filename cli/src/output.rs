@@ -28,7 +28,7 @@ pub fn write(text: &str) -> Result<()> {
     }
 }
 
-/// [`write`] with a newline.
+/// [`write()`] with a newline.
 pub fn line(text: &str) -> Result<()> {
     write(&format!("{text}\n"))
 }

@@ -382,22 +382,27 @@ fn a_gguf_without_a_tokenizer_of_its_own_or_beside_it_says_what_to_add() {
     );
 }
 
-#[test]
-fn a_quantized_gguf_keeps_its_weights_quantized_and_the_trace_records_their_blocks() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = convert_tiny_text(dir.path(), GgmlDType::Q4_0);
-    let checkpoint = Checkpoint::open(&path).unwrap();
+/// The last position's logits of a short prompt, with the trace of loading and running.
+fn traced_forward(checkpoint: &Checkpoint, dtype: DType) -> (candle_core::Tensor, trace::Trace) {
     let ids = checkpoint
         .tokenizer()
         .unwrap()
         .encode("The clockmaker")
         .unwrap();
-    let (logits, trace) = trace::capture(|| {
-        let model = checkpoint.load_model(&Device::Cpu, DType::BF16).unwrap();
+    trace::capture(|| {
+        let model = checkpoint.load_model(&Device::Cpu, dtype).unwrap();
         model
             .forward(&ids, &mut model.new_cache(), Logits::Last)
             .unwrap()
-    });
+    })
+}
+
+#[test]
+fn a_quantized_gguf_keeps_its_weights_quantized_and_the_trace_records_their_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = convert_tiny_text(dir.path(), GgmlDType::Q4_0);
+    let checkpoint = Checkpoint::open(&path).unwrap();
+    let (logits, trace) = traced_forward(&checkpoint, DType::BF16);
     assert!(trace.ends_with(&logits));
     let unexplained = trace.unexplained_inputs();
     assert!(unexplained.is_empty(), "{unexplained:?}");
@@ -435,17 +440,7 @@ fn a_mixed_gguf_keeps_each_part_of_a_stacked_projection_in_its_own_format() {
         checkpoint.quant_types(),
         [QuantType::Q4_0, QuantType::Q8_0].into()
     );
-    let ids = checkpoint
-        .tokenizer()
-        .unwrap()
-        .encode("The clockmaker")
-        .unwrap();
-    let (_, trace) = trace::capture(|| {
-        let model = checkpoint.load_model(&Device::Cpu, DType::F32).unwrap();
-        model
-            .forward(&ids, &mut model.new_cache(), Logits::Last)
-            .unwrap()
-    });
+    let (_, trace) = traced_forward(&checkpoint, DType::F32);
     let count = |quant: QuantType| {
         trace
             .calls

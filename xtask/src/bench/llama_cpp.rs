@@ -281,6 +281,29 @@ fn find_cmake(venv: &Venv) -> Result<PathBuf> {
     )
 }
 
+/// Makes `out` with `make`, which writes the partial file it is given, unless `out` exists and
+/// was made from the source that `marker` records as `want`. A failed `make` leaves no file.
+fn made_once(
+    out: &Path,
+    marker: &Path,
+    want: &str,
+    make: impl FnOnce(&Path) -> Result<()>,
+) -> Result<()> {
+    if out.exists() && std::fs::read_to_string(marker).is_ok_and(|s| s == want) {
+        return Ok(());
+    }
+    let dir = out.parent().context("a file in a folder")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let partial = out.with_extension("partial.gguf");
+    if let Err(e) = make(&partial) {
+        let _ = std::fs::remove_file(&partial);
+        return Err(e);
+    }
+    std::fs::rename(&partial, out)
+        .with_context(|| format!("renaming {} to {}", partial.display(), out.display()))?;
+    std::fs::write(marker, want).with_context(|| format!("writing {}", marker.display()))
+}
+
 impl Tools {
     /// The checkpoint as GGUF in its safetensors dtype (the source's, for a quantized kind),
     /// converted once; the source checkpoint's marker is kept beside it so a regenerated
@@ -296,35 +319,27 @@ impl Tools {
         let marker = ckpt.dir.join("bench-checkpoint.json");
         let want = std::fs::read_to_string(&marker)
             .with_context(|| format!("reading {}", marker.display()))?;
-        if out.exists() && std::fs::read_to_string(&source).is_ok_and(|s| s == want) {
-            return Ok(out);
-        }
-        tracing::info!(
-            "converting {} to GGUF ({})",
-            ckpt.dir.display(),
-            dtype.name()
-        );
-        let partial = dir.join(format!("{name}.partial.gguf"));
-        process::ensure_free_space(&dir, ckpt.file_bytes, "the GGUF conversion")?;
-        let converted = process::run(
-            Command::new(&venv.python)
-                .arg(self.src.join("convert_hf_to_gguf.py"))
-                .arg(&ckpt.dir)
-                .args(["--outtype", dtype.name()])
-                .arg("--outfile")
-                .arg(&partial)
-                .env("HF_HUB_OFFLINE", "1"),
-            &format!("convert_hf_to_gguf.py ({name})"),
-            &log_path(&env.logs, &format!("llama.cpp-convert-{name}")),
-            "see the log: the converter's Python packages come from scripts/bench/requirements.txt",
-        );
-        if let Err(e) = converted {
-            let _ = std::fs::remove_file(&partial);
-            return Err(e);
-        }
-        std::fs::rename(&partial, &out)
-            .with_context(|| format!("renaming {} to {}", partial.display(), out.display()))?;
-        std::fs::write(&source, want).with_context(|| format!("writing {}", source.display()))?;
+        made_once(&out, &source, &want, |partial| {
+            tracing::info!(
+                "converting {} to GGUF ({})",
+                ckpt.dir.display(),
+                dtype.name()
+            );
+            process::ensure_free_space(&dir, ckpt.file_bytes, "the GGUF conversion")?;
+            process::run(
+                Command::new(&venv.python)
+                    .arg(self.src.join("convert_hf_to_gguf.py"))
+                    .arg(&ckpt.dir)
+                    .args(["--outtype", dtype.name()])
+                    .arg("--outfile")
+                    .arg(partial)
+                    .env("HF_HUB_OFFLINE", "1"),
+                &format!("convert_hf_to_gguf.py ({name})"),
+                &log_path(&env.logs, &format!("llama.cpp-convert-{name}")),
+                "see the log: the converter's Python packages come from scripts/bench/requirements.txt",
+            )
+            .map(drop)
+        })?;
         Ok(out)
     }
 
@@ -343,30 +358,21 @@ impl Tools {
         let marker = ckpt.dir.join("bench-checkpoint.json");
         let want = std::fs::read_to_string(&marker)
             .with_context(|| format!("reading {}", marker.display()))?;
-        if !(file.exists() && std::fs::read_to_string(&source).is_ok_and(|s| s == want)) {
+        made_once(&file, &source, &want, |partial| {
             let input = self.convert(ckpt, env)?;
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             tracing::info!("quantizing {} to {kind}", input.display());
-            let partial = dir.join("model.partial.gguf");
-            let quantized = process::run(
+            process::run(
                 Command::new(&self.quantize)
                     .arg(&input)
-                    .arg(&partial)
+                    .arg(partial)
                     .arg(kind)
                     .arg(env.threads.to_string()),
                 &format!("llama-quantize ({name})"),
                 &log_path(&env.logs, &format!("llama.cpp-quantize-{name}")),
                 "see the log",
-            );
-            if let Err(e) = quantized {
-                let _ = std::fs::remove_file(&partial);
-                return Err(e);
-            }
-            std::fs::rename(&partial, &file)
-                .with_context(|| format!("renaming {} to {}", partial.display(), file.display()))?;
-            std::fs::write(&source, want)
-                .with_context(|| format!("writing {}", source.display()))?;
-        }
+            )
+            .map(drop)
+        })?;
         let tokenizer = dir.join("tokenizer.json");
         std::fs::copy(ckpt.dir.join("tokenizer.json"), &tokenizer)
             .with_context(|| format!("writing {}", tokenizer.display()))?;
