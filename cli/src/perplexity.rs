@@ -57,14 +57,28 @@ pub fn run(args: Args) -> Result<()> {
         (None, None) => unreachable!("clap requires --text or --file"),
     };
     let loaded = args.model.load()?;
-    let ids = loaded.tokenizer.encode(&text)?;
     let context = loaded.model.config().max_position_embeddings;
+    let too_long = |tokens: String| {
+        anyhow::anyhow!(
+            "the text is {tokens} tokens but the model's context holds {context} (max_position_embeddings); \
+             score it in windows with --window {context} (and optionally --stride)"
+        )
+    };
+    // Without windows a text must fit the context: a prefix that already does not is enough to
+    // say so, without tokenizing a whole book first.
+    if args.window.is_none() {
+        let probe = prefix(&text, context.saturating_mul(16));
+        if probe.len() < text.len() {
+            let n = loaded.tokenizer.encode(probe)?.len();
+            // One token of slack: the cut may split a word that the whole text keeps whole.
+            if n > context + 1 {
+                return Err(too_long(format!("more than {}", n - 1)));
+            }
+        }
+    }
+    let ids = loaded.tokenizer.encode(&text)?;
     let scores = match args.window {
-        None if ids.len() > context => bail!(
-            "the text is {} tokens but the model's context holds {context} (max_position_embeddings); \
-             score it in windows with --window {context} (and optionally --stride)",
-            ids.len()
-        ),
+        None if ids.len() > context => return Err(too_long(ids.len().to_string())),
         None => scoring::score(&loaded.model, &ids)?,
         Some(window) => {
             if window > context {
@@ -75,9 +89,10 @@ pub fn run(args: Args) -> Result<()> {
                 ProgressStyle::with_template("{bar:40} {pos}/{len} tokens scored {elapsed}")
                     .expect("a valid template"),
             );
-            let scores = scoring::score_windowed(&loaded.model, &ids, window, stride, |done, _| {
-                bar.set_position(done as u64)
-            })?;
+            let scores =
+                scoring::score_windowed(&loaded.model, &ids, window, stride, |done, _| {
+                    bar.set_position(done as u64)
+                })?;
             bar.finish_and_clear();
             scores
         }
@@ -98,4 +113,13 @@ pub fn run(args: Args) -> Result<()> {
         ))?;
     }
     Ok(())
+}
+
+/// The first `bytes` bytes of `text`, or fewer, to end on a character boundary.
+fn prefix(text: &str, bytes: usize) -> &str {
+    let mut end = bytes.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }

@@ -311,6 +311,33 @@ fn malformed_flag_values_exit_2_before_anything_loads() {
     }
 }
 
+/// A text far longer than the context is refused from a tokenized prefix, before the whole
+/// of it is tokenized: the count says "more than".
+#[test]
+fn a_huge_text_without_windows_is_refused_early() {
+    let dir = copy_checkpoint();
+    edit_config(dir.path(), |m| {
+        m.insert("max_position_embeddings".into(), 64.into());
+    });
+    let file = dir.path().join("book.txt");
+    std::fs::write(
+        &file,
+        "The river town wakes before the sun. ".repeat(200_000),
+    )
+    .unwrap();
+    let err = fails(&[
+        "perplexity",
+        "--model-dir",
+        dir.path().to_str().unwrap(),
+        "--file",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("the text is more than") && err.contains("--window 64"),
+        "{err}"
+    );
+}
+
 #[test]
 fn unknown_device_and_dtype() {
     let dir = checkpoint_dir("tiny-text");
