@@ -114,6 +114,11 @@ impl ModelArgs {
         if let Some(path) = self.gguf.as_ref().or(self.model_dir.as_ref()) {
             return Ok(path.clone());
         }
+        // A device named explicitly that cannot open fails before a download of gigabytes,
+        // not after it.
+        if !self.cpu && self.device != DeviceChoice::Auto {
+            self.device.open()?;
+        }
         let id = self.which.as_deref().unwrap_or(&self.model);
         hub::fetch(id, &self.revision)
             .with_context(|| format!("getting {id} from the Hugging Face Hub"))

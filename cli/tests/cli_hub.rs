@@ -108,3 +108,29 @@ fn a_gated_refusal_explains_the_license_and_the_token() {
     assert!(msg.contains("https://huggingface.co/google/gemma-3-1b-it"));
     assert!(msg.contains("HF_TOKEN"));
 }
+
+/// A device that cannot open is named before the Hub is asked for anything: here the Hub is
+/// offline and the model absent, so any Hub work would fail first with another message.
+#[cfg(not(any(feature = "cuda", feature = "cuda-core-only")))]
+#[test]
+fn an_unusable_device_is_named_before_any_download() {
+    let home = tempfile::tempdir().unwrap();
+    let out = gemma3(
+        home.path(),
+        &[
+            "generate",
+            "--model",
+            "google/gemma-3-1b-it",
+            "--device",
+            "cuda",
+            "--prompt",
+            "hi",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cuda") && !stderr.contains("Hub"),
+        "{stderr}"
+    );
+}
