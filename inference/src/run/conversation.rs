@@ -45,12 +45,13 @@ impl Conversation {
         cache.reset();
     }
 
-    fn render(&self, tokenizer: &Tokenizer) -> Result<Vec<u32>> {
-        let mut messages = Vec::with_capacity(self.turns.len() + 1);
+    /// The ids of the conversation made of `turns` (the system prompt first).
+    fn render(&self, turns: &[Message], tokenizer: &Tokenizer) -> Result<Vec<u32>> {
+        let mut messages = Vec::with_capacity(turns.len() + 1);
         if let Some(system) = &self.system {
             messages.push(Message::new("system", system.clone()));
         }
-        messages.extend(self.turns.iter().cloned());
+        messages.extend(turns.iter().cloned());
         let text = self.template.render(&messages, true)?;
         tokenizer.encode_with(&text, false)
     }
@@ -66,17 +67,15 @@ impl Conversation {
         context: usize,
         reserve: usize,
     ) -> Result<Turn> {
-        let before = self.turns.len();
         self.turns.push(Message::new("user", text));
-        let fitted = self.fit(tokenizer, context, reserve);
-        let (ids, dropped) = match fitted {
+        let (ids, dropped) = match self.fit(tokenizer, context, reserve) {
             Ok(fitted) => fitted,
             Err(e) => {
-                // `fit` kept every earlier turn; the refused message goes.
-                self.turns.truncate(before);
+                self.turns.pop();
                 return Err(e);
             }
         };
+        self.turns.drain(..2 * dropped);
         let reusable = cache.position() == self.fed.len() && ids.starts_with(&self.fed);
         let reused = if reusable { self.fed.len() } else { 0 };
         if !reusable {
@@ -91,38 +90,30 @@ impl Conversation {
         })
     }
 
-    /// The rendered ids with the oldest exchanges left out until they fit, and how many were;
-    /// an error if the last message does not fit even alone. The turns are only read: which to
-    /// drop is decided on a copy, so that a refused message costs the history nothing.
+    /// The rendered ids with the oldest exchanges left out until they fit, and how many
+    /// exchanges that is; an error if the last message does not fit even alone. Nothing is
+    /// dropped here, so a refused message costs the history nothing.
     fn fit(
-        &mut self,
+        &self,
         tokenizer: &Tokenizer,
         context: usize,
         reserve: usize,
     ) -> Result<(Vec<u32>, usize)> {
-        let all = self.turns.clone();
         let mut dropped = 0;
-        let result = loop {
-            let ids = match self.render(tokenizer) {
-                Ok(ids) => ids,
-                Err(e) => break Err(e),
-            };
+        loop {
+            let turns = &self.turns[2 * dropped..];
+            let ids = self.render(turns, tokenizer)?;
             if ids.len() + reserve <= context {
-                break Ok((ids, dropped));
+                return Ok((ids, dropped));
             }
-            if self.turns.len() <= 1 {
-                break Err(Error::ContextOverflow {
+            if turns.len() <= 1 {
+                return Err(Error::ContextOverflow {
                     needed: ids.len() + reserve,
                     max: context,
                 });
             }
-            self.turns.drain(..2);
             dropped += 1;
-        };
-        if result.is_err() {
-            self.turns = all;
         }
-        result
     }
 
     /// Records the model's reply: its text for the next render, and the generated ids the

@@ -61,12 +61,12 @@ impl GgufFile {
     /// short, or holds another architecture than Gemma 3.
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
         let mut reader = BufReader::new(file);
         let content = Content::read(&mut reader).map_err(|e| Error::Gguf {
             path: path.to_path_buf(),
-            problem: unreadable(&first_line(&e), path, &mut reader),
+            problem: unreadable(&first_line(&e), len, &mut reader),
         })?;
-        let len = file_len(path)?;
         let gguf = Self {
             path: path.to_path_buf(),
             content,
@@ -355,13 +355,6 @@ impl GgufFile {
     }
 }
 
-/// The length of the file at `path`.
-fn file_len(path: &Path) -> Result<u64> {
-    Ok(std::fs::metadata(path)
-        .map_err(|e| Error::io(path, e))?
-        .len())
-}
-
 /// A metadata integer of any width, if it is not negative.
 fn as_u64(v: &Value) -> Option<u64> {
     match *v {
@@ -377,20 +370,20 @@ fn as_u64(v: &Value) -> Option<u64> {
     }
 }
 
-/// Why Candle could not read the GGUF header at `path` (which `reader` reads): a tensor type
-/// it cannot hold, named as ggml names it, with the first tensor of that type; or a file that
-/// is damaged.
-fn unreadable(candle: &str, path: &Path, reader: &mut BufReader<File>) -> String {
+/// Why Candle could not read the GGUF header that `reader` reads (a file of `len` bytes): a
+/// tensor type it cannot hold, named as ggml names it, with the first tensor of that type; or
+/// a file that is damaged.
+fn unreadable(candle: &str, len: u64, reader: &mut BufReader<File>) -> String {
     let unknown = candle
         .strip_prefix("unknown dtype for tensor ")
         .and_then(|n| n.trim().parse::<u32>().ok());
     let Some(code) = unknown else {
         return format!("not a readable GGUF file ({candle}); re-download it");
     };
-    let tensor = file_len(path)
+    let tensor = reader
+        .rewind()
         .ok()
-        .zip(reader.rewind().ok())
-        .and_then(|(len, ())| scan::first_tensor_of_type(reader, len, code))
+        .and_then(|()| scan::first_tensor_of_type(reader, len, code))
         .map(|name| format!(" (`{name}`)"))
         .unwrap_or_default();
     // ggml.h's `enum ggml_type`, for the types Candle lacks.

@@ -1,6 +1,5 @@
 //! A GGUF file's tensor data, read by the names safetensors checkpoints give them, from the
-//! file mapped into memory: each tensor is copied once, from the mapping into the buffer the
-//! model keeps (or the device's upload).
+//! file mapped into memory: no read into a buffer of its own before the copy the model keeps.
 
 use std::fs::File;
 use std::sync::Arc;
