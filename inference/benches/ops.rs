@@ -105,6 +105,67 @@ fn sum_lanes(words: &[u64]) -> u64 {
     acc.iter().fold(0, |a, w| a.wrapping_add(*w))
 }
 
+/// The quantized projections, ours (`ops::qlinear`) and Candle's (`QMatMul`), at decode and
+/// prompt shapes: `qlinear/<format>/<ours|candle>/<shape>`. The LM head is in the formats
+/// llama-quantize gives a tied embedding: Q6_K in a Q4_0 or Q4_K_M file, Q8_0 in a Q8_0 one.
+// Candle's quantized matmul is the baseline here, as its float matmul is above.
+#[allow(clippy::disallowed_methods)]
+fn qlinear(c: &mut Criterion) {
+    use candle_core::quantized::QMatMul;
+    use candle_core::Module;
+    use inference::ops::quant::{self, QWeight, QuantType};
+
+    let shapes = |q: QuantType| {
+        let head = matches!(q, QuantType::Q6K | QuantType::Q8_0);
+        let mut s = vec![
+            ("mlp_up", INTERMEDIATE, HIDDEN, 1),
+            ("mlp_down", HIDDEN, INTERMEDIATE, 1),
+        ];
+        if head {
+            s.push(("lm_head", VOCAB, HIDDEN, 1));
+        }
+        s.extend([
+            ("mlp_up_x4", INTERMEDIATE, HIDDEN, 4),
+            ("mlp_up_prefill_128", INTERMEDIATE, HIDDEN, 128),
+        ]);
+        s
+    };
+    for q in [
+        QuantType::Q4_0,
+        QuantType::Q8_0,
+        QuantType::Q5_0,
+        QuantType::Q4K,
+        QuantType::Q6K,
+    ] {
+        // The K-formats' 256-weight blocks do not divide the hidden size (1152).
+        for (name, n, k, m) in shapes(q).into_iter().filter(|s| s.2 % q.block_len() == 0) {
+            let blocks = quant::quantize(&randn(&[n, k], DType::F32), q).expect("quantized");
+            let w = QWeight::new(&blocks, q, &Device::Cpu).expect("a weight");
+            let candle = QMatMul::from_qtensor(
+                candle_core::quantized::QTensor::quantize(&randn(&[n, k], DType::F32), q.ggml())
+                    .expect("quantized"),
+            )
+            .expect("a matmul");
+            let x = randn(&[m, k], DType::F32);
+            let bytes = (blocks.elem_count()) as u64;
+            for engine in ["ours", "candle"] {
+                let mut group = c.benchmark_group(format!("qlinear/{q}/{engine}"));
+                group.sample_size(10);
+                if m == 1 {
+                    group.throughput(Throughput::Bytes(bytes));
+                } else {
+                    group.throughput(Throughput::Elements((2 * m * n * k) as u64));
+                }
+                group.bench_function(name, |b| match engine {
+                    "ours" => b.iter(|| ops::qlinear(&x, &w).unwrap()),
+                    _ => b.iter(|| candle.forward(&x).unwrap()),
+                });
+                group.finish();
+            }
+        }
+    }
+}
+
 fn small_ops(c: &mut Criterion) {
     for dtype in [DType::BF16, DType::F32] {
         let mut group = c.benchmark_group(format!("decode_ops/{}", dtype.as_str()));
@@ -125,5 +186,5 @@ fn small_ops(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, read_bandwidth, linear, small_ops);
+criterion_group!(benches, read_bandwidth, linear, qlinear, small_ops);
 criterion_main!(benches);

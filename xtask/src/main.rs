@@ -81,6 +81,10 @@ enum Command {
         preset: tiny_model::Preset,
         #[arg(long, default_value_t = 0x6e6d_6133)]
         seed: u64,
+        /// Also write the checkpoint as GGUF files, one per type (`f32`, `bf16`, `q4_0`,
+        /// `q8_0`, `q4_k`, ...): `DIR/model-TYPE.gguf`, run with `gemma3 --gguf FILE`.
+        #[arg(long, value_delimiter = ',', value_name = "TYPES")]
+        gguf: Vec<String>,
     },
     /// Benchmark gemma3 on the CPU against transformers and llama.cpp on generated checkpoints
     /// (tiny and a random-weight 1B), with the memory-bandwidth floor: table, JSON and SVG
@@ -154,9 +158,12 @@ fn main() -> ExitCode {
             let args: &[&str] = if bless { &["--bless"] } else { &[] };
             cargo_run("golden", None, false, args)
         }
-        Command::TinyModel { dir, preset, seed } => {
-            tiny_model::write(&dir, preset, seed).map(|()| true)
-        }
+        Command::TinyModel {
+            dir,
+            preset,
+            seed,
+            gguf,
+        } => tiny_model::write(&dir, preset, seed).and_then(|()| write_ggufs(&dir, &gguf)),
         Command::Bench(args) => bench::run(args),
         Command::RusageExec { out, program, args } => {
             return match bench::rusage_exec(&out, &program, &args) {
@@ -188,6 +195,29 @@ fn main() -> ExitCode {
 
 /// Builds and runs a binary of the op-matrix package with the given features, so it tests
 /// that build.
+/// The checkpoint in `dir` as one GGUF file per type, by the inference crate's writer (the
+/// one the tests and llama.cpp's reference read), so that this crate keeps out of the model.
+fn write_ggufs(dir: &std::path::Path, types: &[String]) -> Result<bool> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    for kind in types {
+        let out = dir.join(format!("model-{kind}.gguf"));
+        let status = Process::new(&cargo)
+            .current_dir(repo_root())
+            .args(["run", "--quiet", "--release", "-p", "inference"])
+            .args(["--example", "write_gguf", "--"])
+            .arg(dir)
+            .arg(&out)
+            .arg(kind)
+            .status()
+            .context("running cargo")?;
+        if !status.success() {
+            return Ok(false);
+        }
+        println!("wrote {}", out.display());
+    }
+    Ok(true)
+}
+
 fn cargo_run(
     bin: &str,
     features: Option<String>,

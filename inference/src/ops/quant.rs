@@ -128,7 +128,10 @@ impl QWeight {
     }
 
     pub(super) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        matmul(x, &self.matmul)
+        if x.device().is_cpu() {
+            return cpu_matmul(x, &self.weight, self.quant, &self.matmul);
+        }
+        Ok(self.matmul.forward(x)?)
     }
 
     pub(super) fn rows(&self, ids: &Tensor) -> Result<Tensor> {
@@ -155,8 +158,12 @@ impl From<QuantType> for String {
 /// `x · wᵀ` for `x: (m, k)` and the weight `w: (n, k)` given as its blocks (`u8`, `(n, k /
 /// block_len · block_bytes)`), on `x`'s device.
 pub(super) fn linear(x: &Tensor, blocks: &Tensor, quant: QuantType) -> Result<Tensor> {
-    let weight = weight(blocks, quant, x.device())?;
-    matmul(x, &QMatMul::from_qtensor(weight)?)
+    let weight = Arc::new(weight(blocks, quant, x.device())?);
+    let candle = QMatMul::from_arc(weight.clone())?;
+    if x.device().is_cpu() {
+        return cpu_matmul(x, &weight, quant, &candle);
+    }
+    Ok(candle.forward(x)?)
 }
 
 /// The rows of the matrix that `blocks` hold at `ids`, dequantized to f32, on `ids`' device.
@@ -212,14 +219,19 @@ pub(crate) fn qtensor(
     QTensor::new(storage, dims)
 }
 
-/// The product with Candle's quantized kernels. On the CPU they take f32 activations (and
-/// quantize them to 8 bits per block): other dtypes are computed in f32 and rounded back.
-fn matmul(x: &Tensor, w: &QMatMul) -> Result<Tensor> {
-    if x.device().is_cpu() && x.dtype() != DType::F32 {
-        let y = w.forward(&x.to_dtype(DType::F32)?)?;
-        return Ok(y.to_dtype(x.dtype())?);
+/// The product on the CPU: this crate's kernels where they are the faster ([`takes`]), over
+/// the weight's blocks where they lie; else Candle's, which take f32 activations (and round
+/// them to 8 bits per block), so other dtypes are computed in f32 and rounded back.
+///
+/// [`takes`]: super::cpu::qlinear::takes
+fn cpu_matmul(x: &Tensor, w: &QTensor, quant: QuantType, candle: &QMatMul) -> Result<Tensor> {
+    let (n, k) = w.shape().dims2()?;
+    let rows = x.elem_count() / k.max(1);
+    if super::cpu::qlinear::takes(quant, rows) {
+        return Ok(super::cpu::qlinear::qlinear(x, &w.data()?, quant, n)?);
     }
-    Ok(w.forward(x)?)
+    let y = candle.forward(&x.to_dtype(DType::F32)?)?;
+    Ok(y.to_dtype(x.dtype())?)
 }
 
 /// The blocks of `w`, a `(n, k)` f32 matrix on the CPU, quantized to `quant`: a weight as a

@@ -7,4 +7,5 @@ mod gemm;
 pub mod kernel_path;
 pub(super) mod linear;
 pub(super) mod matmul;
+pub(super) mod qlinear;
 pub(super) mod softmax;

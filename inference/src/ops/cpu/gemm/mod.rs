@@ -12,9 +12,12 @@
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+mod converted;
 #[cfg(target_arch = "aarch64")]
 mod neon;
+mod nibbles;
 mod portable;
+mod quantized;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod simd;
 
@@ -25,6 +28,8 @@ use half::{bf16, f16};
 use rayon::prelude::*;
 
 use super::kernel_path::{self, KernelPath};
+use converted::{Converted, F32Rows};
+pub use quantized::{q_xwt, takes};
 
 /// Parallel tasks per thread: enough to balance uneven progress, few enough to amortise
 /// scheduling, which costs more than a small task's work.
@@ -98,7 +103,7 @@ pub fn bf16_xwt_on(
 }
 
 /// [`bf16_xwt`] on an instruction set without a bf16 product: split bf16 pairs for a decode
-/// step's few rows, the f32 kernel over widened operands ([`simd::Widened`]) for a prompt.
+/// step's few rows, the f32 kernel over widened operands ([`converted::Converted`]) for a prompt.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 fn widening_bf16_xwt<B, F>(x: &[bf16], w: &[bf16], out: &mut [bf16], m: usize, n: usize, k: usize)
 where
@@ -108,7 +113,7 @@ where
     if m > simd::MR {
         let x = x.to_f32_vec();
         scatter(
-            &simd::Widened::<F, bf16>::new(&x, w, m, k),
+            &Converted::new(simd::Product::<F>::new(&x, &[], m, k), w, k),
             store::<bf16>,
             out,
             m,
@@ -168,7 +173,7 @@ pub fn f32_xwt_on(
 }
 
 /// The f16 counterpart of [`bf16_xwt`]. Every path widens the operands and sums in f32
-/// ([`simd::Widened`]); no instruction set here has an f16 product that sums in f32.
+/// ([`converted::Converted`]); no instruction set here has an f16 product that sums in f32.
 pub fn f16_xwt(x: &[f16], w: &[f16], out: &mut [f16], m: usize, n: usize, k: usize) {
     f16_xwt_on(kernel_path::active(), x, w, out, m, n, k)
 }
@@ -188,7 +193,7 @@ pub fn f16_xwt_on(
     match path {
         #[cfg(target_arch = "x86_64")]
         KernelPath::Avx512 => scatter(
-            &simd::Widened::<avx512::F32, f16>::new(&x, w, m, k),
+            &Converted::new(simd::Product::<avx512::F32>::new(&x, &[], m, k), w, k),
             store::<f16>,
             out,
             m,
@@ -196,7 +201,7 @@ pub fn f16_xwt_on(
         ),
         #[cfg(target_arch = "x86_64")]
         KernelPath::Avx2 => scatter(
-            &simd::Widened::<avx2::F32, f16>::new(&x, w, m, k),
+            &Converted::new(simd::Product::<avx2::F32>::new(&x, &[], m, k), w, k),
             store::<f16>,
             out,
             m,
@@ -204,7 +209,7 @@ pub fn f16_xwt_on(
         ),
         #[cfg(target_arch = "aarch64")]
         KernelPath::Neon | KernelPath::NeonBf16 => scatter(
-            &simd::Widened::<neon::F32, f16>::new(&x, w, m, k),
+            &Converted::new(simd::Product::<neon::F32>::new(&x, &[], m, k), w, k),
             store::<f16>,
             out,
             m,

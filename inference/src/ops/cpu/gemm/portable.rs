@@ -79,13 +79,27 @@ impl Columns for Product<'_> {
     }
 
     fn columns(&self, cols: Range<usize>, acc: &mut [f32]) {
+        self.columns_of(&self.w, cols, acc)
+    }
+}
+
+impl super::F32Rows for Product<'_> {
+    const MIN_ROWS: usize = 1;
+
+    fn columns_of(&self, w: &[f32], cols: Range<usize>, acc: &mut [f32]) {
+        Product::columns_of(self, &Weights::F32(w), cols, acc)
+    }
+}
+
+impl Product<'_> {
+    fn columns_of(&self, w: &Weights<'_>, cols: Range<usize>, acc: &mut [f32]) {
         let k = self.k;
         if k == 0 {
             return;
         }
         let mut widened = vec![0f32; k];
         for (c, j) in cols.enumerate() {
-            let row: &[f32] = match self.w {
+            let row: &[f32] = match *w {
                 Weights::F32(w) => &w[j * k..(j + 1) * k],
                 Weights::Bf16(w) => {
                     w[j * k..(j + 1) * k].convert_to_f32_slice(&mut widened);

@@ -12,7 +12,6 @@ use std::marker::PhantomData;
 use std::ops::Range;
 
 use half::bf16;
-use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
 use super::Columns;
@@ -130,54 +129,11 @@ impl<L: Lanes> Columns for Product<'_, L> {
     }
 }
 
-/// Bytes of f32 weights a task of [`Widened`] converts at a time: a slice of rows that stays
-/// in L2 while every panel of `x` passes it.
-const WIDENED_BYTES: usize = 1 << 20;
+impl<L: Lanes<Elem = f32>> super::F32Rows for Product<'_, L> {
+    const MIN_ROWS: usize = L::TILE_ROWS;
 
-/// A product over 16-bit weights run as an f32 one: `x` is widened once (and packed, for a
-/// prompt), and each task widens its rows of `w` a slice at a time. bf16 prompts take it on
-/// the instruction sets without a bf16 product: the f32 kernel's one multiply-add per product
-/// beats splitting bf16 pairs in every tile (measured on AVX2: 55-65 GFLOP/s split, 86-93
-/// widened, on the 1B's MLP shapes). f16 takes it on every path, so that its sums are f32
-/// even where the CPU has f16 arithmetic (Candle's f16 matmul sums in f16 there).
-pub(super) struct Widened<'a, L: Lanes<Elem = f32>, H> {
-    product: Product<'a, L>,
-    w: &'a [H],
-    k: usize,
-}
-
-impl<'a, L: Lanes<Elem = f32>, H> Widened<'a, L, H> {
-    /// `x` already widened; `w` as it is.
-    pub(super) fn new(x: &'a [f32], w: &'a [H], m: usize, k: usize) -> Self {
-        Self {
-            product: Product::new(x, &[], m, k),
-            w,
-            k,
-        }
-    }
-}
-
-impl<L: Lanes<Elem = f32>, H: Sync> Columns for Widened<'_, L, H>
-where
-    [H]: HalfFloatSliceExt,
-{
-    fn ld(&self) -> usize {
-        self.product.ld()
-    }
-
-    fn columns(&self, cols: Range<usize>, acc: &mut [f32]) {
-        let k = self.k.max(1);
-        let ld = self.ld();
-        let rows = (WIDENED_BYTES / (4 * k)).max(L::TILE_ROWS);
-        let mut widened = vec![0f32; rows.min(cols.len()) * k];
-        for start in cols.clone().step_by(rows) {
-            let end = (start + rows).min(cols.end);
-            let src = &self.w[start * k..end * k];
-            let dst = &mut widened[..src.len()];
-            src.convert_to_f32_slice(dst);
-            let at = (start - cols.start) * ld;
-            self.product.columns_of(dst, 0..end - start, &mut acc[at..]);
-        }
+    fn columns_of(&self, w: &[f32], cols: Range<usize>, acc: &mut [f32]) {
+        Product::columns_of(self, w, cols, acc)
     }
 }
 

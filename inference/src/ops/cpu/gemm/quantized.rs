@@ -1,0 +1,286 @@
+//! `y = x · wᵀ` over a weight of quantized blocks (GGUF's formats), in f32, split over the rows
+//! of `w` on this crate's thread pool as the float products are.
+//!
+//! A decode step's few rows of `x` meet each row of a Q4_0 or Q5_0 `w` in dot products over
+//! the blocks ([`super::nibbles`]): the bytes a token costs stay the file's. A prompt's rows
+//! are many, so each task dequantizes a slice of its rows of `w` to f32 and runs the f32 product
+//! over them, once for every row of `x`; Candle computes a prompt as dot products row by row
+//! (5-26x slower on the 1B's MLP at 128 rows, measured on AVX2).
+
+use std::ops::Range;
+
+use candle_core::quantized::k_quants::{
+    BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
+    BlockQ8_0, GgmlType,
+};
+
+use super::converted::{Converted, Rows};
+#[cfg(target_arch = "aarch64")]
+use super::neon;
+use super::nibbles::{self, Nibbles, Q8};
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+use super::simd;
+#[cfg(target_arch = "x86_64")]
+use super::{avx2, avx512};
+use super::{portable, scatter, store, Columns, KernelPath};
+use crate::ops::quant::QuantType;
+
+/// `out[i * n + j] = Σ x[i, p] · w[j, p]` for `x: (m, k)` and `w: (n, k)` given as `blocks`,
+/// its rows of whole `quant` blocks as a GGUF file holds them, on the active kernel path.
+pub fn q_xwt(
+    x: &[f32],
+    blocks: &[u8],
+    quant: QuantType,
+    out: &mut [f32],
+    m: usize,
+    n: usize,
+    k: usize,
+) {
+    q_xwt_on(super::kernel_path::active(), x, blocks, quant, out, m, n, k)
+}
+
+/// [`q_xwt`] with the prompt's f32 product on `path`, which the CPU must support. The decode
+/// dot products are Candle's, which pick their own instruction set.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn q_xwt_on(
+    path: KernelPath,
+    x: &[f32],
+    blocks: &[u8],
+    quant: QuantType,
+    out: &mut [f32],
+    m: usize,
+    n: usize,
+    k: usize,
+) {
+    assert!(takes(quant, m), "{quant} products of {m} rows are Candle's");
+    if let Some(format) = nibbles(quant).filter(|_| m <= DOT_ROWS) {
+        assert_eq!(x.len(), m * k, "x is not (m, k)");
+        assert_eq!(out.len(), m * n, "out is not (m, n)");
+        assert_eq!(k % nibbles::BLOCK, 0, "k is not whole blocks");
+        let row_bytes = k / nibbles::BLOCK * format.block_bytes();
+        assert_eq!(blocks.len(), n * row_bytes, "w is not (n, k) in blocks");
+        let dots = NibbleDots {
+            format,
+            x: Q8::new(x, m, k),
+            w: blocks,
+            row_bytes,
+            m,
+            portable: path == KernelPath::Portable,
+        };
+        return scatter(&dots, store::<f32>, out, m, n);
+    }
+    let run = Run {
+        path,
+        x,
+        out,
+        m,
+        n,
+        k,
+    };
+    match quant {
+        QuantType::Q4_0 => run.on::<BlockQ4_0>(blocks),
+        QuantType::Q4_1 => run.on::<BlockQ4_1>(blocks),
+        QuantType::Q5_0 => run.on::<BlockQ5_0>(blocks),
+        QuantType::Q5_1 => run.on::<BlockQ5_1>(blocks),
+        QuantType::Q8_0 => run.on::<BlockQ8_0>(blocks),
+        QuantType::Q2K => run.on::<BlockQ2K>(blocks),
+        QuantType::Q3K => run.on::<BlockQ3K>(blocks),
+        QuantType::Q4K => run.on::<BlockQ4K>(blocks),
+        QuantType::Q5K => run.on::<BlockQ5K>(blocks),
+        QuantType::Q6K => run.on::<BlockQ6K>(blocks),
+    }
+}
+
+/// One product's operands, before the block type is known.
+struct Run<'a> {
+    path: KernelPath,
+    x: &'a [f32],
+    out: &'a mut [f32],
+    m: usize,
+    n: usize,
+    k: usize,
+}
+
+impl Run<'_> {
+    fn on<T: GgmlType>(self, blocks: &[u8]) {
+        let Run {
+            path,
+            x,
+            out,
+            m,
+            n,
+            k,
+        } = self;
+        assert_eq!(x.len(), m * k, "x is not (m, k)");
+        assert_eq!(out.len(), m * n, "out is not (m, n)");
+        assert_eq!(k % T::BLCK_SIZE, 0, "k is not whole blocks");
+        let w = as_blocks::<T>(blocks);
+        assert_eq!(w.len(), n * (k / T::BLCK_SIZE), "w is not (n, k) in blocks");
+        let w = Blocks(w);
+        match path {
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx512 => {
+                let product = simd::Product::<avx512::F32>::new(x, &[], m, k);
+                scatter(&Converted::new(product, w, k), store::<f32>, out, m, n)
+            }
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx2 => {
+                let product = simd::Product::<avx2::F32>::new(x, &[], m, k);
+                scatter(&Converted::new(product, w, k), store::<f32>, out, m, n)
+            }
+            #[cfg(target_arch = "aarch64")]
+            KernelPath::Neon | KernelPath::NeonBf16 => {
+                let product = simd::Product::<neon::F32>::new(x, &[], m, k);
+                scatter(&Converted::new(product, w, k), store::<f32>, out, m, n)
+            }
+            _ => {
+                let product = portable::Product::f32(x, &[], m, k);
+                scatter(&Converted::new(product, w, k), store::<f32>, out, m, n)
+            }
+        }
+    }
+}
+
+/// The most rows of `x` that take dot products: past it, dequantizing a weight once costs less
+/// than a dot product per row.
+const DOT_ROWS: usize = 4;
+
+/// Whether [`q_xwt`] computes `m` rows of `quant`: every prompt, and the decode steps of the
+/// formats with dot products here. Candle's are as fast for Q8_0 and Q6_K, and faster for
+/// Q4_K, which it repacks for AVX2 (measured with `cargo bench -p inference --bench ops --
+/// qlinear`).
+pub fn takes(quant: QuantType, m: usize) -> bool {
+    m > DOT_ROWS || nibbles(quant).is_some()
+}
+
+fn nibbles(quant: QuantType) -> Option<Nibbles> {
+    match quant {
+        QuantType::Q4_0 => Some(Nibbles::Q4_0),
+        QuantType::Q5_0 => Some(Nibbles::Q5_0),
+        _ => None,
+    }
+}
+
+/// The blocks that `bytes` hold.
+fn as_blocks<T: GgmlType>(bytes: &[u8]) -> &[T] {
+    let size = std::mem::size_of::<T>();
+    assert_eq!(bytes.len() % size, 0, "not whole blocks");
+    assert!(
+        (bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<T>()),
+        "blocks are not aligned"
+    );
+    // SAFETY: the length and the alignment are checked above, and Candle's block types are
+    // plain `repr(C)` structs of integers and f16 scales, for which every bit pattern is a
+    // value.
+    unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<T>(), bytes.len() / size) }
+}
+
+/// A decode step over Q4_0 or Q5_0 rows, with this crate's dot products.
+struct NibbleDots<'a> {
+    format: Nibbles,
+    x: Q8,
+    w: &'a [u8],
+    row_bytes: usize,
+    m: usize,
+    portable: bool,
+}
+
+impl Columns for NibbleDots<'_> {
+    fn ld(&self) -> usize {
+        self.m
+    }
+
+    fn columns(&self, cols: Range<usize>, acc: &mut [f32]) {
+        for (c, j) in cols.enumerate() {
+            let row = &self.w[j * self.row_bytes..(j + 1) * self.row_bytes];
+            for i in 0..self.m {
+                acc[c * self.m + i] = nibbles::dot(self.format, row, &self.x, i, self.portable);
+            }
+        }
+    }
+}
+
+/// A weight's rows of blocks, dequantized a slice at a time for a prompt.
+struct Blocks<'a, T>(&'a [T]);
+
+impl<T: GgmlType> Rows for Blocks<'_, T> {
+    fn to_f32(&self, rows: Range<usize>, k: usize, dst: &mut [f32]) {
+        let per_row = k / T::BLCK_SIZE;
+        T::to_float(&self.0[rows.start * per_row..rows.end * per_row], dst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Tensor};
+
+    fn values(len: usize, seed: u32) -> Vec<f32> {
+        (0..len)
+            .map(|i| {
+                let h = (i as u32 ^ seed).wrapping_mul(2_654_435_761);
+                (h >> 8) as f32 / (1 << 24) as f32 - 0.5
+            })
+            .collect()
+    }
+
+    /// The blocks of an `(n, k)` weight, and the weight they hold.
+    fn weight(quant: QuantType, n: usize, k: usize, seed: u32) -> (Vec<u8>, Vec<f32>) {
+        let w = Tensor::from_vec(values(n * k, seed), (n, k), &Device::Cpu).unwrap();
+        let blocks = crate::ops::quant::quantize(&w, quant).unwrap();
+        let held = crate::ops::quant::dequantize(&blocks, quant).unwrap();
+        let bytes = blocks.flatten_all().unwrap().to_vec1::<u8>().unwrap();
+        (bytes, held.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+    }
+
+    #[test]
+    fn every_format_matches_the_product_with_its_dequantized_weight_on_every_path() {
+        // Decode rows (1, 3) take the dot products, prompt rows (5, 19) the dequantized f32
+        // product; 37 rows of `w` leave a quad cut short in every task.
+        for quant in QuantType::ALL {
+            let (n, k) = (37, 2 * 256);
+            let (blocks, held) = weight(quant, n, k, 7);
+            // Blocks copied into a buffer of u64, as a model's weights are held aligned.
+            let mut aligned = vec![0u64; blocks.len().div_ceil(8)];
+            bytemuck::cast_slice_mut::<u64, u8>(&mut aligned)[..blocks.len()]
+                .copy_from_slice(&blocks);
+            let blocks = &bytemuck::cast_slice::<u64, u8>(&aligned)[..blocks.len()];
+            for m in [1, 3, 5, 19].into_iter().filter(|&m| takes(quant, m)) {
+                let x = values(m * k, 11 + m as u32);
+                for path in KernelPath::supported() {
+                    let mut out = vec![0f32; m * n];
+                    q_xwt_on(path, &x, blocks, quant, &mut out, m, n, k);
+                    for i in 0..m {
+                        for j in 0..n {
+                            let terms =
+                                (0..k).map(|p| x[i * k + p] as f64 * held[j * k + p] as f64);
+                            let want: f64 = terms.clone().sum();
+                            let scale: f64 = terms.map(f64::abs).sum();
+                            // The dot products round `x` to 8 bits per block (about 1/254 of
+                            // its largest value); the f32 product only sums in f32.
+                            let tol = if m <= DOT_ROWS {
+                                scale / 100.0
+                            } else {
+                                scale * 1e-5
+                            };
+                            let got = out[i * n + j] as f64;
+                            assert!(
+                                (got - want).abs() <= tol + 1e-6,
+                                "{quant} {path} m={m} ({i}, {j}): {got} vs {want}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "w is not (n, k) in blocks")]
+    fn a_weight_of_the_wrong_size_is_refused() {
+        let (blocks, _) = weight(QuantType::Q4_0, 4, 64, 1);
+        let x = values(64, 2);
+        let mut out = vec![0f32; 5];
+        q_xwt(&x, &blocks, QuantType::Q4_0, &mut out, 1, 5, 64);
+    }
+}
