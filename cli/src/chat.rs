@@ -17,12 +17,12 @@ use super::output;
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    model: ModelArgs,
+    pub model: ModelArgs,
     /// A system prompt for the whole conversation.
     #[arg(long)]
     system: Option<String>,
     /// Most tokens per reply.
-    #[arg(long, default_value_t = 512)]
+    #[arg(short = 'n', long, default_value_t = 512)]
     max_tokens: usize,
     #[command(flatten)]
     pub sampling: SamplingArgs,

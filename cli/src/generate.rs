@@ -12,12 +12,14 @@ use inference::text::detokenize::TokenStream;
 use super::interrupt::{self, Interrupted};
 use super::model_args::{Loaded, ModelArgs};
 use super::output;
+use super::stop_strings::StopStrings;
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    model: ModelArgs,
-    #[arg(long)]
+    pub model: ModelArgs,
+    /// The text to continue (or, for an instruction-tuned model, the user's message).
+    #[arg(short, long)]
     prompt: String,
     /// A system prompt, for chat-template models.
     #[arg(long)]
@@ -26,11 +28,11 @@ pub struct Args {
     #[arg(long)]
     raw: bool,
     /// Most new tokens to generate.
-    #[arg(long, default_value_t = 128)]
+    #[arg(short = 'n', long, default_value_t = 128)]
     max_tokens: usize,
     #[command(flatten)]
     pub sampling: SamplingArgs,
-    /// Stop when the output contains this string (repeatable).
+    /// Stop when the output contains this string (repeatable); the text ends before it.
     #[arg(long)]
     stop: Vec<String>,
     /// Print JSON with the generated token ids and a `stats` object instead of streaming text.
@@ -52,11 +54,13 @@ pub struct SamplingArgs {
     /// Keep the smallest set of tokens whose probability reaches p.
     #[arg(long)]
     top_p: Option<f64>,
-    #[arg(long, default_value_t = 299_792_458)]
+    /// The sampler's random seed: the same seed and flags give the same text.
+    #[arg(short, long, default_value_t = 299_792_458)]
     seed: u64,
     /// Penalty for tokens among the last `--repeat-last-n` (1 is none).
     #[arg(long, default_value_t = 1.0)]
     repeat_penalty: f32,
+    /// How many of the latest tokens `--repeat-penalty` looks back over.
     #[arg(long, default_value_t = 64)]
     repeat_last_n: usize,
 }
@@ -119,6 +123,7 @@ pub fn run(args: Args) -> Result<()> {
 
     let mut stream = TokenStream::new(&loaded.tokenizer);
     let mut text = String::new();
+    let mut stops = StopStrings::new(&args.stop);
     let mut closed = false;
     let mut cache = loaded.model.new_cache();
     let (generation, interrupted) = interrupt::generating(|| {
@@ -137,12 +142,16 @@ pub fn run(args: Args) -> Result<()> {
                     return Ok(Flow::Continue);
                 };
                 text.push_str(&piece);
-                if !args.json && !output::stream(&piece)? {
+                let passed = stops.push(&text);
+                if !args.json && !output::stream(passed.text)? {
                     closed = true;
                     return Ok(Flow::Stop);
                 }
-                let stopped = args.stop.iter().any(|s| text.contains(s.as_str()));
-                Ok(if stopped { Flow::Stop } else { Flow::Continue })
+                Ok(if passed.stopped {
+                    Flow::Stop
+                } else {
+                    Flow::Continue
+                })
             },
         )
     });
@@ -150,11 +159,12 @@ pub fn run(args: Args) -> Result<()> {
     if closed {
         return Err(output::ClosedPipe.into());
     }
-    let rest = stream.finish()?.unwrap_or_default();
-    text.push_str(&rest);
+    text.push_str(&stream.finish()?.unwrap_or_default());
+    let rest = stops.finish(&text);
     if !args.json {
-        output::line(&rest)?;
+        output::line(rest)?;
     }
+    text.truncate(stops.len());
     if generation.stop == StopReason::ContextFull {
         eprintln!(
             "note: stopped after {} tokens: the context of {} positions is full",
@@ -163,6 +173,12 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
 
+    if generation.stop == StopReason::MaxTokens && !args.ignore_eos {
+        eprintln!(
+            "note: cut off at --max-tokens {}; raise it for a longer reply",
+            args.max_tokens
+        );
+    }
     if interrupted {
         eprintln!("note: interrupted after {} tokens", generation.tokens.len());
     }
@@ -202,9 +218,11 @@ pub fn run(args: Args) -> Result<()> {
     }
     eprintln!("{line}");
     if args.json {
+        let stop = generation.stop.reported(interrupted);
         let doc = GenerationReport {
             prompt_tokens: prompt.len(),
-            stop: generation.stop.reported(interrupted),
+            stop,
+            finish_reason: stop.finish_reason(),
             token_ids: generation.tokens,
             text,
             stats,

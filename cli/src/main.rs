@@ -9,6 +9,7 @@ mod interrupt;
 mod model_args;
 mod output;
 mod perplexity;
+mod stop_strings;
 
 use anyhow::Result;
 use clap::{CommandFactory, Parser, Subcommand};
@@ -34,6 +35,12 @@ enum Command {
     Chat(chat::Args),
     /// Score a text: per-token log-probabilities and perplexity.
     Perplexity(perplexity::Args),
+    /// Print the shell completion script for SHELL, e.g. `gemma3 completions bash >
+    /// ~/.local/share/bash-completion/completions/gemma3`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// The command line, with `generate` inserted when it starts with a flag: the legacy engine
@@ -56,7 +63,16 @@ impl Command {
             Command::Generate(args) => args.sampling.check_flags(),
             Command::Chat(args) => args.sampling.check_flags(),
             Command::Perplexity(args) => args.check_flags(),
-            Command::Doctor(_) => Ok(()),
+            Command::Doctor(_) | Command::Completions { .. } => Ok(()),
+        }
+    }
+
+    fn threads(&self) -> Option<u32> {
+        match self {
+            Command::Generate(args) => args.model.threads,
+            Command::Chat(args) => args.model.threads,
+            Command::Perplexity(args) => args.model.threads,
+            Command::Doctor(_) | Command::Completions { .. } => None,
         }
     }
 }
@@ -67,6 +83,10 @@ pub fn run() -> Result<()> {
         Cli::command()
             .error(clap::error::ErrorKind::ValueValidation, why)
             .exit();
+    }
+    if let Some(n) = cli.command.threads() {
+        // Read by rayon's pool and by Candle's, both built on first use, after this.
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     }
     // A bad GEMMA3_CPU_KERNELS stops here, before any model loads, with what this CPU can run.
     inference::ops::cpu::kernel_path::from_env()?;
@@ -80,14 +100,25 @@ pub fn run() -> Result<()> {
             Ok(())
         }
         Command::Perplexity(args) => perplexity::run(args),
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "gemma3", &mut script);
+            output::write(&String::from_utf8(script)?)
+        }
     }
 }
 
+/// Logs on standard error: `GEMMA3_LOG`, else `RUST_LOG` (as every tracing program reads it),
+/// else warnings; in colour only when a terminal reads them.
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("GEMMA3_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    use std::io::IsTerminal;
+    let filter = ["GEMMA3_LOG", "RUST_LOG"]
+        .into_iter()
+        .find_map(|var| tracing_subscriber::EnvFilter::try_from_env(var).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 }

@@ -22,7 +22,12 @@ pub struct ModelArgs {
     /// A Hugging Face Hub model id (downloaded and cached; `HF_TOKEN` for gated repositories).
     /// A repository of GGUF files takes its quantization after a colon, as llama.cpp does:
     /// `bartowski/google_gemma-3-1b-it-GGUF:Q4_K_M`.
-    #[arg(long, default_value = "google/gemma-3-1b-it", conflicts_with = "which")]
+    #[arg(
+        short,
+        long,
+        default_value = "google/gemma-3-1b-it",
+        conflicts_with = "which"
+    )]
     pub model: String,
     /// The Hub revision: a branch, tag or commit.
     #[arg(long, default_value = "main")]
@@ -31,8 +36,9 @@ pub struct ModelArgs {
     /// .gguf file) instead of the Hub.
     #[arg(long, conflicts_with = "gguf")]
     pub model_dir: Option<PathBuf>,
-    /// A local GGUF file (llama.cpp's format, any of its tensor types), with the model's
-    /// tokenizer.json beside it; quantized weights are dequantized to the model dtype.
+    /// A local GGUF file (llama.cpp's format): the configuration, tokenizer and chat template
+    /// come from its metadata (a tokenizer.json beside it is used where present, and must
+    /// agree); quantized weights stay in their blocks.
     #[arg(long, value_name = "FILE")]
     pub gguf: Option<PathBuf>,
     /// The legacy engine's model names: 3-1b, 3-1b-it, 3-4b, 3-4b-it, 3-12b, 3-12b-it, 3-27b, 3-27b-it.
@@ -55,6 +61,13 @@ pub struct ModelArgs {
     /// fallback paths; not for users).
     #[arg(long, hide = true, value_name = "OP")]
     pub inject_unsupported: Option<OpKind>,
+    /// Most positions the context holds, the prompt and every reply together (the KV cache's
+    /// size); the model's own `max_position_embeddings` when unset or larger.
+    #[arg(short = 'c', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub ctx_size: Option<u32>,
+    /// CPU threads for the kernels (`RAYON_NUM_THREADS`); all cores when unset.
+    #[arg(short = 't', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub threads: Option<u32>,
     /// auto, f32, bf16 or f16.
     #[arg(long, default_value = "auto", value_parser = parse_dtype)]
     pub dtype: DTypeChoice,
@@ -207,7 +220,11 @@ impl ModelArgs {
         // Opening reads the configuration and a GGUF file's header, which name the block
         // formats the preflight must replay; no weight is read before the preflight.
         let dir = self.checkpoint_path()?;
-        let checkpoint = Checkpoint::open(&dir).context("opening the checkpoint")?;
+        let mut checkpoint = Checkpoint::open(&dir).context("opening the checkpoint")?;
+        if let Some(n) = self.ctx_size {
+            let positions = &mut checkpoint.config.text.max_position_embeddings;
+            *positions = (*positions).min(n as usize);
+        }
         let quants: Vec<QuantType> = checkpoint.quant_types().into_iter().collect();
         let Selection {
             device,

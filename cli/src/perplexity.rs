@@ -13,7 +13,7 @@ use super::output;
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    model: ModelArgs,
+    pub model: ModelArgs,
     /// The text to score.
     #[arg(long, conflicts_with = "file", required_unless_present = "file")]
     text: Option<String>,

@@ -107,6 +107,7 @@ fn max_tokens_and_the_stats() {
     let (doc, stderr) = generate(&["--prompt", PROMPT, "--max-tokens", "5", "--ignore-eos"]);
     assert_eq!(tokens(&doc).len(), 5);
     assert_eq!(doc["stop"], "max_tokens");
+    assert_eq!(doc["finish_reason"], "length");
     let report: GenerationReport = serde_json::from_value(doc.clone()).unwrap();
     assert_eq!(report.token_ids.len(), 5);
     let stats = &doc["stats"];
@@ -203,12 +204,46 @@ fn a_stop_string_ends_the_output() {
         &stop,
     ]);
     let got = stopped["text"].as_str().unwrap();
-    assert!(
-        got.ends_with(&stop) || got.contains(&stop),
-        "{got:?} / {stop:?}"
-    );
+    // The text ends where the stop string began, as OpenAI's API and llama.cpp's server cut it.
+    let at = text.find(&stop).unwrap();
+    assert_eq!(got, &text[..at], "{stop:?}");
     assert!(tokens(&stopped).len() < 40, "stopped early");
     assert_eq!(stopped["stop"], "stop_string");
+    assert_eq!(stopped["finish_reason"], "stop");
+    // Streamed, the stop string is not shown either, though it arrives over several pieces.
+    let dir = checkpoint_dir("tiny-text");
+    let out = gemma3(&[
+        "generate",
+        "--model-dir",
+        dir.to_str().unwrap(),
+        "--cpu",
+        "--prompt",
+        PROMPT,
+        "--max-tokens",
+        "40",
+        "--ignore-eos",
+        "--stop",
+        &stop,
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{}\n", &text[..at])
+    );
+}
+
+#[test]
+fn a_reply_cut_at_max_tokens_says_so() {
+    let (doc, stderr) = generate(&["--prompt", PROMPT, "--max-tokens", "2"]);
+    assert_eq!(
+        doc["stop"], "max_tokens",
+        "the tiny model's first tokens are not EOS"
+    );
+    assert!(stderr.contains("cut off at --max-tokens 2"), "{stderr}");
+    let (_, stderr) = generate(&["--prompt", PROMPT, "--max-tokens", "2", "--ignore-eos"]);
+    assert!(
+        !stderr.contains("cut off"),
+        "--ignore-eos asks for the length: {stderr}"
+    );
 }
 
 #[test]
@@ -326,4 +361,81 @@ fn ctrl_c_stops_generation_cleanly_with_the_stats() {
         "stats still printed: {stderr}"
     );
     assert!(!stderr.contains("generated 1000 tokens"), "{stderr}");
+}
+
+#[test]
+fn the_short_flags_are_llama_cpps() {
+    let long = generate(&[
+        "--prompt",
+        PROMPT,
+        "--max-tokens",
+        "6",
+        "--seed",
+        "3",
+        "--temperature",
+        "5",
+    ]);
+    let short = generate(&[
+        "-p",
+        PROMPT,
+        "-n",
+        "6",
+        "-s",
+        "3",
+        "-t",
+        "1",
+        "-c",
+        "64",
+        "--temperature",
+        "5",
+    ]);
+    assert_eq!(tokens(&short.0), tokens(&long.0));
+    assert_eq!(tokens(&short.0).len(), 6);
+    // `-m` is `--model`: the legacy `--which` conflicts with it.
+    let out = gemma3(&[
+        "generate",
+        "-m",
+        "google/gemma-3-1b-it",
+        "--which",
+        "3-1b",
+        "-p",
+        "hi",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--model"));
+}
+
+#[test]
+fn ctx_size_bounds_the_context() {
+    let (full, _) = generate(&["--prompt", PROMPT, "--max-tokens", "30", "--ignore-eos"]);
+    let prompt = full["prompt_tokens"].as_u64().unwrap() as usize;
+    let ctx = (prompt + 4).to_string();
+    let (doc, stderr) = generate(&["--prompt", PROMPT, "-n", "30", "--ignore-eos", "-c", &ctx]);
+    assert_eq!(doc["stop"], "context_full", "{stderr}");
+    assert_eq!(tokens(&doc), tokens(&full)[..tokens(&doc).len()]);
+    assert!((1..=5).contains(&tokens(&doc).len()), "{:?}", tokens(&doc));
+    let dir = checkpoint_dir("tiny-text");
+    let dir = dir.to_str().unwrap();
+    let out = gemma3(&[
+        "generate",
+        "--model-dir",
+        dir,
+        "--cpu",
+        "-p",
+        PROMPT,
+        "-c",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("holds 2"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = gemma3(&["generate", "--model-dir", dir, "-p", PROMPT, "-c", "0"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a context of 0 is a malformed flag"
+    );
 }

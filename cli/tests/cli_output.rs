@@ -79,3 +79,60 @@ fn a_full_disk_is_one_error_line() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
+
+/// A run on the tiny checkpoint with its standard error piped, under `env`.
+fn logged(env: &[(&str, &str)]) -> String {
+    let dir = checkpoint_dir("tiny-text");
+    let out = Command::new(env!("CARGO_BIN_EXE_gemma3"))
+        .args([
+            "generate",
+            "--cpu",
+            "--raw",
+            "--prompt",
+            "hi",
+            "--max-tokens",
+            "1",
+        ])
+        .arg("--model-dir")
+        .arg(dir)
+        .env_remove("GEMMA3_LOG")
+        .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn logs_follow_rust_log_unless_gemma3_log_is_set_and_carry_no_colour_into_a_pipe() {
+    let quiet = logged(&[]);
+    assert!(!quiet.contains("preflight on"), "{quiet}");
+    let rust_log = logged(&[("RUST_LOG", "info")]);
+    assert!(rust_log.contains("preflight on cpu"), "{rust_log}");
+    assert!(
+        !rust_log.contains('\u{1b}'),
+        "colour codes in a pipe: {rust_log:?}"
+    );
+    let both = logged(&[("RUST_LOG", "info"), ("GEMMA3_LOG", "warn")]);
+    assert!(!both.contains("preflight on"), "{both}");
+}
+
+#[test]
+fn completions_are_printed_for_each_shell_and_an_unknown_one_is_refused() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = run(&["completions".into(), shell.into()], Stdio::piped());
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            script.contains("gemma3") && script.contains("max-tokens"),
+            "{shell}: {script}"
+        );
+    }
+    let out = run(&["completions".into(), "tcsh".into()], Stdio::piped());
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -12,6 +12,8 @@ pub struct GenerationReport {
     pub token_ids: Vec<u32>,
     pub text: String,
     pub stop: Stop,
+    /// `stop` in the words of OpenAI's `finish_reason`, which client code already reads.
+    pub finish_reason: FinishReason,
     pub stats: GenerationStats,
 }
 
@@ -28,6 +30,26 @@ pub enum Stop {
     /// The output contains a `--stop` string.
     StopString,
     /// Ctrl-C.
+    Interrupted,
+}
+
+impl Stop {
+    pub fn finish_reason(self) -> FinishReason {
+        match self {
+            Stop::StopToken | Stop::StopString => FinishReason::Stop,
+            Stop::MaxTokens | Stop::ContextFull => FinishReason::Length,
+            Stop::Interrupted => FinishReason::Interrupted,
+        }
+    }
+}
+
+/// OpenAI's `finish_reason` words: `stop` (a stop token or string), `length` (`--max-tokens`
+/// or the context), and `interrupted` (Ctrl-C), which OpenAI has no word for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    Stop,
+    Length,
     Interrupted,
 }
 
@@ -65,12 +87,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_stop_has_openais_finish_reason() {
+        let words: Vec<_> = [
+            Stop::MaxTokens,
+            Stop::StopToken,
+            Stop::ContextFull,
+            Stop::StopString,
+            Stop::Interrupted,
+        ]
+        .map(|s| serde_json::to_value(s.finish_reason()).unwrap())
+        .into();
+        assert_eq!(
+            words,
+            ["length", "stop", "length", "stop", "interrupted"].map(serde_json::Value::from)
+        );
+    }
+
+    #[test]
     fn the_document_round_trips_and_omits_an_absent_fallback() {
         let report = GenerationReport {
             prompt_tokens: 3,
             token_ids: vec![7, 8],
             text: " a b".into(),
             stop: Stop::MaxTokens,
+            finish_reason: FinishReason::Length,
             stats: GenerationStats {
                 prompt_tokens: 3,
                 generated_tokens: 2,
