@@ -100,9 +100,9 @@ fn report() -> Result<Report> {
     .into_iter()
     .map(|(kind, compiled)| backend(kind, compiled))
     .collect::<Result<_>>()?;
-    let cache = hf_hub::Cache::from_env();
-    let token_present =
-        std::env::var("HF_TOKEN").is_ok_and(|t| !t.is_empty()) || cache.token().is_some();
+    let cache = inference::load::hub::cache();
+    let token_present = std::env::var("HF_TOKEN").is_ok_and(|t| !t.is_empty())
+        || inference::load::hub::saved_token().is_some();
     Ok(Report {
         version: env!("CARGO_PKG_VERSION"),
         candle: op_matrix_core::CANDLE_VERSION,

@@ -202,10 +202,12 @@ pub fn run(args: Args) -> Result<()> {
         decode_tok_s: rate(t.decode_steps, t.decode),
         preflight_ms: loaded.preflight.map(|d| d.as_secs_f64() * 1e3),
         cpu_kernels: inference::ops::cpu::kernel_path::active().name().to_owned(),
+        dtype: loaded.model.dtype().as_str().to_owned(),
         fallback,
     };
     let mut line = format!(
-        "load {load_s:.2} s, prompt {} tokens at {:.1} tok/s, generated {} tokens at {:.1} tok/s, first token after {:.0} ms",
+        "load {load_s:.2} s ({}), prompt {} tokens at {:.1} tok/s, generated {} tokens at {:.1} tok/s, first token after {:.0} ms",
+        stats.dtype,
         stats.prompt_tokens, stats.prefill_tok_s, stats.generated_tokens, stats.decode_tok_s, stats.ttft_ms,
     );
     if let Some(f) = &stats.fallback {

@@ -142,7 +142,7 @@ impl ModelArgs {
     /// device that fails is an error with the reason and the fix; under `auto`, a failing
     /// backend is skipped with one line naming its missing ops. With `--fallback`, a device
     /// that fails some ops is used anyway, those ops running on the host.
-    fn device(&self, quants: &[QuantType]) -> Result<Selection> {
+    fn device(&self, quants: &[QuantType], stored: Option<DType>) -> Result<Selection> {
         let explicit = if self.cpu {
             DeviceChoice::Cpu
         } else {
@@ -169,7 +169,7 @@ impl ModelArgs {
                 }
                 Err(e) => return Err(e.into()),
             };
-            let dtype = self.dtype.resolve(&device);
+            let dtype = self.dtype.resolve(&device, stored);
             let mut selected = Selection {
                 device,
                 dtype,
@@ -231,7 +231,13 @@ impl ModelArgs {
             dtype,
             fallback,
             preflight,
-        } = self.device(&quants)?;
+        } = self.device(&quants, checkpoint.config.stored_dtype)?;
+        if dtype == DType::F16 {
+            tracing::warn!(
+                "Gemma 3's activations overflow f16 (transformers #36822): expect NaN or nonsense; \
+                 bf16 has f32's range at the same size"
+            );
+        }
         // Installed before loading: the load itself runs ops (dtype casts).
         let installed = fallback.clone().map(fallback::install);
         let tokenizer = checkpoint.tokenizer()?;

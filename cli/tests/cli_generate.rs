@@ -261,11 +261,50 @@ fn the_chat_template_system_prompt_and_raw() {
 }
 
 #[test]
-fn every_dtype_runs() {
+fn every_dtype_runs_and_f16_warns() {
     for dtype in ["f32", "bf16", "f16", "auto"] {
-        let (doc, _) = generate(&["--prompt", PROMPT, "--max-tokens", "3", "--dtype", dtype]);
+        let (doc, stderr) = generate(&["--prompt", PROMPT, "--max-tokens", "3", "--dtype", dtype]);
         assert!(!tokens(&doc).is_empty(), "{dtype}");
+        let want = if dtype == "auto" { "f32" } else { dtype };
+        assert_eq!(doc["stats"]["dtype"], want, "the stored f32 weights");
+        assert!(stderr.contains(&format!("({want})")), "{stderr}");
+        assert_eq!(stderr.contains("overflow f16"), dtype == "f16", "{stderr}");
     }
+}
+
+#[test]
+fn dtype_auto_keeps_a_bf16_checkpoint_in_bf16_on_the_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(checkpoint_dir("tiny-text")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let config = dir.path().join("config.json");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let bf16 = text.replace(
+        "\"torch_dtype\": \"float32\"",
+        "\"torch_dtype\": \"bfloat16\"",
+    );
+    assert_ne!(text, bf16);
+    std::fs::write(&config, bf16).unwrap();
+    let out = gemma3(&[
+        "generate",
+        "--model-dir",
+        dir.path().to_str().unwrap(),
+        "--cpu",
+        "--json",
+        "-p",
+        PROMPT,
+        "-n",
+        "2",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["stats"]["dtype"], "bf16");
 }
 
 /// The CPU plays the device: `--inject-unsupported rope` makes it reject rope, in the

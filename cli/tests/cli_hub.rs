@@ -34,8 +34,36 @@ fn gemma3(home: &Path, args: &[&str]) -> Output {
         .env("HF_HOME", home)
         .env("HF_HUB_OFFLINE", "1")
         .env_remove("HF_TOKEN")
+        .env_remove("HF_HUB_CACHE")
         .output()
         .unwrap()
+}
+
+#[test]
+fn hf_hub_cache_names_the_cache_as_the_python_libraries_read_it() {
+    let home = fake_hf_home("google/gemma-3-1b-it");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let args = ["perplexity", "--text", "The river town wakes.", "--cpu"];
+    let run = |cache: Option<&Path>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gemma3"));
+        cmd.args(args)
+            .env("HF_HOME", elsewhere.path())
+            .env("HF_HUB_OFFLINE", "1")
+            .env_remove("HF_TOKEN");
+        match cache {
+            Some(dir) => cmd.env("HF_HUB_CACHE", dir),
+            None => cmd.env_remove("HF_HUB_CACHE"),
+        };
+        cmd.output().unwrap()
+    };
+    let found = run(Some(&home.path().join("hub")));
+    assert!(
+        found.status.success(),
+        "{}",
+        String::from_utf8_lossy(&found.stderr)
+    );
+    let missing = run(None);
+    assert_eq!(missing.status.code(), Some(1), "HF_HOME's cache is empty");
 }
 
 #[test]

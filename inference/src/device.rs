@@ -161,12 +161,15 @@ impl FromStr for DTypeChoice {
 }
 
 impl DTypeChoice {
-    /// `Auto` is f32 on the CPU and bf16 on accelerators.
-    pub fn resolve(self, device: &Device) -> DType {
+    /// `Auto` is bf16 on accelerators. On the CPU it is the checkpoint's own dtype (`stored`)
+    /// where that is bf16, which every CPU kernel path runs at half f32's bytes; otherwise
+    /// f32: f16 overflows in Gemma 3, and quantized weights take f32 activations.
+    pub fn resolve(self, device: &Device, stored: Option<DType>) -> DType {
         match self {
             Self::Exact(d) => d,
-            Self::Auto if device.is_cpu() => DType::F32,
-            Self::Auto => DType::BF16,
+            Self::Auto if !device.is_cpu() => DType::BF16,
+            Self::Auto if stored == Some(DType::BF16) => DType::BF16,
+            Self::Auto => DType::F32,
         }
     }
 }

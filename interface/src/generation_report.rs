@@ -69,6 +69,8 @@ pub struct GenerationStats {
     pub preflight_ms: Option<f64>,
     /// The CPU kernel path the ops ran on (`avx512`, `avx2`, `neon`, `portable`).
     pub cpu_kernels: String,
+    /// The dtype the model ran in (`f32`, `bf16`, `f16`): `--dtype`, or what `auto` chose.
+    pub dtype: String,
     /// The ops that ran on the host instead of the device (`--fallback`), when any did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback: Option<FallbackStats>,
@@ -120,6 +122,7 @@ mod tests {
                 decode_tok_s: 80.0,
                 preflight_ms: None,
                 cpu_kernels: "avx2".into(),
+                dtype: "bf16".into(),
                 fallback: None,
             },
         };

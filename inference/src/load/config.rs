@@ -7,6 +7,7 @@
 
 use std::path::Path;
 
+use candle_core::DType;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
@@ -76,6 +77,9 @@ pub struct ModelConfig {
     /// Name of the untied LM head tensor, when embeddings are not tied.
     pub lm_head_name: String,
     pub model_type: String,
+    /// The float dtype the weights are stored in, where the checkpoint says
+    /// (`torch_dtype`, or `dtype` as newer transformers write it); none for quantized files.
+    pub stored_dtype: Option<DType>,
 }
 
 impl ModelConfig {
@@ -101,12 +105,14 @@ impl ModelConfig {
                     "is missing; expected `gemma3_text` or `gemma3`",
                 )
             })?;
+        let stored_dtype = stored_dtype(root);
         match model_type {
             "gemma3_text" => Ok(Self {
                 text: TextConfig::from_map(root, "")?,
                 weight_prefix: "model.".into(),
                 lm_head_name: "lm_head.weight".into(),
                 model_type: model_type.into(),
+                stored_dtype,
             }),
             "gemma3" => {
                 let text = root
@@ -123,12 +129,27 @@ impl ModelConfig {
                     weight_prefix: "language_model.model.".into(),
                     lm_head_name: "language_model.lm_head.weight".into(),
                     model_type: model_type.into(),
+                    stored_dtype: stored_dtype.or_else(|| self::stored_dtype(text)),
                 })
             }
             other => Err(Error::UnknownModelType {
                 found: other.to_string(),
             }),
         }
+    }
+}
+
+/// The dtype a config's `torch_dtype` (or `dtype`) names, if it is a float dtype this engine
+/// runs; any other value is left to `--dtype`.
+fn stored_dtype(map: &Map<String, Value>) -> Option<DType> {
+    let name = ["torch_dtype", "dtype"]
+        .iter()
+        .find_map(|k| map.get(*k).and_then(Value::as_str))?;
+    match name.trim_start_matches("torch.") {
+        "float32" => Some(DType::F32),
+        "bfloat16" => Some(DType::BF16),
+        "float16" => Some(DType::F16),
+        _ => None,
     }
 }
 

@@ -25,6 +25,24 @@ pub fn offline_requested() -> bool {
         .unwrap_or(false)
 }
 
+/// Downloads that fail midway are resumed this many times, after waits that double from
+/// 0.3 s up to 10 s.
+const RETRIES: usize = 5;
+
+/// The Hub cache: `HF_HUB_CACHE`, as the Python libraries read it, else `HF_HOME/hub`, else
+/// `~/.cache/huggingface/hub`.
+pub fn cache() -> Cache {
+    match std::env::var_os("HF_HUB_CACHE").filter(|v| !v.is_empty()) {
+        Some(dir) => Cache::new(dir.into()),
+        None => Cache::from_env(),
+    }
+}
+
+/// The token `huggingface-cli login` saved, under `HF_HOME` whatever `HF_HUB_CACHE` says.
+pub fn saved_token() -> Option<String> {
+    Cache::from_env().token()
+}
+
 /// Where a file came from.
 enum Source {
     Hub(hf_hub::api::sync::ApiRepo),
@@ -41,7 +59,7 @@ pub fn fetch(id: &str, revision: &str) -> Result<PathBuf> {
         None => (id, None),
     };
     let repo = Repo::with_revision(id.to_string(), RepoType::Model, revision.to_string());
-    let cache = Cache::from_env();
+    let cache = cache();
     let mut source = if offline_requested() {
         tracing::info!("HF_HUB_OFFLINE is set: using the local cache only");
         Source::Cache(cache.repo(repo.clone()))
@@ -49,9 +67,11 @@ pub fn fetch(id: &str, revision: &str) -> Result<PathBuf> {
         let token = std::env::var("HF_TOKEN")
             .ok()
             .filter(|t| !t.is_empty())
-            .or_else(|| cache.token());
+            .or_else(saved_token);
         let api = ApiBuilder::from_env()
+            .with_cache_dir(cache.path().clone())
             .with_progress(true)
+            .with_retries(RETRIES)
             .with_token(token)
             .build()
             .map_err(|e| Error::Hub(format!("cannot set up the Hub client: {e}")))?;

@@ -2,7 +2,55 @@
 
 use std::path::{Path, PathBuf};
 
+use serde::Deserialize;
+use serde_json::Value;
+
 use crate::error::{Error, Result};
+
+/// The part of `tokenizer.json` read before the tokenizers crate reads all of it; the rest is
+/// skipped without being built.
+#[derive(Deserialize)]
+struct Head {
+    post_processor: Option<Value>,
+}
+
+/// Every special token that a `TemplateProcessing` post-processor's templates place is in its
+/// table, with as many ids as tokens: tokenizers 0.23 reads such a file without a word and
+/// panics at the first encoding (found by `tests/fuzz.rs`).
+fn check_templates(v: &Value) -> std::result::Result<(), String> {
+    match v {
+        Value::Object(map) => {
+            if map.get("type").and_then(Value::as_str) == Some("TemplateProcessing") {
+                let table = map.get("special_tokens").and_then(Value::as_object);
+                for key in ["single", "pair"] {
+                    let pieces = map.get(key).and_then(Value::as_array).into_iter().flatten();
+                    for piece in pieces {
+                        let Some(id) = piece.pointer("/SpecialToken/id").and_then(Value::as_str)
+                        else {
+                            continue;
+                        };
+                        let entry = table.and_then(|t| t.get(id)).ok_or_else(|| {
+                            format!(
+                                "the post_processor's `{key}` template places `{id}`, which its \
+                                 special_tokens lack; re-download the file"
+                            )
+                        })?;
+                        let len = |k: &str| entry.get(k).and_then(Value::as_array).map(Vec::len);
+                        if len("ids").is_none() || len("ids") != len("tokens") {
+                            return Err(format!(
+                                "the post_processor's special token `{id}` needs as many ids as \
+                                 tokens; re-download the file"
+                            ));
+                        }
+                    }
+                }
+            }
+            map.values().try_for_each(check_templates)
+        }
+        Value::Array(items) => items.iter().try_for_each(check_templates),
+        _ => Ok(()),
+    }
+}
 
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
@@ -17,6 +65,14 @@ impl Tokenizer {
 
     /// A tokenizer from the bytes of the `tokenizer.json` at `path`.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
+        let refuse = |message: String| Error::Tokenizer {
+            path: path.to_path_buf(),
+            message,
+        };
+        let head: Head = serde_json::from_slice(bytes).map_err(|e| refuse(e.to_string()))?;
+        if let Some(post) = &head.post_processor {
+            check_templates(post).map_err(refuse)?;
+        }
         let inner = tokenizers::Tokenizer::from_bytes(bytes).map_err(|e| Error::Tokenizer {
             path: path.to_path_buf(),
             message: e.to_string(),

@@ -138,6 +138,15 @@ impl GgufFile {
             weight_prefix: String::new(),
             lm_head_name: "lm_head.weight".into(),
             model_type: format!("{ARCHITECTURE} (GGUF)"),
+            stored_dtype: self.tensors().find_map(|(name, _, ggml)| {
+                (name == "token_embd.weight").then_some(())?;
+                match ggml {
+                    GgmlDType::F32 => Some(DType::F32),
+                    GgmlDType::BF16 => Some(DType::BF16),
+                    GgmlDType::F16 => Some(DType::F16),
+                    _ => None,
+                }
+            }),
         })
     }
 
