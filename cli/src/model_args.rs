@@ -9,6 +9,7 @@ use candle_core::{DType, Device};
 use inference::device::{Backend, DTypeChoice, DeviceChoice};
 use inference::load::checkpoint::Checkpoint;
 use inference::load::hub;
+use inference::load::memory::{self, Need};
 use inference::model::Gemma3;
 use inference::ops::fallback::{self, Plan};
 use inference::ops::quant::QuantType;
@@ -232,6 +233,9 @@ impl ModelArgs {
             fallback,
             preflight,
         } = self.device(&quants, checkpoint.config.stored_dtype)?;
+        if device.is_cpu() {
+            fit_in_memory(&mut checkpoint, dtype, self.ctx_size.is_some())?;
+        }
         if dtype == DType::F16 {
             tracing::warn!(
                 "Gemma 3's activations overflow f16 (transformers #36822): expect NaN or nonsense; \
@@ -256,6 +260,32 @@ impl ModelArgs {
             chat_template,
         })
     }
+}
+
+/// Bounds the context to what the free memory holds beside the weights, or refuses a model
+/// that cannot fit, before any weight is read. Only host memory is known; a GPU's is not
+/// checked.
+fn fit_in_memory(checkpoint: &mut Checkpoint, dtype: DType, chosen: bool) -> Result<()> {
+    let Some(free) = memory::free()? else {
+        return Ok(());
+    };
+    let config = &checkpoint.config;
+    let need = Need::new(
+        &config.text,
+        checkpoint.weight_files(),
+        config.stored_dtype,
+        dtype,
+    )?;
+    let context = config.text.max_position_embeddings;
+    let fits = need.fit(context, free, chosen)?;
+    if fits < context {
+        eprintln!(
+            "note: the context is limited to {fits} positions (the model's holds {context}) to fit \
+             in the free memory; --ctx-size sets it"
+        );
+        checkpoint.config.text.max_position_embeddings = fits;
+    }
+    Ok(())
 }
 
 /// Where the model runs.

@@ -478,3 +478,46 @@ fn ctx_size_bounds_the_context() {
         "a context of 0 is a malformed flag"
     );
 }
+
+/// `generate` on tiny-text with `free` bytes of memory, as `GEMMA3_AVAILABLE_MEMORY` says.
+fn with_free_memory(free: u64, extra: &[&str]) -> Output {
+    let dir = checkpoint_dir("tiny-text");
+    Command::new(env!("CARGO_BIN_EXE_gemma3"))
+        .args(["generate", "--cpu", "-p", PROMPT, "-n", "2", "--model-dir"])
+        .arg(&dir)
+        .args(extra)
+        .env("GEMMA3_AVAILABLE_MEMORY", free.to_string())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_model_is_fitted_to_the_free_memory_before_it_loads() {
+    // tiny-text's f32 weights, and room for a KV cache of a few hundred of its 1024 positions
+    // (its full layer keeps 256 bytes a position).
+    let weights = std::fs::metadata(checkpoint_dir("tiny-text").join("model.safetensors"))
+        .unwrap()
+        .len();
+    let free = weights + 200_000;
+    let out = with_free_memory(free, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("context is limited to"), "{stderr}");
+    let out = with_free_memory(free, &["-c", "1024"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--ctx-size") && stderr.contains("fits"),
+        "{stderr}"
+    );
+    let out = with_free_memory(1024, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("is free; --dtype bf16") || stderr.contains("quantized GGUF"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let out = with_free_memory(weights * 100, &[]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("limited"));
+}

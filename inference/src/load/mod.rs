@@ -6,9 +6,11 @@
 //! - [`checkpoint`] finds and loads a checkpoint directory with its tokenizer.
 //! - [`hub`] fetches one from the Hugging Face Hub.
 //! - [`gguf`] reads a GGUF file's configuration and tensor table.
+//! - [`memory`] checks that the weights and the KV cache fit before loading.
 
 pub mod checkpoint;
 pub mod config;
 pub mod gguf;
 pub mod hub;
+pub mod memory;
 pub mod weights;
