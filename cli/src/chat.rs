@@ -41,7 +41,10 @@ pub fn run(args: Args) -> Result<()> {
     let mut cache = loaded.model.new_cache();
     let interactive = std::io::stdin().is_terminal();
     if interactive {
-        eprintln!("chat with the model; /reset starts over, /exit (or end of input) quits");
+        eprintln!(
+            "chat with the model; \"\"\" opens and closes a message of several lines, /reset \
+             starts over, /exit (or end of input) quits"
+        );
     }
     // No message of more bytes than this fits: a token is rarely over 16 bytes.
     let limit = context.saturating_mul(16).max(1 << 16);
@@ -51,7 +54,7 @@ pub fn run(args: Args) -> Result<()> {
             eprint!("> ");
             std::io::stderr().flush().ok();
         }
-        let line = match lines.next_line()? {
+        let line = match lines.next_message()? {
             None => break,
             Some(Line::Text(line)) => line,
             Some(Line::Refused(why)) => {

@@ -169,3 +169,22 @@ fn the_system_prompt_and_sampling_flags_reach_the_conversation() {
     assert_eq!(a, b, "same seed, same reply");
     assert_ne!(a, c, "another seed, another reply");
 }
+
+#[test]
+fn a_block_between_triple_quotes_is_one_turn() {
+    let dir = checkpoint_dir("tiny-text");
+    let pasted = "\"\"\"\nThe clockmaker opens his shop.\nThe river town wakes.\n\"\"\"\nHello\n";
+    let out = chat(&dir, pasted, &["--max-tokens", "1"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let t = turns(&stderr);
+    assert_eq!(t.len(), 2, "the block, then Hello: {stderr}");
+    // The block's two lines are one message, with more tokens than either line alone.
+    let alone = chat(
+        &dir,
+        "The clockmaker opens his shop.\n",
+        &["--max-tokens", "1"],
+    );
+    let alone = turns(&String::from_utf8_lossy(&alone.stderr));
+    assert!(t[0].0 > alone[0].0, "{t:?} vs {alone:?}");
+}
