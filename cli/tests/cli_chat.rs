@@ -66,22 +66,11 @@ fn later_turns_reuse_the_cache_and_reset_starts_over() {
 
 /// The tiny text checkpoint with a context of 96 positions.
 fn short_context() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(checkpoint_dir("tiny-text")).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
-    }
-    let config = dir.path().join("config.json");
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        text.replace(
-            "\"max_position_embeddings\": 1024",
-            "\"max_position_embeddings\": 96",
-        ),
+    common::edited_copy(
+        "tiny-text",
+        "\"max_position_embeddings\": 1024",
+        "\"max_position_embeddings\": 96",
     )
-    .unwrap();
-    dir
 }
 
 /// A message that does not fit, or a line that is not UTF-8, gets an error line; the session

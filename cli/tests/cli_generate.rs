@@ -21,7 +21,11 @@ fn gemma3(args: &[&str]) -> Output {
 
 /// `generate --json` on tiny-text with `args` added; returns the JSON document and stderr.
 fn generate(args: &[&str]) -> (Value, String) {
-    let dir = checkpoint_dir("tiny-text");
+    generate_in(&checkpoint_dir("tiny-text"), args)
+}
+
+/// [`generate`] on the checkpoint in `dir`.
+fn generate_in(dir: &std::path::Path, args: &[&str]) -> (Value, String) {
     let mut all = vec![
         "generate",
         "--model-dir",
@@ -194,7 +198,7 @@ fn a_stop_string_ends_the_output() {
     let (doc, _) = generate(&["--prompt", PROMPT, "--max-tokens", "40", "--ignore-eos"]);
     let text = doc["text"].as_str().unwrap();
     let stop: String = text.chars().skip(3).take(2).collect();
-    let (stopped, _) = generate(&[
+    let args = [
         "--prompt",
         PROMPT,
         "--max-tokens",
@@ -202,7 +206,8 @@ fn a_stop_string_ends_the_output() {
         "--ignore-eos",
         "--stop",
         &stop,
-    ]);
+    ];
+    let (stopped, _) = generate(&args);
     let got = stopped["text"].as_str().unwrap();
     // The text ends where the stop string began, as OpenAI's API and llama.cpp's server cut it.
     let at = text.find(&stop).unwrap();
@@ -212,19 +217,8 @@ fn a_stop_string_ends_the_output() {
     assert_eq!(stopped["finish_reason"], "stop");
     // Streamed, the stop string is not shown either, though it arrives over several pieces.
     let dir = checkpoint_dir("tiny-text");
-    let out = gemma3(&[
-        "generate",
-        "--model-dir",
-        dir.to_str().unwrap(),
-        "--cpu",
-        "--prompt",
-        PROMPT,
-        "--max-tokens",
-        "40",
-        "--ignore-eos",
-        "--stop",
-        &stop,
-    ]);
+    let model = ["generate", "--model-dir", dir.to_str().unwrap(), "--cpu"];
+    let out = gemma3(&[&model[..], &args].concat());
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         format!("{}\n", &text[..at])
@@ -274,36 +268,12 @@ fn every_dtype_runs_and_f16_warns() {
 
 #[test]
 fn dtype_auto_keeps_a_bf16_checkpoint_in_bf16_on_the_cpu() {
-    let dir = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(checkpoint_dir("tiny-text")).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
-    }
-    let config = dir.path().join("config.json");
-    let text = std::fs::read_to_string(&config).unwrap();
-    let bf16 = text.replace(
+    let dir = common::edited_copy(
+        "tiny-text",
         "\"torch_dtype\": \"float32\"",
         "\"torch_dtype\": \"bfloat16\"",
     );
-    assert_ne!(text, bf16);
-    std::fs::write(&config, bf16).unwrap();
-    let out = gemma3(&[
-        "generate",
-        "--model-dir",
-        dir.path().to_str().unwrap(),
-        "--cpu",
-        "--json",
-        "-p",
-        PROMPT,
-        "-n",
-        "2",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (doc, _) = generate_in(dir.path(), &["-p", PROMPT, "-n", "2"]);
     assert_eq!(doc["stats"]["dtype"], "bf16");
 }
 

@@ -52,7 +52,16 @@ impl CustomOp1 for CpuQLinear<'_> {
             candle_core::bail!("qlinear: the CPU kernel takes contiguous f32 activations");
         };
         let mut out = vec![0f32; m * n];
-        gemm::q_xwt(&x[start..end], self.blocks, self.quant, &mut out, m, n, k);
+        gemm::q_xwt(
+            super::kernel_path::active(),
+            &x[start..end],
+            self.blocks,
+            self.quant,
+            &mut out,
+            m,
+            n,
+            k,
+        );
         let mut shape = lead.to_vec();
         shape.push(n);
         Ok((CpuStorage::F32(out), Shape::from(shape)))

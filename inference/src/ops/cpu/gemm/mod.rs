@@ -381,7 +381,8 @@ mod tests {
         out
     }
 
-    fn values(len: usize, seed: u32) -> Vec<f32> {
+    /// `len` values in [-0.5, 0.5), a hash of their index and `seed`.
+    pub(super) fn values(len: usize, seed: u32) -> Vec<f32> {
         (0..len)
             .map(|i| {
                 let h = (i as u32 ^ seed).wrapping_mul(2_654_435_761);

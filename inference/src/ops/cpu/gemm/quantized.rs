@@ -26,23 +26,10 @@ use super::{portable, scatter, store, Columns, KernelPath};
 use crate::ops::quant::QuantType;
 
 /// `out[i * n + j] = Σ x[i, p] · w[j, p]` for `x: (m, k)` and `w: (n, k)` given as `blocks`,
-/// its rows of whole `quant` blocks as a GGUF file holds them, on the active kernel path.
-pub fn q_xwt(
-    x: &[f32],
-    blocks: &[u8],
-    quant: QuantType,
-    out: &mut [f32],
-    m: usize,
-    n: usize,
-    k: usize,
-) {
-    q_xwt_on(super::kernel_path::active(), x, blocks, quant, out, m, n, k)
-}
-
-/// [`q_xwt`] with the prompt's f32 product on `path`, which the CPU must support. The decode
-/// dot products are Candle's, which pick their own instruction set.
+/// its rows of whole `quant` blocks as a GGUF file holds them, on `path`, which the CPU must
+/// support. Only for the products that [`takes`] accepts.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn q_xwt_on(
+pub fn q_xwt(
     path: KernelPath,
     x: &[f32],
     blocks: &[u8],
@@ -213,17 +200,9 @@ impl<T: GgmlType> Rows for Blocks<'_, T> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::values;
     use super::*;
     use candle_core::{Device, Tensor};
-
-    fn values(len: usize, seed: u32) -> Vec<f32> {
-        (0..len)
-            .map(|i| {
-                let h = (i as u32 ^ seed).wrapping_mul(2_654_435_761);
-                (h >> 8) as f32 / (1 << 24) as f32 - 0.5
-            })
-            .collect()
-    }
 
     /// The blocks of an `(n, k)` weight, and the weight they hold.
     fn weight(quant: QuantType, n: usize, k: usize, seed: u32) -> (Vec<u8>, Vec<f32>) {
@@ -250,7 +229,7 @@ mod tests {
                 let x = values(m * k, 11 + m as u32);
                 for path in KernelPath::supported() {
                     let mut out = vec![0f32; m * n];
-                    q_xwt_on(path, &x, blocks, quant, &mut out, m, n, k);
+                    q_xwt(path, &x, blocks, quant, &mut out, m, n, k);
                     for i in 0..m {
                         for j in 0..n {
                             let terms =
@@ -282,6 +261,15 @@ mod tests {
         let (blocks, _) = weight(QuantType::Q4_0, 4, 64, 1);
         let x = values(64, 2);
         let mut out = vec![0f32; 5];
-        q_xwt(&x, &blocks, QuantType::Q4_0, &mut out, 1, 5, 64);
+        q_xwt(
+            KernelPath::Portable,
+            &x,
+            &blocks,
+            QuantType::Q4_0,
+            &mut out,
+            1,
+            5,
+            64,
+        );
     }
 }
