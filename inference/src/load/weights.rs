@@ -16,7 +16,7 @@ use safetensors::{tensor::TensorInfo, Dtype, SafeTensors};
 
 use crate::error::{Error, Result};
 use crate::ops;
-use crate::ops::quant::{QWeight, QuantType};
+use crate::ops::quant::QWeight;
 
 pub const SINGLE_FILE: &str = "model.safetensors";
 pub const INDEX_FILE: &str = "model.safetensors.index.json";
@@ -80,9 +80,9 @@ pub(crate) trait TensorStore {
     /// their first dim, in the dtype they are stored in (or f32 for a quantized store).
     fn host(&self, parts: &[(&str, &[usize])]) -> Result<Tensor>;
 
-    /// The matrices `parts` as the blocks of their one quantized format, rows concatenated;
-    /// none when they are not all stored in one such format.
-    fn blocks(&self, _parts: &[(&str, &[usize])]) -> Result<Option<(QuantType, Tensor)>> {
+    /// The matrices `parts` as one weight in their quantized format, rows concatenated, on
+    /// `device`; none when they are not all stored in one such format.
+    fn quantized(&self, _parts: &[(&str, &[usize])], _device: &Device) -> Result<Option<QWeight>> {
         Ok(None)
     }
 }
@@ -148,16 +148,9 @@ impl Weights {
     /// Like [`get_stacked`](Self::get_stacked), but kept in the checkpoint's block format
     /// when every part is stored quantized in the same one; none otherwise.
     pub fn get_quantized(&self, parts: &[(&str, usize)], cols: usize) -> Result<Option<QWeight>> {
-        let Some((quant, blocks)) =
-            self.with_parts(parts, cols, |parts| self.store.blocks(parts))?
-        else {
-            return Ok(None);
-        };
-        Ok(Some(QWeight::new(
-            &ops::source(blocks),
-            quant,
-            &self.device,
-        )?))
+        self.with_parts(parts, cols, |parts| {
+            self.store.quantized(parts, &self.device)
+        })
     }
 
     /// Calls `f` with `parts` as the store names them: full names, each with its `(rows,

@@ -1,5 +1,6 @@
 //! A GGUF file's tensor data, read by the names safetensors checkpoints give them, from the
-//! file mapped into memory: no read into a buffer of its own before the copy the model keeps.
+//! file mapped into memory. The CPU multiplies by most formats' blocks where the mapping holds
+//! them ([`QWeight::held_in_place`]); other weights are copied once, onto their device.
 
 use std::fs::File;
 use std::sync::Arc;
@@ -7,17 +8,17 @@ use std::sync::Arc;
 use candle_core::quantized::gguf_file::TensorInfo;
 use candle_core::quantized::QTensor;
 use candle_core::{Device, Tensor};
-use memmap2::Mmap;
+use memmap2::{Mmap, MmapOptions};
 
 use super::{first_line, hf_to_gguf, GgufFile};
 use crate::error::{Error, Result};
 use crate::load::weights::TensorStore;
-use crate::ops::quant::{self, QuantType};
+use crate::ops::quant::{self, Owner, QWeight, QuantType, SharedBytes};
 
 /// A GGUF file's tensor data, read by safetensors names.
 pub(super) struct Store {
     gguf: Arc<GgufFile>,
-    map: Mmap,
+    map: Arc<Mmap>,
 }
 
 impl Store {
@@ -25,10 +26,15 @@ impl Store {
     pub(super) fn map(gguf: Arc<GgufFile>) -> Result<Self> {
         let path = gguf.path();
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        // SAFETY: mapped read-only. A file that another process changes while it loads gives
-        // wrong weights or a SIGBUS, as with every mmap-based loader (llama.cpp, safetensors).
-        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-        Ok(Self { gguf, map })
+        // SAFETY: mapped read-only. A file that another process changes while the model holds
+        // it gives wrong weights or a SIGBUS, as with every mmap-based loader (llama.cpp,
+        // safetensors). Populated: the page faults are the load's, not the first token's.
+        let map =
+            unsafe { MmapOptions::new().populate().map(&file) }.map_err(|e| Error::io(path, e))?;
+        Ok(Self {
+            gguf,
+            map: Arc::new(map),
+        })
     }
 
     /// Tensor `name`'s bytes as the file holds them. Opening checked that they lie within the
@@ -43,6 +49,15 @@ impl Store {
                 self.gguf
                     .error(format!("is cut short at tensor `{name}`; re-download it"))
             })
+    }
+
+    /// Tensor `name`'s bytes where the mapping holds them, shared with the weight that keeps
+    /// them.
+    fn shared(&self, name: &str) -> Result<SharedBytes> {
+        let bytes = self.bytes(name)?;
+        let start = bytes.as_ptr() as usize - self.map.as_ptr() as usize;
+        let owner: Owner = self.map.clone();
+        Ok(SharedBytes::new(owner, start..start + bytes.len()).expect("a slice of the mapping"))
     }
 
     /// Gives back this process's pages of `bytes` (a slice of the mapping) once they are
@@ -137,7 +152,7 @@ impl TensorStore for Store {
     }
 
     /// Rows of blocks are independent, so the parts' blocks stack as their rows do.
-    fn blocks(&self, parts: &[(&str, &[usize])]) -> Result<Option<(QuantType, Tensor)>> {
+    fn quantized(&self, parts: &[(&str, &[usize])], device: &Device) -> Result<Option<QWeight>> {
         let mut quant = None;
         let mut names = Vec::new();
         for (hf, shape) in parts {
@@ -152,17 +167,35 @@ impl TensorStore for Store {
         let Some(quant) = quant else {
             return Ok(None);
         };
-        let mut bytes = Vec::new();
-        for name in &names {
-            let part = self.bytes(name)?;
-            bytes.extend_from_slice(part);
-            self.release(part);
-        }
         let rows: usize = parts.iter().map(|(_, s)| s[0]).sum();
-        let row = bytes.len() / rows.max(1);
-        Ok(Some((
-            quant,
-            Tensor::from_vec(bytes, (rows, row), &Device::Cpu)?,
-        )))
+        let cols = parts[0].1[1];
+        if QWeight::held_in_place(quant, device) {
+            let parts = names.iter().map(|name| self.shared(name));
+            return Ok(Some(QWeight::in_place(
+                parts.collect::<Result<_>>()?,
+                quant,
+                cols,
+            )?));
+        }
+        let copied = |bytes: &[u8]| QWeight::copied(bytes, quant, [rows, cols], device);
+        let weight = if let [name] = names.as_slice() {
+            let bytes = self.bytes(name)?;
+            let weight = copied(bytes);
+            self.release(bytes);
+            weight
+        } else {
+            let mut bytes = Vec::new();
+            for name in &names {
+                let part = self.bytes(name)?;
+                bytes.extend_from_slice(part);
+                self.release(part);
+            }
+            copied(&bytes)
+        };
+        weight.map(Some).map_err(|e| {
+            let why = e.to_string();
+            let why = why.lines().next().unwrap_or_default();
+            self.gguf.error(format!("tensor `{}`: {why}", names[0]))
+        })
     }
 }

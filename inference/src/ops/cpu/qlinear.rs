@@ -7,23 +7,29 @@ use crate::ops::quant::QuantType;
 
 use super::gemm;
 
-pub use gemm::takes;
+pub use gemm::{dequantize_rows, takes};
 
-/// `x · wᵀ` for `x: (.., k)` on the CPU and `w: (n, k)` as its rows of `quant` blocks. The sums
-/// are f32, as are the activations the product takes: other dtypes are rounded back.
+/// Whether every product of `quant`, decode steps included, is this crate's.
+pub fn owns(quant: QuantType) -> bool {
+    takes(quant, 1)
+}
+
+/// `x · wᵀ` for `x: (.., k)` on the CPU and `w: (n, k)` as its rows of `quant` blocks, in
+/// `parts` of whole rows. The sums are f32, as are the activations the product takes: other
+/// dtypes are rounded back.
 pub fn qlinear(
     x: &Tensor,
-    blocks: &[u8],
+    parts: &[&[u8]],
     quant: QuantType,
     n: usize,
 ) -> candle_core::Result<Tensor> {
     let wide = x.to_dtype(DType::F32)?.contiguous()?;
-    let y = wide.apply_op1_no_bwd(&CpuQLinear { blocks, quant, n })?;
+    let y = wide.apply_op1_no_bwd(&CpuQLinear { parts, quant, n })?;
     y.to_dtype(x.dtype())
 }
 
 struct CpuQLinear<'a> {
-    blocks: &'a [u8],
+    parts: &'a [&'a [u8]],
     quant: QuantType,
     n: usize,
 }
@@ -41,27 +47,33 @@ impl CustomOp1 for CpuQLinear<'_> {
         let m: usize = lead.iter().product();
         let n = self.n;
         let per_row = k / self.quant.block_len() * self.quant.block_bytes();
-        if !k.is_multiple_of(self.quant.block_len()) || self.blocks.len() != n * per_row {
+        let bytes: usize = self.parts.iter().map(|p| p.len()).sum();
+        if !k.is_multiple_of(self.quant.block_len()) || bytes != n * per_row {
             candle_core::bail!(
-                "qlinear: x is (.., {k}) but the {} weight holds {} bytes for {n} rows",
+                "qlinear: x is (.., {k}) but the {} weight holds {bytes} bytes for {n} rows",
                 self.quant.name(),
-                self.blocks.len()
             );
         }
         let (CpuStorage::F32(x), Some((start, end))) = (xs, xl.contiguous_offsets()) else {
             candle_core::bail!("qlinear: the CPU kernel takes contiguous f32 activations");
         };
+        let (x, path) = (&x[start..end], super::kernel_path::active());
         let mut out = vec![0f32; m * n];
-        gemm::q_xwt(
-            super::kernel_path::active(),
-            &x[start..end],
-            self.blocks,
-            self.quant,
-            &mut out,
-            m,
-            n,
-            k,
-        );
+        if let [blocks] = self.parts {
+            gemm::q_xwt(path, x, blocks, self.quant, &mut out, m, n, k);
+        } else {
+            // Each part's columns of the output, computed apart and laid in place.
+            let mut first = 0;
+            for blocks in self.parts {
+                let cols = blocks.len() / per_row.max(1);
+                let mut part = vec![0f32; m * cols];
+                gemm::q_xwt(path, x, blocks, self.quant, &mut part, m, cols, k);
+                for (dst, src) in out.chunks_exact_mut(n).zip(part.chunks_exact(cols.max(1))) {
+                    dst[first..first + cols].copy_from_slice(src);
+                }
+                first += cols;
+            }
+        }
         let mut shape = lead.to_vec();
         shape.push(n);
         Ok((CpuStorage::F32(out), Shape::from(shape)))

@@ -12,10 +12,10 @@
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+mod block_dots;
 mod converted;
 #[cfg(target_arch = "aarch64")]
 mod neon;
-mod nibbles;
 mod portable;
 mod quantized;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
@@ -29,7 +29,7 @@ use rayon::prelude::*;
 
 use super::kernel_path::{self, KernelPath};
 use converted::{Converted, F32Rows};
-pub use quantized::{q_xwt, takes};
+pub use quantized::{dequantize_rows, q_xwt, takes};
 
 /// Parallel tasks per thread: enough to balance uneven progress, few enough to amortise
 /// scheduling, which costs more than a small task's work.

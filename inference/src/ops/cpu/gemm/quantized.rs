@@ -1,8 +1,8 @@
 //! `y = x · wᵀ` over a weight of quantized blocks (GGUF's formats), in f32, split over the rows
 //! of `w` on this crate's thread pool as the float products are.
 //!
-//! A decode step's few rows of `x` meet each row of a Q4_0 or Q5_0 `w` in dot products over
-//! the blocks ([`super::nibbles`]): the bytes a token costs stay the file's. A prompt's rows
+//! A decode step's few rows of `x` meet each row of a Q4_0, Q5_0 or Q8_0 `w` in dot products
+//! over the blocks ([`super::block_dots`]): the bytes a token costs stay the file's. A prompt's rows
 //! are many, so each task dequantizes a slice of its rows of `w` to f32 and runs the f32 product
 //! over them, once for every row of `x`; Candle computes a prompt as dot products row by row
 //! (5-26x slower on the 1B's MLP at 128 rows, measured on AVX2).
@@ -14,10 +14,10 @@ use candle_core::quantized::k_quants::{
     BlockQ8_0, GgmlType,
 };
 
+use super::block_dots::{self, Format, Q8};
 use super::converted::{Converted, Rows};
 #[cfg(target_arch = "aarch64")]
 use super::neon;
-use super::nibbles::{self, Nibbles, Q8};
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use super::simd;
 #[cfg(target_arch = "x86_64")]
@@ -40,11 +40,11 @@ pub fn q_xwt(
     k: usize,
 ) {
     assert!(takes(quant, m), "{quant} products of {m} rows are Candle's");
-    if let Some(format) = nibbles(quant).filter(|_| m <= DOT_ROWS) {
+    if let Some(format) = dot_format(quant).filter(|_| m <= DOT_ROWS) {
         assert_eq!(x.len(), m * k, "x is not (m, k)");
         assert_eq!(out.len(), m * n, "out is not (m, n)");
-        assert_eq!(k % nibbles::BLOCK, 0, "k is not whole blocks");
-        let row_bytes = k / nibbles::BLOCK * format.block_bytes();
+        assert_eq!(k % block_dots::BLOCK, 0, "k is not whole blocks");
+        let row_bytes = k / block_dots::BLOCK * format.block_bytes();
         assert_eq!(blocks.len(), n * row_bytes, "w is not (n, k) in blocks");
         let dots = NibbleDots {
             format,
@@ -64,17 +64,68 @@ pub fn q_xwt(
         n,
         k,
     };
-    match quant {
-        QuantType::Q4_0 => run.on::<BlockQ4_0>(blocks),
-        QuantType::Q4_1 => run.on::<BlockQ4_1>(blocks),
-        QuantType::Q5_0 => run.on::<BlockQ5_0>(blocks),
-        QuantType::Q5_1 => run.on::<BlockQ5_1>(blocks),
-        QuantType::Q8_0 => run.on::<BlockQ8_0>(blocks),
-        QuantType::Q2K => run.on::<BlockQ2K>(blocks),
-        QuantType::Q3K => run.on::<BlockQ3K>(blocks),
-        QuantType::Q4K => run.on::<BlockQ4K>(blocks),
-        QuantType::Q5K => run.on::<BlockQ5K>(blocks),
-        QuantType::Q6K => run.on::<BlockQ6K>(blocks),
+    with_block_type!(quant, T => run.on::<T>(blocks))
+}
+
+/// `body` with `T` the block type of `quant`.
+macro_rules! with_block_type {
+    ($quant:expr, $t:ident => $body:expr) => {
+        match $quant {
+            QuantType::Q4_0 => {
+                type $t = BlockQ4_0;
+                $body
+            }
+            QuantType::Q4_1 => {
+                type $t = BlockQ4_1;
+                $body
+            }
+            QuantType::Q5_0 => {
+                type $t = BlockQ5_0;
+                $body
+            }
+            QuantType::Q5_1 => {
+                type $t = BlockQ5_1;
+                $body
+            }
+            QuantType::Q8_0 => {
+                type $t = BlockQ8_0;
+                $body
+            }
+            QuantType::Q2K => {
+                type $t = BlockQ2K;
+                $body
+            }
+            QuantType::Q3K => {
+                type $t = BlockQ3K;
+                $body
+            }
+            QuantType::Q4K => {
+                type $t = BlockQ4K;
+                $body
+            }
+            QuantType::Q5K => {
+                type $t = BlockQ5K;
+                $body
+            }
+            QuantType::Q6K => {
+                type $t = BlockQ6K;
+                $body
+            }
+        }
+    };
+}
+use with_block_type;
+
+/// Each of `rows` (a row of `quant` blocks each, all of one length) dequantized in turn into
+/// `out`: an embedding lookup.
+pub fn dequantize_rows(rows: &[&[u8]], quant: QuantType, out: &mut [f32]) {
+    let Some(first) = rows.first() else {
+        return;
+    };
+    let k = first.len() / quant.block_bytes() * quant.block_len();
+    assert_eq!(out.len(), rows.len() * k, "out is not (rows, k)");
+    for (row, dst) in rows.iter().zip(out.chunks_exact_mut(k.max(1))) {
+        with_block_type!(quant, T => T::to_float(as_blocks::<T>(row), dst));
     }
 }
 
@@ -133,18 +184,19 @@ impl Run<'_> {
 const DOT_ROWS: usize = 4;
 
 /// Whether [`q_xwt`] computes `m` rows of `quant`: every prompt, and the decode steps of the
-/// formats with dot products here. Candle's are as fast for Q8_0 and Q6_K, and faster for
-/// Q4_K, which it repacks for AVX2 (measured with `cargo bench -p inference --bench ops --
-/// qlinear`).
+/// formats with dot products here. Candle's are as fast for Q6_K, and faster for Q4_K, which
+/// it repacks for AVX2 (measured with `cargo bench -p inference --bench ops -- qlinear`).
 pub fn takes(quant: QuantType, m: usize) -> bool {
-    m > DOT_ROWS || nibbles(quant).is_some()
+    m > DOT_ROWS || dot_format(quant).is_some()
 }
 
-fn nibbles(quant: QuantType) -> Option<Nibbles> {
+fn dot_format(quant: QuantType) -> Option<Format> {
     match quant {
-        // Candle's Q4_0 dot has a NEON path and ours none yet; no aarch64 here to compare them.
-        QuantType::Q4_0 if cfg!(target_arch = "x86_64") => Some(Nibbles::Q4_0),
-        QuantType::Q5_0 => Some(Nibbles::Q5_0),
+        // Candle's Q4_0 and Q8_0 dots have NEON paths and ours none yet; there is no aarch64
+        // machine here to compare them on.
+        QuantType::Q4_0 if cfg!(target_arch = "x86_64") => Some(Format::Q4_0),
+        QuantType::Q8_0 if cfg!(target_arch = "x86_64") => Some(Format::Q8_0),
+        QuantType::Q5_0 => Some(Format::Q5_0),
         _ => None,
     }
 }
@@ -163,9 +215,9 @@ fn as_blocks<T: GgmlType>(bytes: &[u8]) -> &[T] {
     unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<T>(), bytes.len() / size) }
 }
 
-/// A decode step over Q4_0 or Q5_0 rows, with this crate's dot products.
+/// A decode step over rows of a [`Format`], with this crate's dot products.
 struct NibbleDots<'a> {
-    format: Nibbles,
+    format: Format,
     x: Q8,
     w: &'a [u8],
     row_bytes: usize,
@@ -182,7 +234,7 @@ impl Columns for NibbleDots<'_> {
         for (c, j) in cols.enumerate() {
             let row = &self.w[j * self.row_bytes..(j + 1) * self.row_bytes];
             for i in 0..self.m {
-                acc[c * self.m + i] = nibbles::dot(self.format, row, &self.x, i, self.portable);
+                acc[c * self.m + i] = block_dots::dot(self.format, row, &self.x, i, self.portable);
             }
         }
     }

@@ -3,14 +3,19 @@
 //! of `k / block` blocks per output), so a trace records, and the op-matrix replays, exactly
 //! what the file holds.
 
-use std::borrow::Cow;
-use std::sync::Arc;
+mod shared_bytes;
+mod weight;
 
-use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
-use candle_core::{DType, Device, Module, Storage, Tensor};
+use std::borrow::Cow;
+
+use candle_core::quantized::{GgmlDType, QStorage, QTensor};
+use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+
+pub use shared_bytes::{Owner, SharedBytes};
+pub use weight::QWeight;
 
 /// A block format of quantized weights, as llama.cpp names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -89,56 +94,6 @@ impl QuantType {
     }
 }
 
-/// A quantized weight held on its device, ready for [`super::qlinear`] and [`super::qembed`].
-#[derive(Clone)]
-pub struct QWeight {
-    quant: QuantType,
-    weight: Arc<QTensor>,
-    matmul: QMatMul,
-}
-
-impl QWeight {
-    /// The weight that `blocks` (`u8` rows of whole blocks, as a GGUF file holds them) hold,
-    /// placed on `device`.
-    pub fn new(blocks: &Tensor, quant: QuantType, device: &Device) -> Result<Self> {
-        let weight = Arc::new(weight(blocks, quant, device)?);
-        Ok(Self {
-            quant,
-            matmul: QMatMul::from_arc(weight.clone())?,
-            weight,
-        })
-    }
-
-    pub fn quant(&self) -> QuantType {
-        self.quant
-    }
-
-    /// `(out, in)`.
-    pub fn dims(&self) -> &[usize] {
-        self.weight.shape().dims()
-    }
-
-    /// The blocks as a `u8` tensor on the host: what a trace records, and what a fallback to
-    /// the host multiplies by. Made on demand, so the model holds the weight once.
-    pub(super) fn blocks(&self) -> Result<Tensor> {
-        let bytes = self.weight.data()?.into_owned();
-        let rows = self.dims()[0];
-        let row = bytes.len() / rows.max(1);
-        Ok(Tensor::from_vec(bytes, (rows, row), &Device::Cpu)?)
-    }
-
-    pub(super) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if x.device().is_cpu() {
-            return cpu_matmul(x, &self.weight, self.quant, &self.matmul);
-        }
-        Ok(self.matmul.forward(x)?)
-    }
-
-    pub(super) fn rows(&self, ids: &Tensor) -> Result<Tensor> {
-        Ok(self.weight.embedding(ids)?)
-    }
-}
-
 gemma3_interface::named!(QuantType, "quantization type");
 
 impl TryFrom<String> for QuantType {
@@ -158,44 +113,12 @@ impl From<QuantType> for String {
 /// `x · wᵀ` for `x: (m, k)` and the weight `w: (n, k)` given as its blocks (`u8`, `(n, k /
 /// block_len · block_bytes)`), on `x`'s device.
 pub(super) fn linear(x: &Tensor, blocks: &Tensor, quant: QuantType) -> Result<Tensor> {
-    let weight = Arc::new(weight(blocks, quant, x.device())?);
-    let candle = QMatMul::from_arc(weight.clone())?;
-    if x.device().is_cpu() {
-        return cpu_matmul(x, &weight, quant, &candle);
-    }
-    Ok(candle.forward(x)?)
+    QWeight::new(blocks, quant, x.device())?.forward(x)
 }
 
 /// The rows of the matrix that `blocks` hold at `ids`, dequantized to f32, on `ids`' device.
 pub(super) fn embed(blocks: &Tensor, ids: &Tensor, quant: QuantType) -> Result<Tensor> {
-    Ok(weight(blocks, quant, ids.device())?.embedding(ids)?)
-}
-
-/// The weight that `blocks` hold, on `device`.
-fn weight(blocks: &Tensor, quant: QuantType, device: &Device) -> Result<QTensor> {
-    let (n, row_bytes) = blocks.dims2()?;
-    if blocks.dtype() != DType::U8 || row_bytes % quant.block_bytes() != 0 {
-        return Err(Error::Invalid(format!(
-            "{} weight blocks must be u8 rows of whole {}-byte blocks, got {:?} {:?}",
-            quant.name(),
-            quant.block_bytes(),
-            blocks.dtype(),
-            blocks.dims()
-        )));
-    }
-    let k = row_bytes / quant.block_bytes() * quant.block_len();
-    let blocks = blocks.contiguous()?;
-    let (storage, layout) = blocks.storage_and_layout();
-    let Storage::Cpu(cpu) = &*storage else {
-        return Ok(qtensor(
-            &blocks.to_vec2::<u8>()?.concat(),
-            quant.ggml(),
-            &[n, k],
-            device,
-        )?);
-    };
-    let bytes = &cpu.as_slice::<u8>()?[layout.start_offset()..][..n * row_bytes];
-    Ok(qtensor(bytes, quant.ggml(), &[n, k], device)?)
+    QWeight::new(blocks, quant, ids.device())?.rows(ids)
 }
 
 /// The tensor of type `dtype` and shape `dims` whose data are `bytes` (as a GGUF file holds
@@ -211,27 +134,9 @@ pub(crate) fn qtensor(
     let storage = if (bytes.as_ptr() as usize).is_multiple_of(ALIGN) {
         QStorage::from_data(Cow::Borrowed(bytes), device, dtype)?
     } else {
-        let mut aligned = vec![0u64; bytes.len().div_ceil(ALIGN)];
-        bytemuck::cast_slice_mut::<u64, u8>(&mut aligned)[..bytes.len()].copy_from_slice(bytes);
-        let data = &bytemuck::cast_slice::<u64, u8>(&aligned)[..bytes.len()];
-        QStorage::from_data(Cow::Borrowed(data), device, dtype)?
+        QStorage::from_data(Cow::Borrowed(&SharedBytes::copied(bytes)), device, dtype)?
     };
     QTensor::new(storage, dims)
-}
-
-/// The product on the CPU: this crate's kernels where they are the faster ([`takes`]), over
-/// the weight's blocks where they lie; else Candle's, which take f32 activations (and round
-/// them to 8 bits per block), so other dtypes are computed in f32 and rounded back.
-///
-/// [`takes`]: super::cpu::qlinear::takes
-fn cpu_matmul(x: &Tensor, w: &QTensor, quant: QuantType, candle: &QMatMul) -> Result<Tensor> {
-    let (n, k) = w.shape().dims2()?;
-    let rows = x.elem_count() / k.max(1);
-    if super::cpu::qlinear::takes(quant, rows) {
-        return Ok(super::cpu::qlinear::qlinear(x, &w.data()?, quant, n)?);
-    }
-    let y = candle.forward(&x.to_dtype(DType::F32)?)?;
-    Ok(y.to_dtype(x.dtype())?)
 }
 
 /// The blocks of `w`, a `(n, k)` f32 matrix on the CPU, quantized to `quant`: a weight as a
@@ -246,12 +151,14 @@ pub fn quantize(w: &Tensor, quant: QuantType) -> Result<Tensor> {
 
 /// The weight that `blocks` hold, dequantized to f32 on the CPU: the format's definition.
 pub fn dequantize(blocks: &Tensor, quant: QuantType) -> Result<Tensor> {
-    Ok(weight(blocks, quant, &Device::Cpu)?.dequantize(&Device::Cpu)?)
+    let (bytes, [n, k]) = weight::host_bytes(blocks, quant)?;
+    Ok(qtensor(&bytes, quant.ggml(), &[n, k], &Device::Cpu)?.dequantize(&Device::Cpu)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::DType;
 
     #[test]
     fn quant_types_round_trip_by_name_and_serde() {

@@ -1,32 +1,36 @@
-//! Dot products of rows of Q4_0 and Q5_0 blocks, the formats of Google's QAT files and of most
-//! matrices in a Q4_K_M file of Gemma 3 1B (its rows of 1152 are not whole 256-weight K-blocks,
-//! so llama-quantize falls back to Q5_0), with activations rounded to 8 bits per 32.
+//! Dot products of rows of Q4_0, Q5_0 and Q8_0 blocks with activations rounded to 8 bits per
+//! 32. Q4_0 is the format of Google's QAT files; Q5_0 that of most matrices in a Q4_K_M file of
+//! Gemma 3 1B (its rows of 1152 are not whole 256-weight K-blocks, so llama-quantize falls back
+//! to it); Q8_0 that of the tied embedding, the LM head, in every file llama-quantize makes.
 //!
 //! Candle's Q4_0 dot runs at 4.9 GiB/s of weights on AVX2 where its Q8_0 reaches 11 (one
 //! chain of multiply-adds, signs fixed per block), and its Q5_0 has no SIMD path (0.94 GiB/s).
-//! Here a weight stays unsigned, `q = w / d + offset`, so one `maddubs` multiplies it by the
-//! signed activation, and the offset comes off once per block through the activation block's
-//! precomputed sum.
+//! Here a 4- or 5-bit weight stays unsigned, `q = w / d + offset`, so one `maddubs` multiplies
+//! it by the signed activation, and the offset comes off once per block through the activation
+//! block's precomputed sum. Having every decode format's dot here lets the CPU multiply by the
+//! blocks where the file's mapping holds them, with no copy into Candle's storage.
 
 use half::f16;
 
-/// A 4- or 5-bit block format: 32 weights, an f16 scale, 16 bytes of low nibbles (weight `j`
-/// in the low half of byte `j`, weight `16 + j` in its high half), and for Q5_0 a 32-bit word
-/// of fifth bits before them.
+/// A block format of 32 weights after an f16 scale: Q4_0's 16 bytes of nibbles (weight `j` in
+/// the low half of byte `j`, weight `16 + j` in its high half), Q5_0's the same after a 32-bit
+/// word of fifth bits, or Q8_0's 32 signed bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Nibbles {
+pub(super) enum Format {
     Q4_0,
     Q5_0,
+    Q8_0,
 }
 
 /// Weights per block, of every format here and of the activation blocks.
 pub(super) const BLOCK: usize = 32;
 
-impl Nibbles {
+impl Format {
     pub(super) fn block_bytes(self) -> usize {
         match self {
             Self::Q4_0 => 18,
             Self::Q5_0 => 22,
+            Self::Q8_0 => 34,
         }
     }
 
@@ -35,6 +39,7 @@ impl Nibbles {
         match self {
             Self::Q4_0 => 8.0,
             Self::Q5_0 => 16.0,
+            Self::Q8_0 => 0.0,
         }
     }
 }
@@ -88,7 +93,7 @@ impl Q8 {
 
 /// Σ w·x for one row `w` of `format` blocks and row `i` of `x`, on the widest instruction set
 /// the CPU has unless `portable`.
-pub(super) fn dot(format: Nibbles, w: &[u8], x: &Q8, i: usize, portable: bool) -> f32 {
+pub(super) fn dot(format: Format, w: &[u8], x: &Q8, i: usize, portable: bool) -> f32 {
     let (q, d, s) = x.row(i);
     assert_eq!(
         w.len(),
@@ -101,8 +106,9 @@ pub(super) fn dot(format: Nibbles, w: &[u8], x: &Q8, i: usize, portable: bool) -
         // `Q8::row` gives that many blocks of `q`, `d` and `s`.
         return unsafe {
             match format {
-                Nibbles::Q4_0 => avx2::dot::<false>(w, q, d, s),
-                Nibbles::Q5_0 => avx2::dot::<true>(w, q, d, s),
+                Format::Q4_0 => avx2::dot::<{ avx2::Q4_0 }>(w, q, d, s),
+                Format::Q5_0 => avx2::dot::<{ avx2::Q5_0 }>(w, q, d, s),
+                Format::Q8_0 => avx2::dot::<{ avx2::Q8_0 }>(w, q, d, s),
             }
         };
     }
@@ -110,20 +116,24 @@ pub(super) fn dot(format: Nibbles, w: &[u8], x: &Q8, i: usize, portable: bool) -
     scalar(format, w, q, d, s)
 }
 
-/// The weights of one block as stored, unsigned: nibble plus fifth bit.
-fn stored(format: Nibbles, block: &[u8]) -> [u8; BLOCK] {
+/// The weights of one block as stored, less the format's offset: nibble plus fifth bit, or
+/// Q8_0's byte.
+fn stored(format: Format, block: &[u8]) -> [i32; BLOCK] {
     let (high, qs) = match format {
-        Nibbles::Q4_0 => (0u32, &block[2..18]),
-        Nibbles::Q5_0 => (
+        Format::Q4_0 => (0u32, &block[2..18]),
+        Format::Q5_0 => (
             u32::from_le_bytes([block[2], block[3], block[4], block[5]]),
             &block[6..22],
         ),
+        Format::Q8_0 => {
+            return std::array::from_fn(|j| i32::from(block[2 + j] as i8));
+        }
     };
-    let mut out = [0u8; BLOCK];
+    let mut out = [0i32; BLOCK];
     for (j, &b) in qs.iter().enumerate() {
         let fifth = |at: usize| (((high >> at) & 1) as u8) << 4;
-        out[j] = (b & 0x0f) | fifth(j);
-        out[j + 16] = (b >> 4) | fifth(j + 16);
+        out[j] = i32::from((b & 0x0f) | fifth(j));
+        out[j + 16] = i32::from((b >> 4) | fifth(j + 16));
     }
     out
 }
@@ -132,17 +142,13 @@ fn scale(block: &[u8]) -> f32 {
     f16::from_bits(u16::from_le_bytes([block[0], block[1]])).to_f32()
 }
 
-fn scalar(format: Nibbles, w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32 {
+fn scalar(format: Format, w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32 {
     let mut sum = 0f32;
     let blocks = w.chunks_exact(format.block_bytes());
     for (b, block) in blocks.enumerate() {
         let ws = stored(format, block);
         let x = &q[b * BLOCK..(b + 1) * BLOCK];
-        let dot: i32 = ws
-            .iter()
-            .zip(x)
-            .map(|(&a, &y)| i32::from(a) * i32::from(y))
-            .sum();
+        let dot: i32 = ws.iter().zip(x).map(|(&a, &y)| a * i32::from(y)).sum();
         sum += scale(block) * (d[b] * dot as f32 - format.offset() * s[b]);
     }
     sum
@@ -154,21 +160,26 @@ mod avx2 {
 
     use super::BLOCK;
 
+    /// The formats, as the const parameter of [`dot`].
+    pub(super) const Q4_0: u8 = 0;
+    pub(super) const Q5_0: u8 = 1;
+    pub(super) const Q8_0: u8 = 2;
+
     pub(super) fn detected() -> bool {
         is_x86_feature_detected!("avx2")
             && is_x86_feature_detected!("fma")
             && is_x86_feature_detected!("f16c")
     }
 
-    /// [`super::scalar`] in 256-bit lanes, `FIVE` for Q5_0: two blocks a step, each into its
-    /// own sums, so that the multiply-adds of one do not wait for the other's.
+    /// [`super::scalar`] in 256-bit lanes for the format `F`: two blocks a step, each into
+    /// its own sums, so that the multiply-adds of one do not wait for the other's.
     ///
     /// # Safety
     /// The CPU has AVX2, FMA and F16C; `w` holds `d.len()` blocks, and `q` as many blocks of
     /// 32, as does `s`.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn dot<const FIVE: bool>(w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32 {
-        let bytes = if FIVE { 22 } else { 18 };
+    pub(super) unsafe fn dot<const F: u8>(w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32 {
+        let bytes = [18, 22, 34][usize::from(F)];
         let blocks = d.len();
         let (w, q) = (w.as_ptr(), q.as_ptr());
         let mut acc = [_mm256_setzero_ps(); 2];
@@ -178,30 +189,48 @@ mod avx2 {
             let scale = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(
                 p.cast::<u16>().read_unaligned(),
             ))));
-            let sums = block_sums::<FIVE>(p, q.add(b * BLOCK));
+            let x = q.add(b * BLOCK);
+            let sums = if F == Q8_0 {
+                signed_sums(p, x)
+            } else {
+                block_sums::<F>(p, x)
+            };
             let lane = b % 2;
             acc[lane] = _mm256_fmadd_ps(
                 _mm256_set1_ps(scale * *d.get_unchecked(b)),
                 _mm256_cvtepi32_ps(sums),
                 acc[lane],
             );
-            offsets[lane] += scale * *s.get_unchecked(b);
+            if F != Q8_0 {
+                offsets[lane] += scale * *s.get_unchecked(b);
+            }
         }
         let acc = _mm256_add_ps(acc[0], acc[1]);
         let half = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
         let pair = _mm_add_ps(half, _mm_movehl_ps(half, half));
         let one = _mm_add_ss(pair, _mm_shuffle_ps(pair, pair, 1));
-        let offset = if FIVE { 16.0 } else { 8.0 };
+        let offset = [8.0, 16.0, 0.0][usize::from(F)];
         _mm_cvtss_f32(one) - offset * (offsets[0] + offsets[1])
     }
 
-    /// The block at `p` times the 32 activations at `x`, as eight i32 sums of four products.
+    /// The Q8_0 block at `p` times the 32 activations at `x`, as eight i32 sums of four
+    /// products: `maddubs` takes one unsigned operand, so the weights' signs move onto `x`.
     #[target_feature(enable = "avx2")]
-    unsafe fn block_sums<const FIVE: bool>(p: *const u8, x: *const i8) -> __m256i {
-        let nib = _mm_loadu_si128(p.add(if FIVE { 6 } else { 2 }).cast());
+    unsafe fn signed_sums(p: *const u8, x: *const i8) -> __m256i {
+        let w = _mm256_loadu_si256(p.add(2).cast());
+        let x = _mm256_loadu_si256(x.cast());
+        let products = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+        _mm256_madd_epi16(products, _mm256_set1_epi16(1))
+    }
+
+    /// The Q4_0 or Q5_0 block at `p` times the 32 activations at `x`, as eight i32 sums of
+    /// four products.
+    #[target_feature(enable = "avx2")]
+    unsafe fn block_sums<const F: u8>(p: *const u8, x: *const i8) -> __m256i {
+        let nib = _mm_loadu_si128(p.add(if F == Q5_0 { 6 } else { 2 }).cast());
         let low = _mm256_set1_epi8(0x0f);
         let mut ws = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(nib, 4), nib), low);
-        if FIVE {
+        if F == Q5_0 {
             // Byte `j` of `spread` is byte `j / 8` of the fifth bits, and `bit` picks bit
             // `j % 8` of it.
             let spread = _mm256_set_epi64x(
