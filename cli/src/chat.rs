@@ -9,10 +9,10 @@ use inference::run::generation::{self, Flow, StopReason};
 use inference::text::detokenize::TokenStream;
 
 use super::chat_input::{Line, Lines};
-use super::generate::SamplingArgs;
 use super::interrupt;
 use super::model_args::ModelArgs;
 use super::output;
+use super::sampling_args::SamplingArgs;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -29,8 +29,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let mut sampler = args.sampling.sampler()?;
     let loaded = args.model.load()?;
+    let mut sampler = args.sampling.sampler(loaded.generation_config.as_ref())?;
     let Some(template) = loaded.chat_template.clone() else {
         bail!("this checkpoint has no chat template in tokenizer_config.json; use `gemma3 generate --raw`");
     };

@@ -9,6 +9,7 @@ mod interrupt;
 mod model_args;
 mod output;
 mod perplexity;
+mod sampling_args;
 mod stop_strings;
 
 use anyhow::Result;
