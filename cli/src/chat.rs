@@ -1,18 +1,18 @@
 //! `gemma3 chat`: an interactive multi-turn conversation that keeps the KV cache across turns.
-//! Reads one message per line from stdin, so it also works with piped input.
+//! Reads one message per line from stdin, edited on a terminal, or piped.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
 use anyhow::{bail, Result};
 use inference::run::conversation::Conversation;
 use inference::run::generation::{self, Flow, StopReason};
 use inference::text::detokenize::TokenStream;
 
-use super::chat_input::{Line, Lines};
-use super::generate::SamplingArgs;
+use super::chat_input::{Line, Messages};
 use super::interrupt;
 use super::model_args::ModelArgs;
 use super::output;
+use super::sampling_args::SamplingArgs;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -29,8 +29,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let mut sampler = args.sampling.sampler()?;
     let loaded = args.model.load()?;
+    let mut sampler = args.sampling.sampler(loaded.generation_config.as_ref())?;
     let Some(template) = loaded.chat_template.clone() else {
         bail!("this checkpoint has no chat template in tokenizer_config.json; use `gemma3 generate --raw`");
     };
@@ -39,8 +39,7 @@ pub fn run(args: Args) -> Result<()> {
     let stop_ids = loaded.stop_ids();
     let mut conversation = Conversation::new(template, args.system.clone());
     let mut cache = loaded.model.new_cache();
-    let interactive = std::io::stdin().is_terminal();
-    if interactive {
+    if std::io::stdin().is_terminal() {
         eprintln!(
             "chat with the model; \"\"\" opens and closes a message of several lines, /reset \
              starts over, /exit (or end of input) quits"
@@ -48,13 +47,9 @@ pub fn run(args: Args) -> Result<()> {
     }
     // No message of more bytes than this fits: a token is rarely over 16 bytes.
     let limit = context.saturating_mul(16).max(1 << 16);
-    let mut lines = Lines::new(std::io::stdin().lock(), limit);
+    let mut messages = Messages::stdin(limit)?;
     loop {
-        if interactive {
-            eprint!("> ");
-            std::io::stderr().flush().ok();
-        }
-        let line = match lines.next_message()? {
+        let line = match messages.next()? {
             None => break,
             Some(Line::Text(line)) => line,
             Some(Line::Refused(why)) => {

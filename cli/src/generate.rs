@@ -5,13 +5,13 @@ use std::time::Instant;
 use anyhow::Result;
 use gemma3_interface::generation_report::{FallbackStats, GenerationReport, GenerationStats};
 use inference::run::generation::{self, Flow, StopReason};
-use inference::run::sampling::{Sampler, SamplingParams};
 use inference::text::chat::Message;
 use inference::text::detokenize::TokenStream;
 
 use super::interrupt::{self, Interrupted};
 use super::model_args::{Loaded, ModelArgs};
 use super::output;
+use super::sampling_args::SamplingArgs;
 use super::stop_strings::StopStrings;
 
 #[derive(clap::Args)]
@@ -43,50 +43,6 @@ pub struct Args {
     ignore_eos: bool,
 }
 
-#[derive(clap::Args)]
-pub struct SamplingArgs {
-    /// Sampling temperature; 0 is greedy.
-    #[arg(long, default_value_t = 0.0)]
-    temperature: f64,
-    /// Keep only the k most likely tokens.
-    #[arg(long)]
-    top_k: Option<usize>,
-    /// Keep the smallest set of tokens whose probability reaches p.
-    #[arg(long)]
-    top_p: Option<f64>,
-    /// The sampler's random seed: the same seed and flags give the same text.
-    #[arg(short, long, default_value_t = 299_792_458)]
-    seed: u64,
-    /// Penalty for tokens among the last `--repeat-last-n` (1 is none).
-    #[arg(long, default_value_t = 1.0)]
-    repeat_penalty: f32,
-    /// How many of the latest tokens `--repeat-penalty` looks back over.
-    #[arg(long, default_value_t = 64)]
-    repeat_last_n: usize,
-}
-
-impl SamplingArgs {
-    pub fn sampler(&self) -> Result<Sampler> {
-        Ok(Sampler::new(self.params())?)
-    }
-
-    /// The flags' own consistency, checked before anything loads.
-    pub fn check_flags(&self) -> Result<(), String> {
-        self.params().validate().map_err(|e| e.to_string())
-    }
-
-    fn params(&self) -> SamplingParams {
-        SamplingParams {
-            temperature: self.temperature,
-            top_k: self.top_k,
-            top_p: self.top_p,
-            seed: self.seed,
-            repeat_penalty: self.repeat_penalty,
-            repeat_last_n: self.repeat_last_n,
-        }
-    }
-}
-
 /// The prompt's token ids: through the chat template when the checkpoint has one, as
 /// transformers' `apply_chat_template` does (the template writes `<bos>` itself).
 fn prompt_ids(loaded: &Loaded, args: &Args) -> Result<Vec<u32>> {
@@ -110,10 +66,10 @@ fn prompt_ids(loaded: &Loaded, args: &Args) -> Result<Vec<u32>> {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let mut sampler = args.sampling.sampler()?;
     let started = Instant::now();
     let loaded = args.model.load()?;
     let load_s = started.elapsed().as_secs_f64();
+    let mut sampler = args.sampling.sampler(loaded.generation_config.as_ref())?;
     let prompt = prompt_ids(&loaded, &args)?;
     let stop_ids = if args.ignore_eos {
         Vec::new()

@@ -9,6 +9,7 @@ mod interrupt;
 mod model_args;
 mod output;
 mod perplexity;
+mod sampling_args;
 mod stop_strings;
 
 use anyhow::Result;
@@ -28,16 +29,36 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Report the backends, devices, preflight per dtype, and the Hub cache and token.
+    #[command(after_help = "Examples:
+  gemma3 doctor
+  gemma3 doctor --json")]
     Doctor(doctor::Args),
     /// Continue a prompt.
+    #[command(after_help = "Examples:
+  gemma3 generate -p \"Why is the sky blue?\"
+  gemma3 generate -m google/gemma-3-4b-it -p \"Write a haiku about rain\" --temperature 0
+  gemma3 generate --gguf gemma-3-1b-it-Q4_K_M.gguf -p \"Hello\" -n 64 --seed 7
+  gemma3 generate --model-dir gemma-3-1b-pt --raw -p \"The capital of France is\" --json")]
     Generate(generate::Args),
     /// Talk to an instruction-tuned model, one message per line; the KV cache is kept across turns.
+    #[command(after_help = "Examples:
+  gemma3 chat
+  gemma3 chat -m google/gemma-3-4b-it --system \"Be brief.\"
+  gemma3 chat -m bartowski/google_gemma-3-1b-it-GGUF:Q4_K_M --temperature 0 < questions.txt")]
     Chat(chat::Args),
     /// Score a text: per-token log-probabilities and perplexity.
+    #[command(after_help = "Examples:
+  gemma3 perplexity --text \"The quick brown fox jumps over the lazy dog.\"
+  gemma3 perplexity --model-dir gemma-3-1b-pt --file book.txt --window 1024 --stride 512
+  gemma3 perplexity --gguf gemma-3-1b-it-Q4_0.gguf --file wiki.txt --json")]
     Perplexity(perplexity::Args),
-    /// Print the shell completion script for SHELL, e.g. `gemma3 completions bash >
-    /// ~/.local/share/bash-completion/completions/gemma3`.
+    /// Print the shell completion script for SHELL.
+    #[command(after_help = "Examples:
+  gemma3 completions bash > ~/.local/share/bash-completion/completions/gemma3
+  gemma3 completions zsh > ~/.zfunc/_gemma3
+  gemma3 completions fish > ~/.config/fish/completions/gemma3.fish")]
     Completions {
+        /// The shell to complete for.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
@@ -136,5 +157,66 @@ fn main() {
         }
         eprintln!("error: {e:#}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A command line of an example, as the shell splits it: words, double-quoted strings
+    /// whole, up to a redirection.
+    fn words(line: &str) -> Vec<String> {
+        let (mut words, mut word, mut quoted) = (Vec::new(), String::new(), false);
+        for c in line.chars() {
+            match c {
+                '"' => quoted = !quoted,
+                ' ' if !quoted => {
+                    words.extend((!word.is_empty()).then(|| std::mem::take(&mut word)))
+                }
+                _ => word.push(c),
+            }
+        }
+        words.push(word);
+        words.retain(|w| !w.is_empty());
+        let redirect = words.iter().position(|w| w == ">" || w == "<");
+        words.truncate(redirect.unwrap_or(words.len()));
+        words
+    }
+
+    #[test]
+    fn every_subcommand_has_examples_that_parse_and_every_argument_has_help() {
+        let mut cli = Cli::command();
+        cli.build();
+        // clap's own `help` subcommand has no examples to give.
+        for sub in cli.get_subcommands().filter(|s| s.get_name() != "help") {
+            let name = sub.get_name();
+            for arg in sub.get_arguments() {
+                let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+                assert!(
+                    !help.trim().is_empty(),
+                    "{name} {} has no help",
+                    arg.get_id()
+                );
+            }
+            let after = sub
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            let examples: Vec<&str> = after
+                .strip_prefix("Examples:\n")
+                .unwrap_or_else(|| panic!("{name}: no Examples: section"))
+                .lines()
+                .map(str::trim)
+                .collect();
+            assert!((2..=4).contains(&examples.len()), "{name}: {examples:?}");
+            for example in examples {
+                let words = words(example);
+                assert_eq!(words[..2], ["gemma3", name], "{example}");
+                if let Err(e) = Cli::try_parse_from(&words) {
+                    panic!("{example}: {e}");
+                }
+            }
+        }
     }
 }

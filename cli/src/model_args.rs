@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device};
 use inference::device::{Backend, DTypeChoice, DeviceChoice};
 use inference::load::checkpoint::Checkpoint;
+use inference::load::generation_config::GenerationConfig;
 use inference::load::hub;
 use inference::load::memory::{self, Need};
 use inference::model::Gemma3;
@@ -111,6 +112,8 @@ pub struct Loaded {
     pub tokenizer: Tokenizer,
     /// The chat template of `tokenizer_config.json`, for instruction-tuned checkpoints.
     pub chat_template: Option<ChatTemplate>,
+    /// The sampling defaults of `generation_config.json`, which the flags override.
+    pub generation_config: Option<GenerationConfig>,
 }
 
 impl Loaded {
@@ -222,6 +225,9 @@ impl ModelArgs {
         // formats the preflight must replay; no weight is read before the preflight.
         let dir = self.checkpoint_path()?;
         let mut checkpoint = Checkpoint::open(&dir).context("opening the checkpoint")?;
+        let generation_config = checkpoint
+            .generation_config()
+            .context("reading the sampling defaults (fix or remove the file)")?;
         if let Some(n) = self.ctx_size {
             let positions = &mut checkpoint.config.text.max_position_embeddings;
             *positions = (*positions).min(n as usize);
@@ -258,6 +264,7 @@ impl ModelArgs {
             _installed: installed,
             tokenizer,
             chat_template,
+            generation_config,
         })
     }
 }

@@ -50,7 +50,8 @@ fn later_turns_reuse_the_cache_and_reset_starts_over() {
     // One-token greedy replies are never fed back, so the cache holds exactly the rendered
     // prompt, and the next turn's rendering must extend it.
     let input = "Hello there\nWhat is the river?\n/reset\nAnd the clock?\n/exit\nnever read\n";
-    let out = chat(&checkpoint_dir("tiny-text"), input, &["--max-tokens", "1"]);
+    let greedy = ["--max-tokens", "1", "--temperature", "0"];
+    let out = chat(&checkpoint_dir("tiny-text"), input, &greedy);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let t = turns(&stderr);

@@ -8,16 +8,6 @@ use std::process::Command;
 use common::checkpoint_dir;
 use serde_json::Value;
 
-/// A writable copy of the tiny text checkpoint.
-fn copy_checkpoint() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(checkpoint_dir("tiny-text")).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
-    }
-    dir
-}
-
 fn edit_config(dir: &Path, edit: impl FnOnce(&mut serde_json::Map<String, Value>)) {
     let path = dir.join("config.json");
     let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
@@ -62,7 +52,7 @@ fn missing_checkpoint_directory() {
 
 #[test]
 fn missing_weight_file() {
-    let dir = copy_checkpoint();
+    let dir = common::copy("tiny-text");
     std::fs::remove_file(dir.path().join("model.safetensors")).unwrap();
     let err = perplexity(dir.path(), "hello there");
     assert!(err.contains("model.safetensors"), "{err}");
@@ -70,7 +60,7 @@ fn missing_weight_file() {
 
 #[test]
 fn missing_text_file() {
-    let dir = copy_checkpoint();
+    let dir = common::copy("tiny-text");
     let err = fails(&[
         "perplexity",
         "--model-dir",
@@ -83,7 +73,7 @@ fn missing_text_file() {
 
 #[test]
 fn truncated_safetensors() {
-    let dir = copy_checkpoint();
+    let dir = common::copy("tiny-text");
     let path = dir.path().join("model.safetensors");
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
@@ -94,7 +84,7 @@ fn truncated_safetensors() {
 /// A valid safetensors file whose tensors are not floats is named as such, not as damaged.
 #[test]
 fn an_integer_tensor_is_named_not_called_corrupt() {
-    let dir = copy_checkpoint();
+    let dir = common::copy("tiny-text");
     let path = dir.path().join("model.safetensors");
     let mut tensors = candle_core::safetensors::load(&path, &candle_core::Device::Cpu).unwrap();
     let norm = "model.norm.weight";
@@ -115,7 +105,7 @@ fn an_integer_tensor_is_named_not_called_corrupt() {
 /// `perplexity` print NaN: both now stop at the first such logits, saying so.
 #[test]
 fn non_finite_weights_stop_with_an_error_not_a_nan() {
-    let dir = copy_checkpoint();
+    let dir = common::copy("tiny-text");
     let path = dir.path().join("model.safetensors");
     let mut tensors = candle_core::safetensors::load(&path, &candle_core::Device::Cpu).unwrap();
     let norm = "model.norm.weight";
@@ -131,8 +121,28 @@ fn non_finite_weights_stop_with_an_error_not_a_nan() {
 }
 
 #[test]
+fn a_generation_config_that_is_not_json_is_named() {
+    let dir = common::copy("tiny-text");
+    std::fs::write(
+        dir.path().join("generation_config.json"),
+        "{\"do_sample\": tru",
+    )
+    .unwrap();
+    let model = dir.path().to_str().unwrap();
+    // Before the weights load, in each command that samples.
+    for args in [&["generate", "--prompt", "hi"][..], &["chat"]] {
+        let err = fails(&[args, &["--model-dir", model, "--cpu"]].concat());
+        assert!(
+            err.contains("generation_config.json is not valid JSON")
+                && err.contains("fix or remove"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn a_weights_file_that_is_a_directory_is_named() {
-    let dir = copy_checkpoint();
+    let dir = common::copy("tiny-text");
     let path = dir.path().join("model.safetensors");
     std::fs::remove_file(&path).unwrap();
     std::fs::create_dir(&path).unwrap();
@@ -147,7 +157,7 @@ fn a_weights_file_that_is_a_directory_is_named() {
 #[test]
 fn a_shard_outside_the_checkpoint_directory_is_refused() {
     for shard in ["../model.safetensors", "/etc/passwd"] {
-        let dir = copy_checkpoint();
+        let dir = common::copy("tiny-text");
         let index = serde_json::json!({"weight_map": {"model.norm.weight": shard}});
         std::fs::write(
             dir.path().join("model.safetensors.index.json"),
@@ -166,7 +176,7 @@ fn a_shard_outside_the_checkpoint_directory_is_refused() {
 
 #[test]
 fn wrong_tensor_shape() {
-    let dir = copy_checkpoint();
+    let dir = common::copy("tiny-text");
     edit_config(dir.path(), |m| {
         m.insert("intermediate_size".into(), 96.into());
     });
@@ -180,7 +190,7 @@ fn wrong_tensor_shape() {
 
 #[test]
 fn unknown_model_type() {
-    let dir = copy_checkpoint();
+    let dir = common::copy("tiny-text");
     edit_config(dir.path(), |m| {
         m.insert("model_type".into(), "mistral".into());
     });
@@ -190,7 +200,7 @@ fn unknown_model_type() {
 
 #[test]
 fn prompt_longer_than_the_context() {
-    let dir = copy_checkpoint();
+    let dir = common::copy("tiny-text");
     edit_config(dir.path(), |m| {
         m.insert("max_position_embeddings".into(), 16.into());
     });
@@ -225,7 +235,7 @@ fn a_size_no_gemma_3_has_is_named() {
             "more than any Gemma 3 has",
         ),
     ] {
-        let dir = copy_checkpoint();
+        let dir = common::copy("tiny-text");
         edit_config(dir.path(), |m| {
             m.insert(key.into(), value.into());
         });
@@ -242,7 +252,7 @@ fn a_size_no_gemma_3_has_is_named() {
 /// and generation stops where the context ends.
 #[test]
 fn a_short_context_and_a_huge_max_tokens_stop_at_the_context() {
-    let dir = copy_checkpoint();
+    let dir = common::copy("tiny-text");
     edit_config(dir.path(), |m| {
         m.insert("max_position_embeddings".into(), 8.into());
     });
@@ -315,7 +325,7 @@ fn malformed_flag_values_exit_2_before_anything_loads() {
 /// of it is tokenized: the count says "more than".
 #[test]
 fn a_huge_text_without_windows_is_refused_early() {
-    let dir = copy_checkpoint();
+    let dir = common::copy("tiny-text");
     edit_config(dir.path(), |m| {
         m.insert("max_position_embeddings".into(), 64.into());
     });
@@ -359,7 +369,7 @@ fn unknown_device_and_dtype() {
 
 #[test]
 fn a_failing_preflight_on_an_explicit_device_names_the_op_before_loading() {
-    let dir = copy_checkpoint();
+    let dir = common::copy("tiny-text");
     // No weights at all: the preflight must fail first, so nothing is read.
     std::fs::remove_file(dir.path().join("model.safetensors")).unwrap();
     let err = fails(&[
@@ -382,7 +392,7 @@ fn a_failing_preflight_on_an_explicit_device_names_the_op_before_loading() {
 
 #[test]
 fn a_checkpoint_path_that_is_a_file_says_what_it_should_be() {
-    let dir = copy_checkpoint();
+    let dir = common::copy("tiny-text");
     let file = dir.path().join("config.json");
     let err = perplexity(&file, "hello there");
     assert!(

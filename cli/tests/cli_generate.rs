@@ -227,10 +227,17 @@ fn a_stop_string_ends_the_output() {
 
 #[test]
 fn a_reply_cut_at_max_tokens_says_so() {
-    let (doc, stderr) = generate(&["--prompt", PROMPT, "--max-tokens", "2"]);
+    let (doc, stderr) = generate(&[
+        "--prompt",
+        PROMPT,
+        "--max-tokens",
+        "2",
+        "--temperature",
+        "0",
+    ]);
     assert_eq!(
         doc["stop"], "max_tokens",
-        "the tiny model's first tokens are not EOS"
+        "the tiny model's first greedy tokens are not EOS"
     );
     assert!(stderr.contains("cut off at --max-tokens 2"), "{stderr}");
     let (_, stderr) = generate(&["--prompt", PROMPT, "--max-tokens", "2", "--ignore-eos"]);
@@ -490,4 +497,41 @@ fn a_model_is_fitted_to_the_free_memory_before_it_loads() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     let out = with_free_memory(weights * 100, &[]);
     assert!(!String::from_utf8_lossy(&out.stderr).contains("limited"));
+}
+
+/// tiny-text's committed `generation_config.json` samples (`do_sample: true, top_k: 64,
+/// top_p: 0.95`); a flag overrides each value, and a file saying `do_sample: false`, or none,
+/// is greedy.
+#[test]
+fn generation_config_json_gives_the_defaults_and_flags_override_it() {
+    let run = |dir: &std::path::Path, extra: &[&str]| {
+        let base = ["-p", PROMPT, "-n", "12", "--ignore-eos", "-s", "5"];
+        tokens(&generate_in(dir, &[&base[..], extra].concat()).0)
+    };
+    let config = |json: Option<&str>| {
+        let dir = common::copy("tiny-text");
+        let path = dir.path().join("generation_config.json");
+        match json {
+            Some(json) => std::fs::write(path, json).unwrap(),
+            None => std::fs::remove_file(path).unwrap(),
+        }
+        dir
+    };
+    let committed = checkpoint_dir("tiny-text");
+    let none = config(None);
+    let greedy = run(none.path(), &[]);
+    let gemma_flags = ["--temperature", "1", "--top-k", "64", "--top-p", "0.95"];
+    let sampled = run(none.path(), &gemma_flags);
+    assert_ne!(sampled, greedy, "the seed leaves the greedy path");
+    assert_eq!(run(&committed, &[]), sampled, "the file's sampling");
+    let greedy_file = config(Some(r#"{"do_sample": false, "top_k": 64, "top_p": 0.95}"#));
+    assert_eq!(run(greedy_file.path(), &[]), greedy);
+
+    assert_eq!(run(&committed, &["--temperature", "0"]), greedy);
+    assert_eq!(
+        run(&committed, &["--top-k", "1"]),
+        greedy,
+        "--top-k over top_k"
+    );
+    assert_eq!(run(greedy_file.path(), &gemma_flags), sampled);
 }

@@ -41,7 +41,7 @@ for round in 1 2 3; do
     set -- $case
     echo "== $1 weights, $3 activations, round $round" >> "$out/gen.err"
     doc=$("$run" gemma3 generate --model-dir "$2" --raw --prompt "$prompt" --max-tokens 128 \
-      --ignore-eos --json --device cuda --dtype "$3" 2>> "$out/gen.err")
+      --temperature 0 --ignore-eos --json --device cuda --dtype "$3" 2>> "$out/gen.err")
     echo "{\"weights\": \"$1\", \"dtype\": \"$3\", \"round\": $round, \"report\": ${doc:-null}}" >> "$out/gen.jsonl"
   done
 done

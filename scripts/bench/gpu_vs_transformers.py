@@ -87,7 +87,7 @@ def transformers_run(path, ids):
 def engine_run(run_sh, path, ids):
     prompt = " ".join(f"t{i}" for i in ids[1:])
     gen = ["gemma3", "generate", "--model-dir", str(path), "--prompt", prompt, "--max-tokens", str(NEW_TOKENS),
-           "--ignore-eos", "--device", "cuda", "--dtype", "bf16", "--json"]
+           "--temperature", "0", "--ignore-eos", "--device", "cuda", "--dtype", "bf16", "--json"]
     subprocess.run([run_sh, *gen], check=True, capture_output=True)  # warm-up: PTX JIT, page cache
     out = json.loads(subprocess.run([run_sh, *gen], check=True, capture_output=True, text=True).stdout)
     ppl = ["gemma3", "perplexity", "--model-dir", str(path), "--text", prompt, "--device", "cuda", "--dtype", "bf16", "--json"]

@@ -9,6 +9,7 @@ use candle_core::{DType, Device};
 
 use crate::error::{Error, Result};
 use crate::load::config::ModelConfig;
+use crate::load::generation_config::{self, GenerationConfig};
 use crate::load::gguf::{GgufFile, Vocab};
 use crate::load::weights::{self, Weights};
 use crate::model::Gemma3;
@@ -149,6 +150,23 @@ impl Checkpoint {
             return Ok(None);
         }
         ChatTemplate::from_tokenizer_config(&config)
+    }
+
+    /// The sampling defaults of the directory's `generation_config.json`; `None` without one,
+    /// and for a GGUF file, which carries none.
+    pub fn generation_config(&self) -> Result<Option<GenerationConfig>> {
+        match self.generation_config_path() {
+            Some(path) if path.exists() => GenerationConfig::from_file(&path).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Where [`Self::generation_config`] looks.
+    pub fn generation_config_path(&self) -> Option<PathBuf> {
+        match self.source {
+            Source::Safetensors(_) => Some(self.dir.join(generation_config::FILE)),
+            Source::Gguf(_) => None,
+        }
     }
 }
 

@@ -220,6 +220,9 @@ pub fn generate(
         .arg(dir)
         .args(["--raw", "--prompt", &prompt_text(ids)])
         .args(["--max-tokens", &new_tokens.to_string()])
+        // Greedy, whatever the checkpoint's generation_config.json says: the peers decode
+        // greedily, and their tokens are compared with ours.
+        .args(["--temperature", "0"])
         .args(["--ignore-eos", "--json", "--device", "cpu"])
         .args(["--dtype", ckpt.dtype.run_dtype()])
         // Its log, kept in logs/, at info level: the device, the preflight, the kernel path.
