@@ -178,3 +178,23 @@ fn a_block_between_triple_quotes_is_one_turn() {
     let alone = turns(&String::from_utf8_lossy(&alone.stderr));
     assert!(t[0].0 > alone[0].0, "{t:?} vs {alone:?}");
 }
+
+#[test]
+fn a_reply_rendered_back_otherwise_keeps_the_cache_up_to_where_it_differs() {
+    // A reply cut at --max-tokens is closed by the template, and its last token was never
+    // fed: the history rendered back differs from what the cache holds after the prompt.
+    let input = "Hello there\nWhat is the river?\nAnd the clock?\n";
+    let args = ["--max-tokens", "4", "--temperature", "0"];
+    let out = chat(&checkpoint_dir("tiny-text"), input, &args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let t = turns(&stderr);
+    assert_eq!(t.len(), 3, "{stderr}");
+    for turn in 1..3 {
+        let (fed, cached) = (t[turn - 1].0, t[turn - 1].1);
+        assert!(
+            t[turn].1 >= cached + fed,
+            "turn {turn} reuses at least the prompts before its reply: {stderr}"
+        );
+    }
+}

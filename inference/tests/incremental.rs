@@ -136,3 +136,39 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn rolled_back_cache_matches_one_pass_over_what_follows() {
+    // A chat turn keeps the prefix its history shares with what the cache holds and feeds
+    // the rest: the tokens after the roll-back must see exactly the kept ones.
+    for preset in PRESETS {
+        let model = load(preset, DType::F32);
+        let ids = tokens(preset);
+        let whole = fed_in_calls(&model, &ids, &[ids.len()]);
+        let mut cache = model.new_cache();
+        let mut other: Vec<u32> = ids[30..36].to_vec();
+        other.reverse();
+        model.forward(&ids[..30], &mut cache, Logits::All).unwrap();
+        model.forward(&other, &mut cache, Logits::All).unwrap();
+        assert!(
+            cache.roll_back(30),
+            "{preset}: the window before 30 is held"
+        );
+        assert_eq!(cache.position(), 30);
+        let rest = model.forward(&ids[30..], &mut cache, Logits::All).unwrap();
+        let diff = max_abs_diff(&whole[30..], &rows(&rest));
+        assert!(diff <= TOL, "{preset}: {diff:e} from one pass");
+
+        // Token by token, a sliding layer keeps only its window: an early position is gone.
+        let mut cache = model.new_cache();
+        for id in &ids {
+            model.forward(&[*id], &mut cache, Logits::Last).unwrap();
+        }
+        assert!(!cache.roll_back(2), "{preset}: the window has moved past 2");
+        assert_eq!(
+            cache.position(),
+            ids.len(),
+            "a refused roll-back changes nothing"
+        );
+    }
+}

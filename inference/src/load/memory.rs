@@ -9,6 +9,7 @@ use candle_core::DType;
 
 use crate::error::{Error, Result};
 use crate::load::config::{LayerKind, TextConfig};
+use crate::model::kv_cache::SLIDING_WINDOWS_HELD;
 
 /// Treats this many bytes as free (`8G`, `512M` or plain bytes) instead of what the system
 /// reports: room left for other programs, or a smaller machine rehearsed.
@@ -61,10 +62,10 @@ impl Need {
         })
     }
 
-    /// The KV cache at `positions`: sliding layers keep at most their window.
+    /// The KV cache at `positions`: sliding layers hold at most a few windows.
     pub fn kv_cache(&self, positions: usize) -> u64 {
         let kept = |kind: &LayerKind| match kind {
-            LayerKind::Sliding => positions.min(self.window),
+            LayerKind::Sliding => positions.min(SLIDING_WINDOWS_HELD * self.window),
             LayerKind::Full => positions,
         };
         self.layers
@@ -184,10 +185,10 @@ mod tests {
     }
 
     #[test]
-    fn sliding_layers_keep_their_window_only() {
+    fn sliding_layers_keep_a_few_windows_only() {
         let n = need(0, vec![LayerKind::Sliding, LayerKind::Full]);
         assert_eq!(n.kv_cache(100), 200 * 1000);
-        assert_eq!(n.kv_cache(10_000), (512 + 10_000) * 1000);
+        assert_eq!(n.kv_cache(10_000), (3 * 512 + 10_000) * 1000);
     }
 
     #[test]

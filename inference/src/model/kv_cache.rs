@@ -4,7 +4,9 @@
 //! its own positions into it, in place ([`ops::write_at`]). Appending by concatenation would copy
 //! the whole cache twice per layer per token: launches on a GPU, and bytes that grow with the
 //! context everywhere. A full buffer is replaced by one twice as large; a sliding layer's buffer
-//! is compacted to the window when it fills, so both copy O(1) rows per token on average.
+//! is compacted to two windows when it fills, so both copy O(1) rows per token on average. The
+//! second window lets a chat turn roll the cache back into the last reply
+//! ([`KvCache::roll_back`]) without reading the history again.
 
 use candle_core::{DType, Device, Tensor};
 
@@ -14,6 +16,9 @@ use crate::ops;
 
 /// The smallest buffer, in positions.
 const MIN_CAPACITY: usize = 16;
+
+/// A sliding layer's buffer holds at most this many windows (and a call's positions twice).
+pub const SLIDING_WINDOWS_HELD: usize = 3;
 
 /// Keys and values of one layer, `(batch, kv_heads, capacity, head_dim)`; row `r` holds
 /// position `start + r`, up to the cache's position.
@@ -70,6 +75,22 @@ impl KvCache {
         self.position = 0;
     }
 
+    /// Rolls the cache back to `position`, no later than now, where every layer still holds
+    /// what the next call there attends to (a sliding layer's window before it); rows past
+    /// it are written over by later calls. False, with nothing changed, where a layer no longer
+    /// holds them.
+    pub fn roll_back(&mut self, position: usize) -> bool {
+        let held = position <= self.position
+            && self.layers.iter().zip(&self.keep).all(|(layer, keep)| {
+                let first = keep.map_or(0, |keep| position.saturating_sub(keep));
+                layer.kv.is_none() || layer.start <= first
+            });
+        if held {
+            self.position = position;
+        }
+        held
+    }
+
     pub(crate) fn advance(&mut self, n: usize) {
         self.position += n;
     }
@@ -87,15 +108,18 @@ impl KvCache {
             None => 0,
         };
         if cache.kv.is_none() || end - cache.start > capacity {
-            // Room for this call and as many positions again (a full layer), or for the
-            // window and as many positions again (a sliding layer).
-            let wanted = match self.keep[layer] {
-                None => (end - first).next_power_of_two(),
-                Some(keep) => 2 * (keep + t),
+            // A full layer gets room for this call and as many positions again; a sliding
+            // layer keeps two windows before the call, and room for another and the call twice.
+            let (kept_from, wanted) = match self.keep[layer] {
+                None => (0, (end - first).next_power_of_two()),
+                Some(keep) => (
+                    position.saturating_sub(2 * keep).max(cache.start),
+                    (SLIDING_WINDOWS_HELD * keep + 2 * t),
+                ),
             };
             // Never past the context, even one shorter than MIN_CAPACITY.
             let capacity = wanted.max(MIN_CAPACITY).min(self.max_positions.max(t));
-            *cache = moved(cache, first, position, capacity, &k)?;
+            *cache = moved(cache, kept_from, position, capacity, &k)?;
         }
         let (ck, cv) = cache.kv.take().expect("the buffer was made above");
         let row = position - cache.start;

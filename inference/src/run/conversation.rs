@@ -1,7 +1,9 @@
 //! A multi-turn chat that keeps the KV cache across turns.
 //!
 //! Each turn renders the whole conversation with the chat template and feeds the model only
-//! what its cache does not hold yet. When the conversation no longer fits the context, the
+//! what its cache does not hold yet. The rendering need not extend what the cache holds: a
+//! template trims the whitespace around a reply, and text tokenizes apart from how it was
+//! generated, so the cache keeps the longest prefix the two share. When the conversation no longer fits the context, the
 //! oldest exchanges are dropped (the system prompt stays) and the cache is rebuilt.
 
 use crate::error::{Error, Result};
@@ -76,11 +78,23 @@ impl Conversation {
             }
         };
         self.turns.drain(..2 * dropped);
-        let reusable = cache.position() == self.fed.len() && ids.starts_with(&self.fed);
-        let reused = if reusable { self.fed.len() } else { 0 };
-        if !reusable {
+        let shared = if cache.position() == self.fed.len() {
+            let common = ids
+                .iter()
+                .zip(&self.fed)
+                .take_while(|(a, b)| a == b)
+                .count();
+            // At least the generation prompt is fed, so that the model computes the logits.
+            common.min(ids.len().saturating_sub(1))
+        } else {
+            0
+        };
+        let reused = if shared > 0 && cache.roll_back(shared) {
+            shared
+        } else {
             cache.reset();
-        }
+            0
+        };
         let feed = ids[reused..].to_vec();
         self.fed = ids;
         Ok(Turn {
