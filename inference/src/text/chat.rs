@@ -30,6 +30,8 @@ impl Message {
 pub struct ChatTemplate {
     env: Environment<'static>,
     source: String,
+    /// Where the template came from, for its errors: a file, or a key of one.
+    origin: String,
     /// Special tokens passed to the template, as transformers passes `special_tokens_map`.
     tokens: SpecialTokens,
 }
@@ -94,8 +96,14 @@ impl ChatTemplate {
             pad_token: token("pad_token")?,
         };
         Self::new(template, tokens)
-            .map(Some)
+            .map(|t| Some(t.with_origin(path.display())))
             .map_err(|e| at(e.to_string()))
+    }
+
+    /// Names where the template came from in the errors of its renderings.
+    pub fn with_origin(mut self, origin: impl std::fmt::Display) -> Self {
+        self.origin = origin.to_string();
+        self
     }
 
     /// A template from its source, with the given BOS and EOS tokens.
@@ -122,10 +130,16 @@ impl ChatTemplate {
         env.set_fuel(Some(FUEL));
         env.add_function("raise_exception", raise_exception);
         env.add_template_owned(NAME, template.clone())
-            .map_err(|e| Error::Invalid(format!("chat template does not compile: {e:#}")))?;
+            .map_err(|e| {
+                Error::Invalid(format!(
+                    "chat template does not compile{}; {WAY_ROUND}",
+                    describe(&e)
+                ))
+            })?;
         Ok(Self {
             env,
             source: template,
+            origin: "the chat template".into(),
             tokens,
         })
     }
@@ -163,14 +177,14 @@ impl ChatTemplate {
         let template = self
             .env
             .get_template(NAME)
-            .map_err(|e| Error::Invalid(format!("chat template: {e:#}")))?;
+            .map_err(|e| Error::Invalid(format!("chat template: {e}")))?;
         template
             .render(context! {
                 messages => messages,
                 add_generation_prompt => add_generation_prompt,
                 ..minijinja::Value::from_serialize(&self.tokens)
             })
-            .map_err(render_error)
+            .map_err(|e| render_error(e, &self.origin))
     }
 }
 
@@ -196,10 +210,25 @@ impl std::error::Error for Raised {}
 /// running until Ctrl-C.
 const FUEL: u64 = 50_000_000;
 
-fn render_error(e: minijinja::Error) -> Error {
+/// What to do about a template that fails.
+const WAY_ROUND: &str = "fix the template, or pass --raw to go without it";
+
+/// ` at line N: what went wrong`, on one line (minijinja's alternate form quotes the source).
+fn describe(e: &minijinja::Error) -> String {
+    let line = e
+        .line()
+        .map(|l| format!(" at line {l}"))
+        .unwrap_or_default();
+    let what = e
+        .detail()
+        .map_or_else(|| e.kind().to_string(), str::to_string);
+    format!("{line}: {what}")
+}
+
+fn render_error(e: minijinja::Error, origin: &str) -> Error {
     if e.kind() == ErrorKind::OutOfFuel {
         return Error::Invalid(format!(
-            "the chat template ran {FUEL} steps without finishing (a loop without end?); fix the template, or pass --raw to go without it"
+            "{origin}: the chat template ran {FUEL} steps without finishing (a loop without end?); {WAY_ROUND}"
         ));
     }
     // minijinja wraps a function's error when it crosses the call; find ours in the chain.
@@ -214,7 +243,10 @@ fn render_error(e: minijinja::Error) -> Error {
         }
         cause = err.source();
     }
-    Error::Invalid(format!("chat template failed to render: {e:#}"))
+    Error::Invalid(format!(
+        "{origin}: chat template failed to render{}; {WAY_ROUND}",
+        describe(&e)
+    ))
 }
 
 #[cfg(test)]
@@ -314,9 +346,30 @@ mod tests {
             .unwrap()
             .is_none());
 
-        std::fs::write(&path, r#"{"chat_template": "{% if %}"}"#).unwrap();
+        std::fs::write(&path, r#"{"chat_template": "hi\n{% if %}"}"#).unwrap();
         let err = ChatTemplate::from_tokenizer_config(&path).err().unwrap();
-        assert!(err.to_string().contains("does not compile"), "{err}");
+        let err = err.to_string();
+        for part in [
+            &path.display().to_string(),
+            "does not compile at line 2",
+            "--raw",
+        ] {
+            assert!(err.contains(part), "{part}: {err}");
+        }
+        assert_eq!(err.lines().count(), 1, "{err}");
+
+        std::fs::write(&path, r#"{"chat_template": "a\nb{{ nothing.at.all }}"}"#).unwrap();
+        let t = ChatTemplate::from_tokenizer_config(&path).unwrap().unwrap();
+        let err = t.render(&msgs(&[("user", "x")]), true).unwrap_err();
+        let err = err.to_string();
+        for part in [
+            &path.display().to_string(),
+            "failed to render at line 2",
+            "--raw",
+        ] {
+            assert!(err.contains(part), "{part}: {err}");
+        }
+        assert_eq!(err.lines().count(), 1, "{err}");
     }
 
     #[test]

@@ -236,7 +236,7 @@ impl GgufFile {
         let bos = self.token_at(BOS_ID)?;
         let eos = self.token_at(EOS_ID)?;
         ChatTemplate::from_source(source, bos, eos)
-            .map(Some)
+            .map(|t| Some(t.with_origin(format!("{} `{CHAT_TEMPLATE}`", self.path.display()))))
             .map_err(|e| self.error(format!("`{CHAT_TEMPLATE}`: {e}")))
     }
 
