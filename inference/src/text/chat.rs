@@ -345,7 +345,12 @@ mod tests {
         assert!(ChatTemplate::from_tokenizer_config(&path)
             .unwrap()
             .is_none());
+    }
 
+    #[test]
+    fn a_template_that_fails_names_its_file_line_and_the_way_round() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokenizer_config.json");
         std::fs::write(&path, r#"{"chat_template": "hi\n{% if %}"}"#).unwrap();
         let err = ChatTemplate::from_tokenizer_config(&path).err().unwrap();
         let err = err.to_string();
