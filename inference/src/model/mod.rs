@@ -115,6 +115,24 @@ impl Gemma3 {
                 self.cfg.vocab_size
             )));
         }
+        if self.device.is_cpu() {
+            // On one of the pool's threads, so that each kernel's parallel loop starts and ends
+            // there: from this thread, every one of them (hundreds a token) handed its work to
+            // the pool and slept until it was done.
+            return rayon::scope(|_| self.run(tokens, start, cache, logits));
+        }
+        self.run(tokens, start, cache, logits)
+    }
+
+    /// [`Self::forward`] after its checks, from position `start`.
+    fn run(
+        &self,
+        tokens: &[u32],
+        start: usize,
+        cache: &mut KvCache,
+        logits: Logits,
+    ) -> Result<Tensor> {
+        let t = tokens.len();
         let ids = ops::source(Tensor::new(tokens, &self.device)?);
         let x = self.embed.forward(&ids, self.dtype)?;
         let mut x = ops::affine(&x, self.embed_scale, 0.0)?.unsqueeze(0)?;

@@ -352,29 +352,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tokenizer_config.json");
         std::fs::write(&path, r#"{"chat_template": "hi\n{% if %}"}"#).unwrap();
+        let path_text = path.display().to_string();
+        let one_line_naming = |err: String, what: &str| {
+            for part in [path_text.as_str(), what, "--raw"] {
+                assert!(err.contains(part), "{part}: {err}");
+            }
+            assert_eq!(err.lines().count(), 1, "{err}");
+        };
         let err = ChatTemplate::from_tokenizer_config(&path).err().unwrap();
-        let err = err.to_string();
-        for part in [
-            &path.display().to_string(),
-            "does not compile at line 2",
-            "--raw",
-        ] {
-            assert!(err.contains(part), "{part}: {err}");
-        }
-        assert_eq!(err.lines().count(), 1, "{err}");
+        one_line_naming(err.to_string(), "does not compile at line 2");
 
         std::fs::write(&path, r#"{"chat_template": "a\nb{{ nothing.at.all }}"}"#).unwrap();
         let t = ChatTemplate::from_tokenizer_config(&path).unwrap().unwrap();
         let err = t.render(&msgs(&[("user", "x")]), true).unwrap_err();
-        let err = err.to_string();
-        for part in [
-            &path.display().to_string(),
-            "failed to render at line 2",
-            "--raw",
-        ] {
-            assert!(err.contains(part), "{part}: {err}");
-        }
-        assert_eq!(err.lines().count(), 1, "{err}");
+        one_line_naming(err.to_string(), "failed to render at line 2");
     }
 
     #[test]

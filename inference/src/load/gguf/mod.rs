@@ -423,6 +423,6 @@ fn unreadable(candle: &str, len: u64, reader: &mut BufReader<File>) -> String {
 }
 
 /// Candle's message without the backtrace it appends when `RUST_BACKTRACE` is set.
-fn first_line(e: &candle_core::Error) -> String {
+fn first_line(e: &impl std::fmt::Display) -> String {
     e.to_string().lines().next().unwrap_or_default().to_string()
 }

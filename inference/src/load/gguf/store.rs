@@ -109,14 +109,20 @@ impl Store {
 
     /// Tensor `name` as the file holds it, on the host.
     fn read(&self, name: &str, info: &TensorInfo) -> Result<QTensor> {
-        let bytes = self.bytes(name)?;
-        let tensor = quant::qtensor(bytes, info.ggml_dtype, info.shape.dims(), &Device::Cpu)
-            .map_err(|e| {
+        self.copied(name, |bytes| {
+            quant::qtensor(bytes, info.ggml_dtype, info.shape.dims(), &Device::Cpu).map_err(|e| {
                 self.gguf
                     .error(format!("tensor `{name}`: {}", first_line(&e)))
-            });
+            })
+        })?
+    }
+
+    /// `copy` of tensor `name`'s bytes in the mapping, whose pages are then released.
+    fn copied<R>(&self, name: &str, copy: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        let bytes = self.bytes(name)?;
+        let copy = copy(bytes);
         self.release(bytes);
-        tensor
+        Ok(copy)
     }
 
     /// Tensor `hf` dequantized to f32 on the host, its values in row-major order. llama.cpp
@@ -177,25 +183,19 @@ impl TensorStore for Store {
                 cols,
             )?));
         }
-        let copied = |bytes: &[u8]| QWeight::copied(bytes, quant, [rows, cols], device);
+        let weight = |bytes: &[u8]| QWeight::copied(bytes, quant, [rows, cols], device);
         let weight = if let [name] = names.as_slice() {
-            let bytes = self.bytes(name)?;
-            let weight = copied(bytes);
-            self.release(bytes);
-            weight
+            self.copied(name, weight)?
         } else {
             let mut bytes = Vec::new();
             for name in &names {
-                let part = self.bytes(name)?;
-                bytes.extend_from_slice(part);
-                self.release(part);
+                self.copied(name, |part| bytes.extend_from_slice(part))?;
             }
-            copied(&bytes)
+            weight(&bytes)
         };
         weight.map(Some).map_err(|e| {
-            let why = e.to_string();
-            let why = why.lines().next().unwrap_or_default();
-            self.gguf.error(format!("tensor `{}`: {why}", names[0]))
+            self.gguf
+                .error(format!("tensor `{}`: {}", names[0], first_line(&e)))
         })
     }
 }

@@ -151,8 +151,9 @@ pub fn quantize(w: &Tensor, quant: QuantType) -> Result<Tensor> {
 
 /// The weight that `blocks` hold, dequantized to f32 on the CPU: the format's definition.
 pub fn dequantize(blocks: &Tensor, quant: QuantType) -> Result<Tensor> {
-    let (bytes, [n, k]) = weight::host_bytes(blocks, quant)?;
-    Ok(qtensor(&bytes, quant.ggml(), &[n, k], &Device::Cpu)?.dequantize(&Device::Cpu)?)
+    weight::with_host_bytes(blocks, quant, |bytes, [n, k]| {
+        Ok(qtensor(bytes, quant.ggml(), &[n, k], &Device::Cpu)?.dequantize(&Device::Cpu)?)
+    })
 }
 
 #[cfg(test)]

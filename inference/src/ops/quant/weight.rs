@@ -95,8 +95,9 @@ impl QWeight {
     /// The weight that `blocks` (`u8` rows of whole blocks, as a GGUF file holds them) hold,
     /// placed on `device`.
     pub fn new(blocks: &Tensor, quant: QuantType, device: &Device) -> Result<Self> {
-        let (bytes, dims) = host_bytes(blocks, quant)?;
-        Self::copied(&bytes, quant, dims, device)
+        with_host_bytes(blocks, quant, |bytes, dims| {
+            Self::copied(bytes, quant, dims, device)
+        })
     }
 
     pub fn quant(&self) -> QuantType {
@@ -176,9 +177,13 @@ fn at(parts: &[SharedBytes], mut at: usize) -> &[u8] {
     panic!("offset {at} past the parts' end")
 }
 
-/// The bytes of `blocks`, `u8` rows of whole `quant` blocks, on the host, and the `(n, k)`
-/// shape of the weight they hold.
-pub(super) fn host_bytes(blocks: &Tensor, quant: QuantType) -> Result<(Vec<u8>, [usize; 2])> {
+/// `read` of the bytes of `blocks`, `u8` rows of whole `quant` blocks, and the `(n, k)` shape
+/// of the weight they hold; borrowed in place from CPU storage, copied off other devices.
+pub(super) fn with_host_bytes<R>(
+    blocks: &Tensor,
+    quant: QuantType,
+    read: impl FnOnce(&[u8], [usize; 2]) -> Result<R>,
+) -> Result<R> {
     let (n, row) = blocks.dims2()?;
     if blocks.dtype() != DType::U8 || row % quant.block_bytes() != 0 {
         return Err(invalid(
@@ -186,14 +191,16 @@ pub(super) fn host_bytes(blocks: &Tensor, quant: QuantType) -> Result<(Vec<u8>, 
             format!("{:?} {:?}", blocks.dtype(), blocks.dims()),
         ));
     }
-    let k = row / quant.block_bytes() * quant.block_len();
+    let dims = [n, row / quant.block_bytes() * quant.block_len()];
     let blocks = blocks.contiguous()?;
     let (storage, layout) = blocks.storage_and_layout();
-    let bytes = match &*storage {
-        Storage::Cpu(cpu) => cpu.as_slice::<u8>()?[layout.start_offset()..][..n * row].to_vec(),
-        _ => blocks.flatten_all()?.to_vec1::<u8>()?,
-    };
-    Ok((bytes, [n, k]))
+    match &*storage {
+        Storage::Cpu(cpu) => read(
+            &cpu.as_slice::<u8>()?[layout.start_offset()..][..n * row],
+            dims,
+        ),
+        _ => read(&blocks.flatten_all()?.to_vec1::<u8>()?, dims),
+    }
 }
 
 fn row_bytes(quant: QuantType, k: usize) -> Result<usize> {

@@ -54,31 +54,26 @@ pub(super) struct Q8 {
 }
 
 impl Q8 {
-    /// The `m` rows of `x`, `k` each (a multiple of [`BLOCK`]).
-    pub(super) fn new(x: &[f32], m: usize, k: usize) -> Self {
+    /// The `m` rows of `x`, `k` each (a multiple of [`BLOCK`]), on the widest instruction set
+    /// the CPU has unless `portable`: every path rounds alike.
+    pub(super) fn new(x: &[f32], m: usize, k: usize, portable: bool) -> Self {
         let blocks = k / BLOCK;
-        let mut q = vec![0i8; m * k];
-        let (mut d, mut s) = (
-            Vec::with_capacity(m * blocks),
-            Vec::with_capacity(m * blocks),
-        );
-        for (src, dst) in x[..m * k]
-            .chunks_exact(BLOCK)
-            .zip(q.chunks_exact_mut(BLOCK))
-        {
-            let max = src.iter().fold(0f32, |a, v| a.max(v.abs()));
-            let scale = max / 127.0;
-            let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
-            let mut sum = 0i32;
-            for (o, v) in dst.iter_mut().zip(src) {
-                // Rounded to nearest, as llama.cpp rounds its activations.
-                *o = (v * inv).round() as i8;
-                sum += i32::from(*o);
-            }
-            d.push(scale);
-            s.push(scale * sum as f32);
+        let mut q8 = Self {
+            q: vec![0i8; m * k],
+            d: vec![0f32; m * blocks],
+            s: vec![0f32; m * blocks],
+            blocks,
+        };
+        let x = &x[..m * k];
+        #[cfg(target_arch = "x86_64")]
+        if !portable && avx2::detected() {
+            // SAFETY: the features are checked above.
+            unsafe { avx2::quantize(x, &mut q8.q, &mut q8.d, &mut q8.s) };
+            return q8;
         }
-        Self { q, d, s, blocks }
+        let _ = portable;
+        quantize(x, &mut q8.q, &mut q8.d, &mut q8.s);
+        q8
     }
 
     fn row(&self, i: usize) -> (&[i8], &[f32], &[f32]) {
@@ -88,6 +83,27 @@ impl Q8 {
             &self.d[i * b..(i + 1) * b],
             &self.s[i * b..(i + 1) * b],
         )
+    }
+}
+
+/// Each block of 32 in `x` rounded to 8 bits under its own scale, into `q`, with the scale
+/// in `d` and the scale times the block's sum in `s`. Inlined into each instruction set's
+/// caller, where the compiler vectorizes the rounding (a library call per value otherwise).
+#[inline(always)]
+fn quantize(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32]) {
+    let blocks = x.chunks_exact(BLOCK).zip(q.chunks_exact_mut(BLOCK));
+    for ((src, dst), (d, s)) in blocks.zip(d.iter_mut().zip(s.iter_mut())) {
+        let max = src.iter().fold(0f32, |a, v| a.max(v.abs()));
+        let scale = max / 127.0;
+        let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+        let mut sum = 0i32;
+        for (o, v) in dst.iter_mut().zip(src) {
+            // Rounded to nearest, as llama.cpp rounds its activations.
+            *o = (v * inv).round() as i8;
+            sum += i32::from(*o);
+        }
+        *d = scale;
+        *s = scale * sum as f32;
     }
 }
 
@@ -171,46 +187,78 @@ mod avx2 {
             && is_x86_feature_detected!("f16c")
     }
 
+    /// [`super::quantize`] compiled for AVX2.
+    ///
+    /// # Safety
+    /// The CPU has AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn quantize(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32]) {
+        super::quantize(x, q, d, s)
+    }
+
     /// [`super::scalar`] in 256-bit lanes for the format `F`: two blocks a step, each into
-    /// its own sums, so that the multiply-adds of one do not wait for the other's.
+    /// its own sums held in registers, so that the multiply-adds of one do not wait for the
+    /// other's. (Sums in an array indexed by the block's parity were kept on the stack, where
+    /// each block waited on a store and a load.)
     ///
     /// # Safety
     /// The CPU has AVX2, FMA and F16C; `w` holds `d.len()` blocks, and `q` as many blocks of
     /// 32, as does `s`.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) unsafe fn dot<const F: u8>(w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32 {
-        let bytes = [18, 22, 34][usize::from(F)];
         let blocks = d.len();
-        let (w, q) = (w.as_ptr(), q.as_ptr());
-        let mut acc = [_mm256_setzero_ps(); 2];
-        let mut offsets = [0f32; 2];
-        for b in 0..blocks {
-            let p = w.add(b * bytes);
-            let scale = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(
-                p.cast::<u16>().read_unaligned(),
-            ))));
-            let x = q.add(b * BLOCK);
-            let sums = if F == Q8_0 {
-                signed_sums(p, x)
-            } else {
-                block_sums::<F>(p, x)
-            };
-            let lane = b % 2;
-            acc[lane] = _mm256_fmadd_ps(
-                _mm256_set1_ps(scale * *d.get_unchecked(b)),
-                _mm256_cvtepi32_ps(sums),
-                acc[lane],
-            );
-            if F != Q8_0 {
-                offsets[lane] += scale * *s.get_unchecked(b);
-            }
+        let (mut even, mut odd) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let (mut even_offset, mut odd_offset) = (0f32, 0f32);
+        let mut b = 0;
+        while b + 2 <= blocks {
+            even_offset += block::<F>(w, q, d, s, b, &mut even);
+            odd_offset += block::<F>(w, q, d, s, b + 1, &mut odd);
+            b += 2;
         }
-        let acc = _mm256_add_ps(acc[0], acc[1]);
+        if b < blocks {
+            even_offset += block::<F>(w, q, d, s, b, &mut even);
+        }
+        let acc = _mm256_add_ps(even, odd);
         let half = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
         let pair = _mm_add_ps(half, _mm_movehl_ps(half, half));
         let one = _mm_add_ss(pair, _mm_shuffle_ps(pair, pair, 1));
         let offset = [8.0, 16.0, 0.0][usize::from(F)];
-        _mm_cvtss_f32(one) - offset * (offsets[0] + offsets[1])
+        _mm_cvtss_f32(one) - offset * (even_offset + odd_offset)
+    }
+
+    /// Block `b`'s eight partial sums, scaled, added to `acc`; returns its scale times the
+    /// activations' sum (the term the format's offset multiplies).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn block<const F: u8>(
+        w: &[u8],
+        q: &[i8],
+        d: &[f32],
+        s: &[f32],
+        b: usize,
+        acc: &mut __m256,
+    ) -> f32 {
+        let bytes = [18, 22, 34][usize::from(F)];
+        let p = w.as_ptr().add(b * bytes);
+        // Converted in all eight lanes: from one lane, the compiler inserted the scale into
+        // whichever register was at hand, and every block waited for the previous one's sums.
+        let scales = _mm256_cvtph_ps(_mm_set1_epi16(p.cast::<i16>().read_unaligned()));
+        let x = q.as_ptr().add(b * BLOCK);
+        let sums = if F == Q8_0 {
+            signed_sums(p, x)
+        } else {
+            block_sums::<F>(p, x)
+        };
+        *acc = _mm256_fmadd_ps(
+            _mm256_mul_ps(scales, _mm256_set1_ps(*d.get_unchecked(b))),
+            _mm256_cvtepi32_ps(sums),
+            *acc,
+        );
+        if F == Q8_0 {
+            0.0
+        } else {
+            _mm256_cvtss_f32(scales) * *s.get_unchecked(b)
+        }
     }
 
     /// The Q8_0 block at `p` times the 32 activations at `x`, as eight i32 sums of four

@@ -48,7 +48,7 @@ pub fn q_xwt(
         assert_eq!(blocks.len(), n * row_bytes, "w is not (n, k) in blocks");
         let dots = NibbleDots {
             format,
-            x: Q8::new(x, m, k),
+            x: Q8::new(x, m, k, path == KernelPath::Portable),
             w: blocks,
             row_bytes,
             m,
