@@ -14,7 +14,7 @@ use candle_core::quantized::k_quants::{
     BlockQ8_0, GgmlType,
 };
 
-use super::block_dots::{self, Format, Q8};
+use super::block_dots::{self, Format, Isa, Q8};
 use super::converted::{Converted, Rows};
 #[cfg(target_arch = "aarch64")]
 use super::neon;
@@ -46,13 +46,14 @@ pub fn q_xwt(
         assert_eq!(k % block_dots::BLOCK, 0, "k is not whole blocks");
         let row_bytes = k / block_dots::BLOCK * format.block_bytes();
         assert_eq!(blocks.len(), n * row_bytes, "w is not (n, k) in blocks");
+        let isa = Isa::within(path);
         let dots = NibbleDots {
             format,
-            x: Q8::new(x, m, k, path == KernelPath::Portable),
+            x: Q8::new(x, m, k, format, isa),
             w: blocks,
             row_bytes,
             m,
-            portable: path == KernelPath::Portable,
+            isa,
         };
         return scatter(&dots, store::<f32>, out, m, n);
     }
@@ -222,7 +223,7 @@ struct NibbleDots<'a> {
     w: &'a [u8],
     row_bytes: usize,
     m: usize,
-    portable: bool,
+    isa: Isa,
 }
 
 impl Columns for NibbleDots<'_> {
@@ -234,7 +235,7 @@ impl Columns for NibbleDots<'_> {
         for (c, j) in cols.enumerate() {
             let row = &self.w[j * self.row_bytes..(j + 1) * self.row_bytes];
             for i in 0..self.m {
-                acc[c * self.m + i] = block_dots::dot(self.format, row, &self.x, i, self.portable);
+                acc[c * self.m + i] = block_dots::dot(self.format, row, &self.x, i, self.isa);
             }
         }
     }
@@ -268,9 +269,14 @@ mod tests {
     #[test]
     fn every_format_matches_the_product_with_its_dequantized_weight_on_every_path() {
         // Decode rows (1, 3) take the dot products, prompt rows (5, 19) the dequantized f32
-        // product; 37 rows of `w` leave a quad cut short in every task.
-        for quant in QuantType::ALL {
-            let (n, k) = (37, 2 * 256);
+        // product; 37 rows of `w` leave a quad cut short in every task, and rows of 7 blocks
+        // of 32 end Q4_0's pairs of blocks with a lone one.
+        let shapes = QuantType::ALL
+            .into_iter()
+            .flat_map(|quant| [(quant, 2 * 256), (quant, 7 * 32)])
+            .filter(|&(quant, k)| k % quant.block_len() == 0);
+        for (quant, k) in shapes {
+            let n = 37;
             let (blocks, held) = weight(quant, n, k, 7);
             // Blocks copied into a buffer of u64, as a model's weights are held aligned.
             let mut aligned = vec![0u64; blocks.len().div_ceil(8)];
