@@ -115,10 +115,11 @@ impl Gemma3 {
                 self.cfg.vocab_size
             )));
         }
-        if self.device.is_cpu() {
+        if self.device.is_cpu() && !ops::bound_to_this_thread() {
             // On one of the pool's threads, so that each kernel's parallel loop starts and ends
             // there: from this thread, every one of them (hundreds a token) handed its work to
-            // the pool and slept until it was done.
+            // the pool and slept until it was done. A trace or a fallback lives on this thread,
+            // so it keeps the step here.
             return rayon::scope(|_| self.run(tokens, start, cache, logits));
         }
         self.run(tokens, start, cache, logits)

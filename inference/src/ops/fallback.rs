@@ -102,6 +102,11 @@ pub fn refuse(op: OpKind) {
     REFUSED.with(|r| r.borrow_mut().insert(op));
 }
 
+/// Whether this thread has a plan installed or refuses an op.
+pub(super) fn is_active() -> bool {
+    PLAN.with(|p| p.borrow().is_some()) || REFUSED.with(|r| !r.borrow().is_empty())
+}
+
 /// Whether `op` does not simply run on its inputs' device here: the installed plan routes it
 /// to the host, or the device refuses it.
 pub(super) fn diverts(op: &Op) -> bool {

@@ -317,6 +317,12 @@ impl fmt::Display for Op {
 /// The float dtypes the model runs in, and so the dtypes of every golden and check.
 pub const DTYPES: [DType; 3] = [DType::F32, DType::BF16, DType::F16];
 
+/// Whether this thread holds op state that other threads do not see: a trace capture, a
+/// fallback plan or a refused op. Work that carries it must stay on this thread.
+pub fn bound_to_this_thread() -> bool {
+    trace::is_active() || fallback::is_active()
+}
+
 /// Marks a tensor that enters the graph from the host (weights, token ids, tables, masks), so
 /// that a trace can tell it from the output of a kernel launched outside the vocabulary.
 pub fn source(t: Tensor) -> Tensor {
