@@ -127,6 +127,7 @@ fn qlinear(c: &mut Criterion) {
         s.extend([
             ("mlp_up_x4", INTERMEDIATE, HIDDEN, 4),
             ("mlp_up_prefill_128", INTERMEDIATE, HIDDEN, 128),
+            ("mlp_down_prefill_128", HIDDEN, INTERMEDIATE, 128),
         ]);
         s
     };

@@ -10,7 +10,10 @@
 //! block's precomputed sum. Having every decode format's dot here lets the CPU multiply by the
 //! blocks where the file's mapping holds them, with no copy into Candle's storage.
 
+use std::ops::Range;
+
 use half::f16;
+use rayon::iter::{ParallelBridge, ParallelIterator};
 
 use super::KernelPath;
 
@@ -101,6 +104,10 @@ const PAIR: usize = 2 * BLOCK;
 const PAIR_LANES: usize = 8;
 
 impl Pairs {
+    fn rows(&self) -> usize {
+        self.x.len() / (self.per_row * PAIR).max(1)
+    }
+
     fn new(q8: &Q8, m: usize) -> Self {
         let per_row = q8.blocks.div_ceil(2);
         let mut pairs = Self {
@@ -109,19 +116,24 @@ impl Pairs {
             offsets: vec![0; m * per_row * PAIR_LANES],
             per_row,
         };
-        for i in 0..m {
+        let rows = pairs
+            .x
+            .chunks_mut(per_row * PAIR)
+            .zip(pairs.d.chunks_mut(per_row * PAIR_LANES))
+            .zip(pairs.offsets.chunks_mut(per_row * PAIR_LANES))
+            .enumerate();
+        by_rows(m * q8.blocks * BLOCK, rows, |(i, ((xs, ds), offsets))| {
             let (q, d, _) = q8.row(i);
             for (b, (q, &d)) in q.chunks_exact(BLOCK).zip(d).enumerate() {
-                let pair = i * per_row + b / 2;
                 let half = b % 2;
-                let x = &mut pairs.x[pair * PAIR..][..PAIR];
+                let x = &mut xs[b / 2 * PAIR..][..PAIR];
                 x[half * 16..][..16].copy_from_slice(&q[..16]);
                 x[BLOCK + half * 16..][..16].copy_from_slice(&q[16..]);
-                let lanes = pair * PAIR_LANES + half * 4;
-                pairs.d[lanes..lanes + 4].fill(d);
-                pairs.offsets[lanes] = -8 * q.iter().map(|&v| i32::from(v)).sum::<i32>();
+                let lanes = b / 2 * PAIR_LANES + half * 4;
+                ds[lanes..lanes + 4].fill(d);
+                offsets[lanes] = -8 * q.iter().map(|&v| i32::from(v)).sum::<i32>();
             }
-        }
+        });
         pairs
     }
 }
@@ -138,13 +150,19 @@ impl Q8 {
             blocks,
             pairs: None,
         };
-        let x = &x[..m * k];
-        match isa {
+        let rows = x[..m * k]
+            .chunks(k.max(1))
+            .zip(q8.q.chunks_mut(k.max(1)))
+            .zip(
+                q8.d.chunks_mut(blocks.max(1))
+                    .zip(q8.s.chunks_mut(blocks.max(1))),
+            );
+        by_rows(m * k, rows, |((x, q), (d, s))| match isa {
             // SAFETY: `Isa::within` chose it only where the CPU has its features.
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 | Isa::Vnni => unsafe { avx2::quantize(x, &mut q8.q, &mut q8.d, &mut q8.s) },
-            Isa::Portable => quantize(x, &mut q8.q, &mut q8.d, &mut q8.s),
-        }
+            Isa::Avx2 | Isa::Vnni => unsafe { avx2::quantize(x, q, d, s) },
+            Isa::Portable => quantize(x, q, d, s),
+        });
         if format == Format::Q4_0 && isa != Isa::Portable {
             q8.pairs = Some(Pairs::new(&q8, m));
         }
@@ -158,6 +176,23 @@ impl Q8 {
             &self.d[i * b..(i + 1) * b],
             &self.s[i * b..(i + 1) * b],
         )
+    }
+}
+
+/// Values a task is worth: a prompt's rows of activations are prepared on every thread, a
+/// decode step's on the caller's.
+const PARALLEL_VALUES: usize = 1 << 16;
+
+/// `f` on each of `rows`, which hold `values` in all, on the pool where they are many.
+fn by_rows<I>(values: usize, rows: I, f: impl Fn(I::Item) + Sync + Send)
+where
+    I: Iterator + Send,
+    I::Item: Send,
+{
+    if values < PARALLEL_VALUES {
+        rows.for_each(f);
+    } else {
+        rows.par_bridge().for_each(f);
     }
 }
 
@@ -223,6 +258,53 @@ pub(super) fn dot(format: Format, w: &[u8], x: &Q8, i: usize, isa: Isa) -> f32 {
     scalar(format, w, q, d, s)
 }
 
+/// Whether [`q4_0_columns`] takes a prompt's product with `isa`.
+pub(super) fn tiles_q4_0(isa: Isa) -> bool {
+    isa != Isa::Portable
+}
+
+/// `acc[c * x_rows + i] = Σ x[i] · w[cols.start + c]` for every row `i` of `x`, which
+/// [`Q8::new`] made for Q4_0 on `isa`, and the rows `cols` of `w`, Q4_0 blocks `row_bytes`
+/// a row: a prompt's product, in tiles that unpack each pair of blocks once for several rows
+/// of `x`. Only where [`tiles_q4_0`] says so.
+pub(super) fn q4_0_columns(
+    w: &[u8],
+    row_bytes: usize,
+    x: &Q8,
+    cols: Range<usize>,
+    acc: &mut [f32],
+    isa: Isa,
+) {
+    let pairs = x
+        .pairs
+        .as_ref()
+        .expect("x was not made for Q4_0 on this isa");
+    let m = pairs.rows();
+    assert_eq!(row_bytes, x.blocks * Format::Q4_0.block_bytes());
+    assert!(w.len() >= cols.end * row_bytes, "columns past the end of w");
+    assert!(acc.len() >= cols.len() * m, "acc is too short");
+    acc[..cols.len() * m].fill(0.0);
+    #[cfg(target_arch = "x86_64")]
+    {
+        let o = avx2::Operands {
+            x: pairs,
+            w,
+            row_bytes,
+            blocks: x.blocks,
+        };
+        // SAFETY: `isa` has its features (`Isa::within`), and the asserts bound `w` and
+        // `acc`; `pairs` holds `m` rows of `ceil(blocks / 2)` pairs.
+        unsafe {
+            match isa {
+                Isa::Vnni => return avx2::q4_0_columns_vnni(&o, cols, acc, m),
+                Isa::Avx2 => return avx2::q4_0_columns(&o, cols, acc, m),
+                Isa::Portable => {}
+            }
+        }
+    }
+    unreachable!("no tiles on {isa:?}")
+}
+
 /// The weights of one block as stored, less the format's offset: nibble plus fifth bit, or
 /// Q8_0's byte.
 fn stored(format: Format, block: &[u8]) -> [i32; BLOCK] {
@@ -264,6 +346,7 @@ fn scalar(format: Format, w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32 {
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
+    use std::ops::Range;
 
     use super::BLOCK;
 
@@ -345,10 +428,7 @@ mod avx2 {
         if 2 * p < blocks {
             pair::<VNNI, false>(w, x, d, offsets, p, &mut odd);
         }
-        let acc = _mm256_add_ps(even, odd);
-        let half = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-        let pair = _mm_add_ps(half, _mm_movehl_ps(half, half));
-        _mm_cvtss_f32(_mm_add_ss(pair, _mm_shuffle_ps(pair, pair, 1)))
+        reduce(_mm256_add_ps(even, odd))
     }
 
     /// Pair `p` of Q4_0 blocks into `acc`; `BOTH` is false for a row's odd last block, whose
@@ -364,6 +444,24 @@ mod avx2 {
     ) {
         let first = w.as_ptr().add(2 * p * 18);
         _mm_prefetch(first.wrapping_add(PREFETCH).cast(), _MM_HINT_T0);
+        let ws = unpack::<BOTH>(first);
+        let xs = XPair::load(x.as_ptr(), d.as_ptr(), offsets.as_ptr(), p);
+        *acc = accumulate::<VNNI>(&ws, &xs, *acc);
+    }
+
+    /// A pair of Q4_0 blocks as [`accumulate`] takes them.
+    #[derive(Clone, Copy)]
+    struct WPair {
+        /// Both blocks' low nibbles (the first 16 weights of each), then their high nibbles.
+        lo: __m256i,
+        hi: __m256i,
+        /// Each block's scale in the four lanes of its sums.
+        scales: __m256,
+    }
+
+    /// The pair of blocks at `first`; without `BOTH`, only the first block, and zeros.
+    #[inline(always)]
+    unsafe fn unpack<const BOTH: bool>(first: *const u8) -> WPair {
         let (nibbles, scale_bits) = if BOTH {
             let second = first.add(18);
             let nibbles = _mm256_inserti128_si256(
@@ -379,35 +477,210 @@ mod avx2 {
             (nibbles, u32::from(first.cast::<u16>().read_unaligned()))
         };
         let low = _mm256_set1_epi8(0x0f);
-        let (lo, hi) = (
-            _mm256_and_si256(nibbles, low),
-            _mm256_and_si256(_mm256_srli_epi16(nibbles, 4), low),
-        );
-        let xs = x.as_ptr().add(p * super::PAIR);
-        let (x_lo, x_hi) = (
-            _mm256_loadu_si256(xs.cast()),
-            _mm256_loadu_si256(xs.add(BLOCK).cast()),
-        );
-        let offset = _mm256_loadu_si256(offsets.as_ptr().add(p * super::PAIR_LANES).cast());
-        let sums = if VNNI {
-            vnni_sums(offset, lo, x_lo, hi, x_hi)
-        } else {
-            let products = _mm256_add_epi16(
-                _mm256_maddubs_epi16(lo, x_lo),
-                _mm256_maddubs_epi16(hi, x_hi),
-            );
-            _mm256_add_epi32(_mm256_madd_epi16(products, _mm256_set1_epi16(1)), offset)
-        };
-        // The two scales, each into the four lanes of its block's sums.
         let scales = _mm256_permutevar8x32_ps(
             _mm256_castps128_ps256(_mm_cvtph_ps(_mm_cvtsi32_si128(scale_bits as i32))),
             _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1),
         );
-        let scales = _mm256_mul_ps(
+        WPair {
+            lo: _mm256_and_si256(nibbles, low),
+            hi: _mm256_and_si256(_mm256_srli_epi16(nibbles, 4), low),
             scales,
-            _mm256_loadu_ps(d.as_ptr().add(p * super::PAIR_LANES)),
-        );
-        *acc = _mm256_fmadd_ps(scales, _mm256_cvtepi32_ps(sums), *acc);
+        }
+    }
+
+    /// A pair of activation blocks in [`super::Pairs`]' layout.
+    #[derive(Clone, Copy)]
+    struct XPair {
+        lo: __m256i,
+        hi: __m256i,
+        offset: __m256i,
+        d: __m256,
+    }
+
+    impl XPair {
+        /// Pair `p` of the row whose pairs start at `x`, `d` and `offsets`.
+        #[inline(always)]
+        unsafe fn load(x: *const i8, d: *const f32, offsets: *const i32, p: usize) -> Self {
+            let xs = x.add(p * super::PAIR);
+            Self {
+                lo: _mm256_loadu_si256(xs.cast()),
+                hi: _mm256_loadu_si256(xs.add(BLOCK).cast()),
+                offset: _mm256_loadu_si256(offsets.add(p * super::PAIR_LANES).cast()),
+                d: _mm256_loadu_ps(d.add(p * super::PAIR_LANES)),
+            }
+        }
+    }
+
+    /// `acc` plus the pair's products, scaled, in eight lanes.
+    #[inline(always)]
+    unsafe fn accumulate<const VNNI: bool>(w: &WPair, x: &XPair, acc: __m256) -> __m256 {
+        let sums = if VNNI {
+            vnni_sums(x.offset, w.lo, x.lo, w.hi, x.hi)
+        } else {
+            let products = _mm256_add_epi16(
+                _mm256_maddubs_epi16(w.lo, x.lo),
+                _mm256_maddubs_epi16(w.hi, x.hi),
+            );
+            _mm256_add_epi32(_mm256_madd_epi16(products, _mm256_set1_epi16(1)), x.offset)
+        };
+        _mm256_fmadd_ps(_mm256_mul_ps(w.scales, x.d), _mm256_cvtepi32_ps(sums), acc)
+    }
+
+    /// The sum of the eight lanes.
+    #[inline(always)]
+    unsafe fn reduce(acc: __m256) -> f32 {
+        let half = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+        let pair = _mm_add_ps(half, _mm_movehl_ps(half, half));
+        _mm_cvtss_f32(_mm_add_ss(pair, _mm_shuffle_ps(pair, pair, 1)))
+    }
+
+    /// Rows of activations as [`super::Pairs`] holds them, and rows of Q4_0 blocks, for the
+    /// tiles of a prompt's product.
+    pub(super) struct Operands<'a> {
+        pub x: &'a super::Pairs,
+        pub w: &'a [u8],
+        pub row_bytes: usize,
+        pub blocks: usize,
+    }
+
+    /// Rows of `x` a tile takes, and rows of `w`: each pair of `w`'s blocks unpacks once for
+    /// that many rows of `x`, and each pair of `x`'s loads once for that many rows of `w`.
+    /// AVX2 has 16 registers, AVX-512 (with VNNI) 32.
+    const AVX2_TILE: [usize; 2] = [4, 2];
+    const VNNI_TILE: [usize; 2] = [8, 2];
+
+    /// Bytes of activations that a pass over one slice of `k` reads for every row of `x`:
+    /// the slice stays in L2 while the columns of a task pass it.
+    const X_SLICE_BYTES: usize = 384 << 10;
+
+    /// `acc[c * ld + i] += Σ x[i] · w[cols.start + c]` for every row `i` of `x`, in tiles of
+    /// `AVX2_TILE` or `VNNI_TILE` over slices of `k`.
+    ///
+    /// # Safety
+    /// The CPU has AVX2, FMA and F16C; `o.w` holds `cols.end` rows of `o.row_bytes`, each
+    /// `o.blocks` blocks, and `o.x` rows of as many blocks; `acc` holds `cols.len()` columns
+    /// of `ld >= o.x`'s rows.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn q4_0_columns(
+        o: &Operands,
+        cols: Range<usize>,
+        acc: &mut [f32],
+        ld: usize,
+    ) {
+        q4_0_columns_in::<false, { AVX2_TILE[0] }, { AVX2_TILE[1] }>(o, cols, acc, ld)
+    }
+
+    /// [`q4_0_columns`] with `vpdpbusd`.
+    ///
+    /// # Safety
+    /// As [`q4_0_columns`], and the CPU has AVX-512 VNNI and VL.
+    #[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
+    pub(super) unsafe fn q4_0_columns_vnni(
+        o: &Operands,
+        cols: Range<usize>,
+        acc: &mut [f32],
+        ld: usize,
+    ) {
+        q4_0_columns_in::<true, { VNNI_TILE[0] }, { VNNI_TILE[1] }>(o, cols, acc, ld)
+    }
+
+    #[inline(always)]
+    unsafe fn q4_0_columns_in<const VNNI: bool, const ROWS: usize, const COLS: usize>(
+        o: &Operands,
+        cols: Range<usize>,
+        acc: &mut [f32],
+        ld: usize,
+    ) {
+        let (m, per_row) = (o.x.rows(), o.x.per_row);
+        let slice = (X_SLICE_BYTES / (m.max(1) * 2 * super::PAIR)).max(1);
+        for first in (0..per_row).step_by(slice) {
+            let pairs = first..(first + slice).min(per_row);
+            let mut c = cols.start;
+            while c < cols.end {
+                let wide = (cols.end - c).min(COLS);
+                let mut i = 0;
+                while i < m {
+                    let tall = (m - i).min(ROWS);
+                    let at = (c - cols.start) * ld + i;
+                    match (tall == ROWS, wide == COLS) {
+                        (true, true) => tile::<VNNI, ROWS, COLS>(o, &pairs, i, c, acc, at, ld),
+                        (true, false) => {
+                            for n in 0..wide {
+                                tile::<VNNI, ROWS, 1>(o, &pairs, i, c + n, acc, at + n * ld, ld)
+                            }
+                        }
+                        (false, _) => {
+                            for r in 0..tall {
+                                for n in 0..wide {
+                                    let at = at + n * ld + r;
+                                    tile::<VNNI, 1, 1>(o, &pairs, i + r, c + n, acc, at, ld)
+                                }
+                            }
+                        }
+                    }
+                    i += tall;
+                }
+                c += wide;
+            }
+        }
+    }
+
+    /// A row of `x` as [`XPair::load`] takes it.
+    type XRow = (*const i8, *const f32, *const i32);
+
+    /// Pair `p` of the rows `ws` of `w` against the rows `xs` of `x`, into `sums`.
+    #[inline(always)]
+    unsafe fn tile_pair<const VNNI: bool, const BOTH: bool, const R: usize, const C: usize>(
+        ws: &[*const u8; C],
+        xs: &[XRow; R],
+        p: usize,
+        sums: &mut [[__m256; C]; R],
+    ) {
+        let w: [WPair; C] = std::array::from_fn(|n| unpack::<BOTH>(ws[n].add(2 * p * 18)));
+        for (row, &(q, d, offsets)) in sums.iter_mut().zip(xs) {
+            let x = XPair::load(q, d, offsets, p);
+            for (sum, w) in row.iter_mut().zip(&w) {
+                *sum = accumulate::<VNNI>(w, &x, *sum);
+            }
+        }
+    }
+
+    /// Rows `i..i + R` of `x` against rows `c..c + C` of `w` over `pairs`, added to `acc`
+    /// from `at` on (rows of `x` down a column, columns `ld` apart).
+    #[inline(always)]
+    unsafe fn tile<const VNNI: bool, const R: usize, const C: usize>(
+        o: &Operands,
+        pairs: &Range<usize>,
+        i: usize,
+        c: usize,
+        acc: &mut [f32],
+        at: usize,
+        ld: usize,
+    ) {
+        let x = o.x;
+        let rows: [XRow; R] = std::array::from_fn(|r| {
+            let row = (i + r) * x.per_row;
+            (
+                x.x.as_ptr().add(row * super::PAIR),
+                x.d.as_ptr().add(row * super::PAIR_LANES),
+                x.offsets.as_ptr().add(row * super::PAIR_LANES),
+            )
+        });
+        let ws: [*const u8; C] = std::array::from_fn(|n| o.w.as_ptr().add((c + n) * o.row_bytes));
+        let mut sums = [[_mm256_setzero_ps(); C]; R];
+        // A row's odd last block is half a pair.
+        let whole = pairs.end.min(o.blocks / 2);
+        for p in pairs.start..whole {
+            tile_pair::<VNNI, true, R, C>(&ws, &rows, p, &mut sums);
+        }
+        if whole < pairs.end {
+            tile_pair::<VNNI, false, R, C>(&ws, &rows, whole, &mut sums);
+        }
+        for (r, row) in sums.iter().enumerate() {
+            for (n, &s) in row.iter().enumerate() {
+                *acc.get_unchecked_mut(at + n * ld + r) += reduce(s);
+            }
+        }
     }
 
     /// `offset + lo · x_lo + hi · x_hi` in fours of bytes.

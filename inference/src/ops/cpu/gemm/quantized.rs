@@ -40,13 +40,15 @@ pub fn q_xwt(
     k: usize,
 ) {
     assert!(takes(quant, m), "{quant} products of {m} rows are Candle's");
-    if let Some(format) = dot_format(quant).filter(|_| m <= DOT_ROWS) {
+    let isa = Isa::within(path);
+    let dots = dot_format(quant).filter(|_| m <= DOT_ROWS);
+    let tiles = (quant == QuantType::Q4_0 && block_dots::tiles_q4_0(isa)).then_some(Format::Q4_0);
+    if let Some(format) = dots.or(tiles) {
         assert_eq!(x.len(), m * k, "x is not (m, k)");
         assert_eq!(out.len(), m * n, "out is not (m, n)");
         assert_eq!(k % block_dots::BLOCK, 0, "k is not whole blocks");
         let row_bytes = k / block_dots::BLOCK * format.block_bytes();
         assert_eq!(blocks.len(), n * row_bytes, "w is not (n, k) in blocks");
-        let isa = Isa::within(path);
         let dots = NibbleDots {
             format,
             x: Q8::new(x, m, k, format, isa),
@@ -216,7 +218,8 @@ fn as_blocks<T: GgmlType>(bytes: &[u8]) -> &[T] {
     unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<T>(), bytes.len() / size) }
 }
 
-/// A decode step over rows of a [`Format`], with this crate's dot products.
+/// A decode step over rows of a [`Format`], with this crate's dot products; or a prompt over
+/// Q4_0 rows, in [`block_dots::q4_0_columns`]' tiles.
 struct NibbleDots<'a> {
     format: Format,
     x: Q8,
@@ -232,6 +235,9 @@ impl Columns for NibbleDots<'_> {
     }
 
     fn columns(&self, cols: Range<usize>, acc: &mut [f32]) {
+        if self.m > DOT_ROWS {
+            return block_dots::q4_0_columns(self.w, self.row_bytes, &self.x, cols, acc, self.isa);
+        }
         for (c, j) in cols.enumerate() {
             let row = &self.w[j * self.row_bytes..(j + 1) * self.row_bytes];
             for i in 0..self.m {
@@ -268,8 +274,8 @@ mod tests {
 
     #[test]
     fn every_format_matches_the_product_with_its_dequantized_weight_on_every_path() {
-        // Decode rows (1, 3) take the dot products, prompt rows (5, 19) the dequantized f32
-        // product; 37 rows of `w` leave a quad cut short in every task, and rows of 7 blocks
+        // Decode rows (1, 3) take the dot products, prompt rows (5, 19) Q4_0's tiles (with
+        // rows and columns past the last whole tile) or the dequantized f32 product; 37 rows of `w` leave a quad cut short in every task, and rows of 7 blocks
         // of 32 end Q4_0's pairs of blocks with a lone one.
         let shapes = QuantType::ALL
             .into_iter()
@@ -294,9 +300,12 @@ mod tests {
                                 (0..k).map(|p| x[i * k + p] as f64 * held[j * k + p] as f64);
                             let want: f64 = terms.clone().sum();
                             let scale: f64 = terms.map(f64::abs).sum();
-                            // The dot products round `x` to 8 bits per block (about 1/254 of
-                            // its largest value); the f32 product only sums in f32.
-                            let tol = if m <= DOT_ROWS {
+                            // The dot products and Q4_0's tiles round `x` to 8 bits per block
+                            // (about 1/254 of its largest value); the f32 product only sums in
+                            // f32.
+                            let tiled = quant == QuantType::Q4_0
+                                && block_dots::tiles_q4_0(Isa::within(path));
+                            let tol = if m <= DOT_ROWS || tiled {
                                 scale / 100.0
                             } else {
                                 scale * 1e-5
@@ -308,6 +317,38 @@ mod tests {
                             );
                         }
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn q4_0_tiles_sum_what_the_dots_sum_row_by_row() {
+        // Both round each row of `x` alike and sum integers exactly, so only the order of the
+        // scaled f32 sums differs: a pair of blocks missed or counted twice shows. 19 rows of
+        // 337 blocks take two slices of `k`, a half pair, and tiles cut short both ways.
+        let (m, n, k) = (19, 37, 337 * 32);
+        let (blocks, _) = weight(QuantType::Q4_0, n, k, 3);
+        let mut aligned = vec![0u64; blocks.len().div_ceil(8)];
+        bytemuck::cast_slice_mut::<u64, u8>(&mut aligned)[..blocks.len()].copy_from_slice(&blocks);
+        let blocks = &bytemuck::cast_slice::<u64, u8>(&aligned)[..blocks.len()];
+        let x = values(m * k, 5);
+        let paths = KernelPath::supported()
+            .into_iter()
+            .filter(|&path| block_dots::tiles_q4_0(Isa::within(path)));
+        for path in paths {
+            let mut tiled = vec![0f32; m * n];
+            q_xwt(path, &x, blocks, QuantType::Q4_0, &mut tiled, m, n, k);
+            for i in 0..m {
+                let mut row = vec![0f32; n];
+                let xi = &x[i * k..(i + 1) * k];
+                q_xwt(path, xi, blocks, QuantType::Q4_0, &mut row, 1, n, k);
+                for (j, &want) in row.iter().enumerate() {
+                    let got = tiled[i * n + j];
+                    assert!(
+                        (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+                        "{path} ({i}, {j}): tiles {got}, dots {want}"
+                    );
                 }
             }
         }
