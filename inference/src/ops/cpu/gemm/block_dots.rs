@@ -39,6 +39,28 @@ impl Format {
         }
     }
 
+    /// Whether its SIMD dots and prompt tiles take activations as [`Pairs`] on `isa`. Q8_0
+    /// needs `vpdpbusd`: its weights made unsigned reach 255, and `maddubs`' 16-bit pair sums
+    /// of 255 · 127 saturate.
+    pub(super) fn pairs_on(self, isa: Isa) -> bool {
+        match self {
+            Self::Q4_0 => isa != Isa::Portable,
+            #[cfg(target_arch = "x86_64")]
+            Self::Q8_0 => isa == Isa::Vnni,
+            _ => false,
+        }
+    }
+
+    /// What a weight in a pair's registers is above the value it holds: Q4_0's stored
+    /// offset, or the 128 that makes Q8_0's bytes unsigned.
+    fn pair_offset(self) -> i32 {
+        match self {
+            Self::Q4_0 => 8,
+            Self::Q5_0 => 16,
+            Self::Q8_0 => 128,
+        }
+    }
+
     /// What a stored weight is above the value it holds, in steps of the block's scale.
     fn offset(self) -> f32 {
         match self {
@@ -83,14 +105,15 @@ pub(super) struct Q8 {
     d: Vec<f32>,
     s: Vec<f32>,
     blocks: usize,
-    /// Q4_0's dot in SIMD takes its activations as [`Pairs`].
+    /// The SIMD dots of Q4_0, and of Q8_0 on VNNI, take their activations as [`Pairs`].
     pairs: Option<Pairs>,
 }
 
-/// Activations for Q4_0's dot two blocks at a time, laid out as a pair of weight blocks
-/// unpacks in one register: the first 16 values of both blocks, then their last 16. Each
-/// block's scale fills four lanes, and `-8 Σ q` (Q4_0's offset against the block's sum) starts
-/// the first of its four integer sums, so the offset costs no instruction in the dot.
+/// Activations for a dot two blocks at a time, laid out as a pair of weight blocks unpacks in
+/// registers: the first 16 values of both blocks, then their last 16. Each block's scale fills
+/// four lanes, and `-offset · Σ q` (the weights' [`Format::pair_offset`] against the block's
+/// sum) starts the first of its four integer sums, so the offset costs no instruction in the
+/// dot.
 struct Pairs {
     x: Vec<i8>,
     d: Vec<f32>,
@@ -108,7 +131,7 @@ impl Pairs {
         self.x.len() / (self.per_row * PAIR).max(1)
     }
 
-    fn new(q8: &Q8, m: usize) -> Self {
+    fn new(q8: &Q8, m: usize, format: Format) -> Self {
         let per_row = q8.blocks.div_ceil(2);
         let mut pairs = Self {
             x: vec![0; m * per_row * PAIR],
@@ -131,7 +154,8 @@ impl Pairs {
                 x[BLOCK + half * 16..][..16].copy_from_slice(&q[16..]);
                 let lanes = b / 2 * PAIR_LANES + half * 4;
                 ds[lanes..lanes + 4].fill(d);
-                offsets[lanes] = -8 * q.iter().map(|&v| i32::from(v)).sum::<i32>();
+                offsets[lanes] =
+                    -format.pair_offset() * q.iter().map(|&v| i32::from(v)).sum::<i32>();
             }
         });
         pairs
@@ -163,8 +187,8 @@ impl Q8 {
             Isa::Avx2 | Isa::Vnni => unsafe { avx2::quantize(x, q, d, s) },
             Isa::Portable => quantize(x, q, d, s),
         });
-        if format == Format::Q4_0 && isa != Isa::Portable {
-            q8.pairs = Some(Pairs::new(&q8, m));
+        if format.pairs_on(isa) {
+            q8.pairs = Some(Pairs::new(&q8, m, format));
         }
         q8
     }
@@ -228,7 +252,7 @@ pub(super) fn dot(format: Format, w: &[u8], x: &Q8, i: usize, isa: Isa) -> f32 {
     );
     #[cfg(target_arch = "x86_64")]
     if isa != Isa::Portable {
-        if let (Format::Q4_0, Some(pairs)) = (format, &x.pairs) {
+        if let Some(pairs) = &x.pairs {
             let lanes = i * pairs.per_row * PAIR_LANES..(i + 1) * pairs.per_row * PAIR_LANES;
             let (xs, d, offsets) = (
                 &pairs.x[i * pairs.per_row * PAIR..(i + 1) * pairs.per_row * PAIR],
@@ -238,10 +262,14 @@ pub(super) fn dot(format: Format, w: &[u8], x: &Q8, i: usize, isa: Isa) -> f32 {
             // SAFETY: `isa` has its features (`Isa::within`); `w` is `x.blocks` blocks
             // (asserted), and the pairs hold `per_row` pairs a row, `ceil(blocks / 2)`.
             return unsafe {
-                if isa == Isa::Vnni {
-                    avx2::q4_0_pairs_vnni(w, x.blocks, xs, d, offsets)
-                } else {
-                    avx2::q4_0_pairs(w, x.blocks, xs, d, offsets)
+                match (format, isa) {
+                    (Format::Q8_0, _) => {
+                        avx2::pairs_dot_vnni::<{ avx2::Q8_0 }>(w, x.blocks, xs, d, offsets)
+                    }
+                    (_, Isa::Vnni) => {
+                        avx2::pairs_dot_vnni::<{ avx2::Q4_0 }>(w, x.blocks, xs, d, offsets)
+                    }
+                    _ => avx2::pairs_dot::<{ avx2::Q4_0 }>(w, x.blocks, xs, d, offsets),
                 }
             };
         }
@@ -258,16 +286,12 @@ pub(super) fn dot(format: Format, w: &[u8], x: &Q8, i: usize, isa: Isa) -> f32 {
     scalar(format, w, q, d, s)
 }
 
-/// Whether [`q4_0_columns`] takes a prompt's product with `isa`.
-pub(super) fn tiles_q4_0(isa: Isa) -> bool {
-    isa != Isa::Portable
-}
-
 /// `acc[c * x_rows + i] = Σ x[i] · w[cols.start + c]` for every row `i` of `x`, which
-/// [`Q8::new`] made for Q4_0 on `isa`, and the rows `cols` of `w`, Q4_0 blocks `row_bytes`
-/// a row: a prompt's product, in tiles that unpack each pair of blocks once for several rows
-/// of `x`. Only where [`tiles_q4_0`] says so.
-pub(super) fn q4_0_columns(
+/// [`Q8::new`] made for `format` on `isa`, and the rows `cols` of `w`, `format` blocks
+/// `row_bytes` a row: a prompt's product, in tiles that unpack each pair of blocks once for
+/// several rows of `x`. Only where [`Format::pairs_on`] `isa`.
+pub(super) fn pair_columns(
+    format: Format,
     w: &[u8],
     row_bytes: usize,
     x: &Q8,
@@ -278,9 +302,9 @@ pub(super) fn q4_0_columns(
     let pairs = x
         .pairs
         .as_ref()
-        .expect("x was not made for Q4_0 on this isa");
+        .expect("x was not made for pairs on this isa");
     let m = pairs.rows();
-    assert_eq!(row_bytes, x.blocks * Format::Q4_0.block_bytes());
+    assert_eq!(row_bytes, x.blocks * format.block_bytes());
     assert!(w.len() >= cols.end * row_bytes, "columns past the end of w");
     assert!(acc.len() >= cols.len() * m, "acc is too short");
     acc[..cols.len() * m].fill(0.0);
@@ -295,14 +319,21 @@ pub(super) fn q4_0_columns(
         // SAFETY: `isa` has its features (`Isa::within`), and the asserts bound `w` and
         // `acc`; `pairs` holds `m` rows of `ceil(blocks / 2)` pairs.
         unsafe {
-            match isa {
-                Isa::Vnni => return avx2::q4_0_columns_vnni(&o, cols, acc, m),
-                Isa::Avx2 => return avx2::q4_0_columns(&o, cols, acc, m),
-                Isa::Portable => {}
+            match (format, isa) {
+                (Format::Q8_0, Isa::Vnni) => {
+                    return avx2::pair_columns_vnni::<{ avx2::Q8_0 }>(&o, cols, acc, m)
+                }
+                (Format::Q4_0, Isa::Vnni) => {
+                    return avx2::pair_columns_vnni::<{ avx2::Q4_0 }>(&o, cols, acc, m)
+                }
+                (Format::Q4_0, Isa::Avx2) => {
+                    return avx2::pair_columns::<{ avx2::Q4_0 }>(&o, cols, acc, m)
+                }
+                _ => {}
             }
         }
     }
-    unreachable!("no tiles on {isa:?}")
+    unreachable!("no {format:?} tiles on {isa:?}")
 }
 
 /// The weights of one block as stored, less the format's offset: nibble plus fifth bit, or
@@ -370,44 +401,44 @@ mod avx2 {
     /// reaches 13.8 (Zen 4, a Q4_0 matrix of 78 MB).
     const PREFETCH: usize = 512;
 
-    /// Q4_0's dot two blocks a step in 256-bit lanes: both blocks' nibbles unpack into one
-    /// register of low halves and one of high halves, which meet [`super::Pairs`]' matching
-    /// layout of the activations; on `VNNI`, `vpdpbusd` multiplies and sums them. 17 to 19
-    /// instructions a pair where one block at a time takes 28.
+    /// The dot of a row of format `F` (Q4_0 here) two blocks a step in 256-bit lanes: both
+    /// blocks unpack into one register of low halves and one of high halves, which meet
+    /// [`super::Pairs`]' matching layout of the activations; on `VNNI`, `vpdpbusd` multiplies
+    /// and sums them. 17 to 19 instructions a Q4_0 pair where one block at a time takes 28.
     ///
     /// # Safety
     /// The CPU has AVX2, FMA and F16C; `w` holds `blocks` blocks; `x`, `d` and `offsets` hold
     /// `ceil(blocks / 2)` pairs.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn q4_0_pairs(
+    pub(super) unsafe fn pairs_dot<const F: u8>(
         w: &[u8],
         blocks: usize,
         x: &[i8],
         d: &[f32],
         offsets: &[i32],
     ) -> f32 {
-        q4_0_pairs_in::<false>(w, blocks, x, d, offsets)
+        pairs_dot_in::<F, false>(w, blocks, x, d, offsets)
     }
 
-    /// [`q4_0_pairs`] with `vpdpbusd`.
+    /// [`pairs_dot`] with `vpdpbusd`, for Q4_0 and Q8_0.
     ///
     /// # Safety
-    /// As [`q4_0_pairs`], and the CPU has AVX-512 VNNI and VL.
+    /// As [`pairs_dot`], and the CPU has AVX-512 VNNI and VL.
     #[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
-    pub(super) unsafe fn q4_0_pairs_vnni(
+    pub(super) unsafe fn pairs_dot_vnni<const F: u8>(
         w: &[u8],
         blocks: usize,
         x: &[i8],
         d: &[f32],
         offsets: &[i32],
     ) -> f32 {
-        q4_0_pairs_in::<true>(w, blocks, x, d, offsets)
+        pairs_dot_in::<F, true>(w, blocks, x, d, offsets)
     }
 
     /// The body of both, inlined into each so that it compiles with its caller's features
     /// (called apart, the VNNI sums were a function call a pair, slower than no VNNI).
     #[inline(always)]
-    unsafe fn q4_0_pairs_in<const VNNI: bool>(
+    unsafe fn pairs_dot_in<const F: u8, const VNNI: bool>(
         w: &[u8],
         blocks: usize,
         x: &[i8],
@@ -417,24 +448,29 @@ mod avx2 {
         let (mut even, mut odd) = (_mm256_setzero_ps(), _mm256_setzero_ps());
         let mut p = 0;
         while 2 * p + 4 <= blocks {
-            pair::<VNNI, true>(w, x, d, offsets, p, &mut even);
-            pair::<VNNI, true>(w, x, d, offsets, p + 1, &mut odd);
+            pair::<F, VNNI, true>(w, x, d, offsets, p, &mut even);
+            pair::<F, VNNI, true>(w, x, d, offsets, p + 1, &mut odd);
             p += 2;
         }
         if 2 * p + 2 <= blocks {
-            pair::<VNNI, true>(w, x, d, offsets, p, &mut even);
+            pair::<F, VNNI, true>(w, x, d, offsets, p, &mut even);
             p += 1;
         }
         if 2 * p < blocks {
-            pair::<VNNI, false>(w, x, d, offsets, p, &mut odd);
+            pair::<F, VNNI, false>(w, x, d, offsets, p, &mut odd);
         }
         reduce(_mm256_add_ps(even, odd))
     }
 
-    /// Pair `p` of Q4_0 blocks into `acc`; `BOTH` is false for a row's odd last block, whose
+    /// Bytes of a block of format `F`.
+    const fn block_bytes(f: u8) -> usize {
+        [18, 22, 34][f as usize]
+    }
+
+    /// Pair `p` of `F` blocks into `acc`; `BOTH` is false for a row's odd last block, whose
     /// second half is neither read nor counted.
     #[inline(always)]
-    unsafe fn pair<const VNNI: bool, const BOTH: bool>(
+    unsafe fn pair<const F: u8, const VNNI: bool, const BOTH: bool>(
         w: &[u8],
         x: &[i8],
         d: &[f32],
@@ -442,50 +478,64 @@ mod avx2 {
         p: usize,
         acc: &mut __m256,
     ) {
-        let first = w.as_ptr().add(2 * p * 18);
+        let first = w.as_ptr().add(2 * p * block_bytes(F));
         _mm_prefetch(first.wrapping_add(PREFETCH).cast(), _MM_HINT_T0);
-        let ws = unpack::<BOTH>(first);
+        let ws = unpack::<F, BOTH>(first);
         let xs = XPair::load(x.as_ptr(), d.as_ptr(), offsets.as_ptr(), p);
         *acc = accumulate::<VNNI>(&ws, &xs, *acc);
     }
 
-    /// A pair of Q4_0 blocks as [`accumulate`] takes them.
+    /// A pair of blocks as [`accumulate`] takes them, each weight unsigned.
     #[derive(Clone, Copy)]
     struct WPair {
-        /// Both blocks' low nibbles (the first 16 weights of each), then their high nibbles.
+        /// Both blocks' first 16 weights (Q4_0's low nibbles), then their last 16.
         lo: __m256i,
         hi: __m256i,
         /// Each block's scale in the four lanes of its sums.
         scales: __m256,
     }
 
-    /// The pair of blocks at `first`; without `BOTH`, only the first block, and zeros.
+    /// The pair of `F` blocks at `first`; without `BOTH`, only the first block, and zeros
+    /// (Q8_0: 128s, against zeros in the activations).
     #[inline(always)]
-    unsafe fn unpack<const BOTH: bool>(first: *const u8) -> WPair {
-        let (nibbles, scale_bits) = if BOTH {
-            let second = first.add(18);
-            let nibbles = _mm256_inserti128_si256(
-                _mm256_castsi128_si256(_mm_loadu_si128(first.add(2).cast())),
-                _mm_loadu_si128(second.add(2).cast()),
-                1,
-            );
-            let bits = u32::from(first.cast::<u16>().read_unaligned())
-                | (u32::from(second.cast::<u16>().read_unaligned()) << 16);
-            (nibbles, bits)
-        } else {
-            let nibbles = _mm256_zextsi128_si256(_mm_loadu_si128(first.add(2).cast()));
-            (nibbles, u32::from(first.cast::<u16>().read_unaligned()))
+    unsafe fn unpack<const F: u8, const BOTH: bool>(first: *const u8) -> WPair {
+        let second = first.wrapping_add(block_bytes(F));
+        // The 16 bytes at `at` of the first block, and of the second where there is one.
+        let halves = |at: usize| {
+            let a = _mm_loadu_si128(first.add(at).cast());
+            if BOTH {
+                _mm256_inserti128_si256(
+                    _mm256_castsi128_si256(a),
+                    _mm_loadu_si128(second.add(at).cast()),
+                    1,
+                )
+            } else {
+                _mm256_zextsi128_si256(a)
+            }
         };
-        let low = _mm256_set1_epi8(0x0f);
+        let (lo, hi) = if F == Q8_0 {
+            let unsigned = _mm256_set1_epi8(-128);
+            (
+                _mm256_xor_si256(halves(2), unsigned),
+                _mm256_xor_si256(halves(18), unsigned),
+            )
+        } else {
+            let nibbles = halves(2);
+            let low = _mm256_set1_epi8(0x0f);
+            (
+                _mm256_and_si256(nibbles, low),
+                _mm256_and_si256(_mm256_srli_epi16(nibbles, 4), low),
+            )
+        };
+        let mut scale_bits = u32::from(first.cast::<u16>().read_unaligned());
+        if BOTH {
+            scale_bits |= u32::from(second.cast::<u16>().read_unaligned()) << 16;
+        }
         let scales = _mm256_permutevar8x32_ps(
             _mm256_castps128_ps256(_mm_cvtph_ps(_mm_cvtsi32_si128(scale_bits as i32))),
             _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1),
         );
-        WPair {
-            lo: _mm256_and_si256(nibbles, low),
-            hi: _mm256_and_si256(_mm256_srli_epi16(nibbles, 4), low),
-            scales,
-        }
+        WPair { lo, hi, scales }
     }
 
     /// A pair of activation blocks in [`super::Pairs`]' layout.
@@ -534,8 +584,8 @@ mod avx2 {
         _mm_cvtss_f32(_mm_add_ss(pair, _mm_shuffle_ps(pair, pair, 1)))
     }
 
-    /// Rows of activations as [`super::Pairs`] holds them, and rows of Q4_0 blocks, for the
-    /// tiles of a prompt's product.
+    /// Rows of activations as [`super::Pairs`] holds them, and rows of blocks, for the tiles
+    /// of a prompt's product.
     pub(super) struct Operands<'a> {
         pub x: &'a super::Pairs,
         pub w: &'a [u8],
@@ -561,31 +611,36 @@ mod avx2 {
     /// `o.blocks` blocks, and `o.x` rows of as many blocks; `acc` holds `cols.len()` columns
     /// of `ld >= o.x`'s rows.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn q4_0_columns(
+    pub(super) unsafe fn pair_columns<const F: u8>(
         o: &Operands,
         cols: Range<usize>,
         acc: &mut [f32],
         ld: usize,
     ) {
-        q4_0_columns_in::<false, { AVX2_TILE[0] }, { AVX2_TILE[1] }>(o, cols, acc, ld)
+        pair_columns_in::<F, false, { AVX2_TILE[0] }, { AVX2_TILE[1] }>(o, cols, acc, ld)
     }
 
-    /// [`q4_0_columns`] with `vpdpbusd`.
+    /// [`pair_columns`] with `vpdpbusd`, for Q4_0 and Q8_0.
     ///
     /// # Safety
-    /// As [`q4_0_columns`], and the CPU has AVX-512 VNNI and VL.
+    /// As [`pair_columns`], and the CPU has AVX-512 VNNI and VL.
     #[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
-    pub(super) unsafe fn q4_0_columns_vnni(
+    pub(super) unsafe fn pair_columns_vnni<const F: u8>(
         o: &Operands,
         cols: Range<usize>,
         acc: &mut [f32],
         ld: usize,
     ) {
-        q4_0_columns_in::<true, { VNNI_TILE[0] }, { VNNI_TILE[1] }>(o, cols, acc, ld)
+        pair_columns_in::<F, true, { VNNI_TILE[0] }, { VNNI_TILE[1] }>(o, cols, acc, ld)
     }
 
     #[inline(always)]
-    unsafe fn q4_0_columns_in<const VNNI: bool, const ROWS: usize, const COLS: usize>(
+    unsafe fn pair_columns_in<
+        const F: u8,
+        const VNNI: bool,
+        const ROWS: usize,
+        const COLS: usize,
+    >(
         o: &Operands,
         cols: Range<usize>,
         acc: &mut [f32],
@@ -603,17 +658,17 @@ mod avx2 {
                     let tall = (m - i).min(ROWS);
                     let at = (c - cols.start) * ld + i;
                     match (tall == ROWS, wide == COLS) {
-                        (true, true) => tile::<VNNI, ROWS, COLS>(o, &pairs, i, c, acc, at, ld),
+                        (true, true) => tile::<F, VNNI, ROWS, COLS>(o, &pairs, i, c, acc, at, ld),
                         (true, false) => {
                             for n in 0..wide {
-                                tile::<VNNI, ROWS, 1>(o, &pairs, i, c + n, acc, at + n * ld, ld)
+                                tile::<F, VNNI, ROWS, 1>(o, &pairs, i, c + n, acc, at + n * ld, ld)
                             }
                         }
                         (false, _) => {
                             for r in 0..tall {
                                 for n in 0..wide {
                                     let at = at + n * ld + r;
-                                    tile::<VNNI, 1, 1>(o, &pairs, i + r, c + n, acc, at, ld)
+                                    tile::<F, VNNI, 1, 1>(o, &pairs, i + r, c + n, acc, at, ld)
                                 }
                             }
                         }
@@ -630,13 +685,20 @@ mod avx2 {
 
     /// Pair `p` of the rows `ws` of `w` against the rows `xs` of `x`, into `sums`.
     #[inline(always)]
-    unsafe fn tile_pair<const VNNI: bool, const BOTH: bool, const R: usize, const C: usize>(
+    unsafe fn tile_pair<
+        const F: u8,
+        const VNNI: bool,
+        const BOTH: bool,
+        const R: usize,
+        const C: usize,
+    >(
         ws: &[*const u8; C],
         xs: &[XRow; R],
         p: usize,
         sums: &mut [[__m256; C]; R],
     ) {
-        let w: [WPair; C] = std::array::from_fn(|n| unpack::<BOTH>(ws[n].add(2 * p * 18)));
+        let w: [WPair; C] =
+            std::array::from_fn(|n| unpack::<F, BOTH>(ws[n].add(2 * p * block_bytes(F))));
         for (row, &(q, d, offsets)) in sums.iter_mut().zip(xs) {
             let x = XPair::load(q, d, offsets, p);
             for (sum, w) in row.iter_mut().zip(&w) {
@@ -648,7 +710,7 @@ mod avx2 {
     /// Rows `i..i + R` of `x` against rows `c..c + C` of `w` over `pairs`, added to `acc`
     /// from `at` on (rows of `x` down a column, columns `ld` apart).
     #[inline(always)]
-    unsafe fn tile<const VNNI: bool, const R: usize, const C: usize>(
+    unsafe fn tile<const F: u8, const VNNI: bool, const R: usize, const C: usize>(
         o: &Operands,
         pairs: &Range<usize>,
         i: usize,
@@ -671,10 +733,10 @@ mod avx2 {
         // A row's odd last block is half a pair.
         let whole = pairs.end.min(o.blocks / 2);
         for p in pairs.start..whole {
-            tile_pair::<VNNI, true, R, C>(&ws, &rows, p, &mut sums);
+            tile_pair::<F, VNNI, true, R, C>(&ws, &rows, p, &mut sums);
         }
         if whole < pairs.end {
-            tile_pair::<VNNI, false, R, C>(&ws, &rows, whole, &mut sums);
+            tile_pair::<F, VNNI, false, R, C>(&ws, &rows, whole, &mut sums);
         }
         for (r, row) in sums.iter().enumerate() {
             for (n, &s) in row.iter().enumerate() {

@@ -42,7 +42,7 @@ pub fn q_xwt(
     assert!(takes(quant, m), "{quant} products of {m} rows are Candle's");
     let isa = Isa::within(path);
     let dots = dot_format(quant).filter(|_| m <= DOT_ROWS);
-    let tiles = (quant == QuantType::Q4_0 && block_dots::tiles_q4_0(isa)).then_some(Format::Q4_0);
+    let tiles = dot_format(quant).filter(|format| format.pairs_on(isa));
     if let Some(format) = dots.or(tiles) {
         assert_eq!(x.len(), m * k, "x is not (m, k)");
         assert_eq!(out.len(), m * n, "out is not (m, n)");
@@ -218,8 +218,8 @@ fn as_blocks<T: GgmlType>(bytes: &[u8]) -> &[T] {
     unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<T>(), bytes.len() / size) }
 }
 
-/// A decode step over rows of a [`Format`], with this crate's dot products; or a prompt over
-/// Q4_0 rows, in [`block_dots::q4_0_columns`]' tiles.
+/// A decode step over rows of a [`Format`], with this crate's dot products; or a prompt, in
+/// [`block_dots::pair_columns`]' tiles.
 struct NibbleDots<'a> {
     format: Format,
     x: Q8,
@@ -236,7 +236,16 @@ impl Columns for NibbleDots<'_> {
 
     fn columns(&self, cols: Range<usize>, acc: &mut [f32]) {
         if self.m > DOT_ROWS {
-            return block_dots::q4_0_columns(self.w, self.row_bytes, &self.x, cols, acc, self.isa);
+            let (w, row_bytes) = (self.w, self.row_bytes);
+            return block_dots::pair_columns(
+                self.format,
+                w,
+                row_bytes,
+                &self.x,
+                cols,
+                acc,
+                self.isa,
+            );
         }
         for (c, j) in cols.enumerate() {
             let row = &self.w[j * self.row_bytes..(j + 1) * self.row_bytes];
@@ -300,11 +309,11 @@ mod tests {
                                 (0..k).map(|p| x[i * k + p] as f64 * held[j * k + p] as f64);
                             let want: f64 = terms.clone().sum();
                             let scale: f64 = terms.map(f64::abs).sum();
-                            // The dot products and Q4_0's tiles round `x` to 8 bits per block
+                            // The dot products and the tiles round `x` to 8 bits per block
                             // (about 1/254 of its largest value); the f32 product only sums in
                             // f32.
-                            let tiled = quant == QuantType::Q4_0
-                                && block_dots::tiles_q4_0(Isa::within(path));
+                            let tiled =
+                                dot_format(quant).is_some_and(|f| f.pairs_on(Isa::within(path)));
                             let tol = if m <= DOT_ROWS || tiled {
                                 scale / 100.0
                             } else {
@@ -323,32 +332,35 @@ mod tests {
     }
 
     #[test]
-    fn q4_0_tiles_sum_what_the_dots_sum_row_by_row() {
+    fn tiles_sum_what_the_dots_sum_row_by_row() {
         // Both round each row of `x` alike and sum integers exactly, so only the order of the
         // scaled f32 sums differs: a pair of blocks missed or counted twice shows. 19 rows of
         // 337 blocks take two slices of `k`, a half pair, and tiles cut short both ways.
         let (m, n, k) = (19, 37, 337 * 32);
-        let (blocks, _) = weight(QuantType::Q4_0, n, k, 3);
-        let mut aligned = vec![0u64; blocks.len().div_ceil(8)];
-        bytemuck::cast_slice_mut::<u64, u8>(&mut aligned)[..blocks.len()].copy_from_slice(&blocks);
-        let blocks = &bytemuck::cast_slice::<u64, u8>(&aligned)[..blocks.len()];
         let x = values(m * k, 5);
-        let paths = KernelPath::supported()
-            .into_iter()
-            .filter(|&path| block_dots::tiles_q4_0(Isa::within(path)));
-        for path in paths {
-            let mut tiled = vec![0f32; m * n];
-            q_xwt(path, &x, blocks, QuantType::Q4_0, &mut tiled, m, n, k);
-            for i in 0..m {
-                let mut row = vec![0f32; n];
-                let xi = &x[i * k..(i + 1) * k];
-                q_xwt(path, xi, blocks, QuantType::Q4_0, &mut row, 1, n, k);
-                for (j, &want) in row.iter().enumerate() {
-                    let got = tiled[i * n + j];
-                    assert!(
-                        (got - want).abs() <= 1e-4 * want.abs().max(1.0),
-                        "{path} ({i}, {j}): tiles {got}, dots {want}"
-                    );
+        for quant in [QuantType::Q4_0, QuantType::Q8_0] {
+            let (blocks, _) = weight(quant, n, k, 3);
+            let mut aligned = vec![0u64; blocks.len().div_ceil(8)];
+            bytemuck::cast_slice_mut::<u64, u8>(&mut aligned)[..blocks.len()]
+                .copy_from_slice(&blocks);
+            let blocks = &bytemuck::cast_slice::<u64, u8>(&aligned)[..blocks.len()];
+            let paths = KernelPath::supported()
+                .into_iter()
+                .filter(|&path| dot_format(quant).is_some_and(|f| f.pairs_on(Isa::within(path))));
+            for path in paths {
+                let mut tiled = vec![0f32; m * n];
+                q_xwt(path, &x, blocks, quant, &mut tiled, m, n, k);
+                for i in 0..m {
+                    let mut row = vec![0f32; n];
+                    let xi = &x[i * k..(i + 1) * k];
+                    q_xwt(path, xi, blocks, quant, &mut row, 1, n, k);
+                    for (j, &want) in row.iter().enumerate() {
+                        let got = tiled[i * n + j];
+                        assert!(
+                            (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+                            "{quant} {path} ({i}, {j}): tiles {got}, dots {want}"
+                        );
+                    }
                 }
             }
         }
