@@ -9,6 +9,11 @@
 //! it by the signed activation, and the offset comes off once per block through the activation
 //! block's precomputed sum. Having every decode format's dot here lets the CPU multiply by the
 //! blocks where the file's mapping holds them, with no copy into Candle's storage.
+//!
+//! Q4_0, and Q8_0 where the CPU has VNNI, take their activations as [`Pairs`], two blocks
+//! a step; a prompt's product over them runs in tiles of several rows of each operand
+//! ([`pair_columns`]), so its activations are rounded as a decode step's are, and as
+//! llama.cpp's are.
 
 use std::ops::Range;
 
