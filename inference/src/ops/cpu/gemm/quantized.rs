@@ -338,7 +338,9 @@ mod tests {
         // Every path rounds `x` alike and sums integers exactly, so only the order of the
         // scaled f32 sums may differ: a weight unpacked wrongly shows far above that.
         let (m, n) = (3, 37);
-        for quant in [QuantType::Q4_0, QuantType::Q5_0, QuantType::Q8_0] {
+        let quants = [QuantType::Q4_0, QuantType::Q5_0, QuantType::Q8_0];
+        // On aarch64 only Q5_0's decode steps are this crate's.
+        for quant in quants.into_iter().filter(|&quant| takes(quant, m)) {
             for k in [7 * 32, 2 * 256] {
                 let (blocks, _) = weight(quant, n, k, 9);
                 let mut aligned = vec![0u64; blocks.len().div_ceil(8)];
