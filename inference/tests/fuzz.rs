@@ -130,6 +130,19 @@ fn safetensors(header: &Value, data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Found by `tokenizer_json` with 2,000 inputs: tokenizers 0.23 panicked reading a BPE model
+/// whose continuing-subword prefix is longer than a merge's second token.
+#[test]
+fn a_subword_prefix_that_the_merges_lack_is_an_error() {
+    let path = common::checkpoint_dir("tiny-text").join("tokenizer.json");
+    let mut doc = read_json(&path);
+    doc["model"]["continuing_subword_prefix"] = Value::String("㈠".into());
+    let err = Tokenizer::from_bytes(&serde_json::to_vec(&doc).unwrap(), &path)
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("prefix `㈠`"), "{err}");
+}
+
 proptest! {
     #![proptest_config(config())]
 

@@ -12,6 +12,47 @@ use crate::error::{Error, Result};
 #[derive(Deserialize)]
 struct Head {
     post_processor: Option<Value>,
+    model: Option<ModelHead>,
+}
+
+/// The one field of the model read up front; a file that sets it is read again whole.
+#[derive(Deserialize)]
+struct ModelHead {
+    continuing_subword_prefix: Option<Value>,
+}
+
+/// With a continuing-subword prefix, every BPE merge's second token starts with the prefix and
+/// the merged token is in the vocabulary: tokenizers 0.23 cuts the prefix off the second token
+/// by its length and copies the result into a buffer as long as the longest token, so a shorter
+/// token or a longer merge panics while the file is read (found by `tests/fuzz.rs`).
+fn check_merges(model: &Value, prefix: &str) -> std::result::Result<(), String> {
+    let vocab = model.get("vocab").and_then(Value::as_object);
+    let merges = model.get("merges").and_then(Value::as_array);
+    let (Some(vocab), Some(merges)) = (vocab, merges) else {
+        return Ok(());
+    };
+    for merge in merges {
+        let pair = match merge {
+            Value::String(s) => s.split_once(' '),
+            Value::Array(items) => match (items.first(), items.get(1)) {
+                (Some(Value::String(a)), Some(Value::String(b))) => Some((a.as_str(), b.as_str())),
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some((a, b)) = pair.filter(|(a, b)| vocab.contains_key(*a) && vocab.contains_key(*b))
+        else {
+            continue;
+        };
+        let merged = b.strip_prefix(prefix).map(|rest| format!("{a}{rest}"));
+        if !merged.is_some_and(|m| vocab.contains_key(&m)) {
+            return Err(format!(
+                "the BPE merge `{a} {b}` does not continue with the prefix `{prefix}` into a token \
+                 of the vocabulary; re-download the file"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Every special token that a `TemplateProcessing` post-processor's templates place is in its
@@ -72,6 +113,17 @@ impl Tokenizer {
         let head: Head = serde_json::from_slice(bytes).map_err(|e| refuse(e.to_string()))?;
         if let Some(post) = &head.post_processor {
             check_templates(post).map_err(refuse)?;
+        }
+        let prefix = head.model.and_then(|m| m.continuing_subword_prefix);
+        if let Some(prefix) = prefix
+            .as_ref()
+            .and_then(Value::as_str)
+            .filter(|p| !p.is_empty())
+        {
+            let whole: Value = serde_json::from_slice(bytes).map_err(|e| refuse(e.to_string()))?;
+            if let Some(model) = whole.get("model") {
+                check_merges(model, prefix).map_err(refuse)?;
+            }
         }
         let inner = tokenizers::Tokenizer::from_bytes(bytes).map_err(|e| Error::Tokenizer {
             path: path.to_path_buf(),
