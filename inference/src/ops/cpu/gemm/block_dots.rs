@@ -10,10 +10,11 @@
 //! block's precomputed sum. Having every decode format's dot here lets the CPU multiply by the
 //! blocks where the file's mapping holds them, with no copy into Candle's storage.
 //!
-//! Q4_0, and Q8_0 where the CPU has VNNI, take their activations as [`Pairs`], two blocks
-//! a step; a prompt's product over them runs in tiles of several rows of each operand
-//! ([`pair_columns`]), so its activations are rounded as a decode step's are, and as
-//! llama.cpp's are.
+//! The decode dots of Q4_0, and of Q8_0 where the CPU has VNNI, take their activations as
+//! [`Pairs`], two blocks a step. A prompt's product over them runs in tiles of several rows of
+//! each operand ([`tiles`]), so its activations are rounded as a decode step's are, and as
+//! llama.cpp's are: on VNNI, a row of weights in each lane of 16 ([`lanes`]); on AVX2, pairs
+//! of blocks against [`Pairs`].
 
 use std::ops::Range;
 
@@ -21,6 +22,9 @@ use half::f16;
 use rayon::iter::{ParallelBridge, ParallelIterator};
 
 use super::KernelPath;
+
+#[cfg(target_arch = "x86_64")]
+mod lanes;
 
 /// A block format of 32 weights after an f16 scale: Q4_0's 16 bytes of nibbles (weight `j` in
 /// the low half of byte `j`, weight `16 + j` in its high half), Q5_0's the same after a 32-bit
@@ -76,6 +80,14 @@ impl Format {
     }
 }
 
+/// What a product's rows of activations meet the weights in: a decode step's dot products, or
+/// a prompt's tiles ([`tiles`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Product {
+    Dots,
+    Tiles,
+}
+
 /// The instructions a product's dots take, chosen once per product from its kernel path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Isa {
@@ -101,16 +113,27 @@ impl Isa {
         let _ = path;
         Self::Portable
     }
+
+    /// Whether a prompt's tiles hold a row of weights a lane ([`lanes`]), reading the rows of
+    /// activations as they are, rather than in [`Pairs`].
+    fn tiles_in_lanes(self) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Self::Vnni => true,
+            _ => false,
+        }
+    }
 }
 
-/// Rows of activations in blocks of 32: `q · d` is the value, and `s` is `d · Σ q`, the term
-/// that the weights' offset multiplies.
+/// Rows of activations in blocks of 32: `q · d` is the value, and `sums` holds each block's
+/// `Σ q`, the term that the weights' offset multiplies.
 pub(super) struct Q8 {
     q: Vec<i8>,
     d: Vec<f32>,
-    s: Vec<f32>,
+    sums: Vec<i32>,
     blocks: usize,
-    /// The SIMD dots of Q4_0, and of Q8_0 on VNNI, take their activations as [`Pairs`].
+    /// The SIMD dots of Q4_0, and of Q8_0 on VNNI, take their activations as [`Pairs`], and
+    /// so do the tiles of Q4_0 on AVX2; VNNI's tiles ([`lanes`]) take the rows as they are.
     pairs: Option<Pairs>,
 }
 
@@ -151,16 +174,15 @@ impl Pairs {
             .zip(pairs.offsets.chunks_mut(per_row * PAIR_LANES))
             .enumerate();
         by_rows(m * q8.blocks * BLOCK, rows, |(i, ((xs, ds), offsets))| {
-            let (q, d, _) = q8.row(i);
-            for (b, (q, &d)) in q.chunks_exact(BLOCK).zip(d).enumerate() {
+            let (q, d, sums) = q8.row(i);
+            for (b, ((q, &d), &sum)) in q.chunks_exact(BLOCK).zip(d).zip(sums).enumerate() {
                 let half = b % 2;
                 let x = &mut xs[b / 2 * PAIR..][..PAIR];
                 x[half * 16..][..16].copy_from_slice(&q[..16]);
                 x[BLOCK + half * 16..][..16].copy_from_slice(&q[16..]);
                 let lanes = b / 2 * PAIR_LANES + half * 4;
                 ds[lanes..lanes + 4].fill(d);
-                offsets[lanes] =
-                    -format.pair_offset() * q.iter().map(|&v| i32::from(v)).sum::<i32>();
+                offsets[lanes] = -format.pair_offset() * sum;
             }
         });
         pairs
@@ -168,14 +190,21 @@ impl Pairs {
 }
 
 impl Q8 {
-    /// The `m` rows of `x`, `k` each (a multiple of [`BLOCK`]), for dots with `format` on
-    /// `isa`: every one rounds alike.
-    pub(super) fn new(x: &[f32], m: usize, k: usize, format: Format, isa: Isa) -> Self {
+    /// The `m` rows of `x`, `k` each (a multiple of [`BLOCK`]), for `product` with `format`
+    /// on `isa`: every one rounds alike.
+    pub(super) fn new(
+        x: &[f32],
+        m: usize,
+        k: usize,
+        format: Format,
+        isa: Isa,
+        product: Product,
+    ) -> Self {
         let blocks = k / BLOCK;
         let mut q8 = Self {
             q: vec![0i8; m * k],
             d: vec![0f32; m * blocks],
-            s: vec![0f32; m * blocks],
+            sums: vec![0i32; m * blocks],
             blocks,
             pairs: None,
         };
@@ -184,26 +213,30 @@ impl Q8 {
             .zip(q8.q.chunks_mut(k.max(1)))
             .zip(
                 q8.d.chunks_mut(blocks.max(1))
-                    .zip(q8.s.chunks_mut(blocks.max(1))),
+                    .zip(q8.sums.chunks_mut(blocks.max(1))),
             );
-        by_rows(m * k, rows, |((x, q), (d, s))| match isa {
+        by_rows(m * k, rows, |((x, q), (d, sums))| match isa {
             // SAFETY: `Isa::within` chose it only where the CPU has its features.
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 | Isa::Vnni => unsafe { avx2::quantize(x, q, d, s) },
-            Isa::Portable => quantize(x, q, d, s),
+            Isa::Avx2 | Isa::Vnni => unsafe { avx2::quantize(x, q, d, sums) },
+            Isa::Portable => quantize(x, q, d, sums),
         });
-        if format.pairs_on(isa) {
+        if format.pairs_on(isa) && !(product == Product::Tiles && isa.tiles_in_lanes()) {
             q8.pairs = Some(Pairs::new(&q8, m, format));
         }
         q8
     }
 
-    fn row(&self, i: usize) -> (&[i8], &[f32], &[f32]) {
+    fn rows(&self) -> usize {
+        self.q.len() / (self.blocks * BLOCK).max(1)
+    }
+
+    fn row(&self, i: usize) -> (&[i8], &[f32], &[i32]) {
         let b = self.blocks;
         (
             &self.q[i * b * BLOCK..(i + 1) * b * BLOCK],
             &self.d[i * b..(i + 1) * b],
-            &self.s[i * b..(i + 1) * b],
+            &self.sums[i * b..(i + 1) * b],
         )
     }
 }
@@ -226,12 +259,12 @@ where
 }
 
 /// Each block of 32 in `x` rounded to 8 bits under its own scale, into `q`, with the scale
-/// in `d` and the scale times the block's sum in `s`. Inlined into each instruction set's
+/// in `d` and the block's sum in `sums`. Inlined into each instruction set's
 /// caller, where the compiler vectorizes the rounding (a library call per value otherwise).
 #[inline(always)]
-fn quantize(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32]) {
+fn quantize(x: &[f32], q: &mut [i8], d: &mut [f32], sums: &mut [i32]) {
     let blocks = x.chunks_exact(BLOCK).zip(q.chunks_exact_mut(BLOCK));
-    for ((src, dst), (d, s)) in blocks.zip(d.iter_mut().zip(s.iter_mut())) {
+    for ((src, dst), (d, block_sum)) in blocks.zip(d.iter_mut().zip(sums.iter_mut())) {
         let max = src.iter().fold(0f32, |a, v| a.max(v.abs()));
         let scale = max / 127.0;
         let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
@@ -242,14 +275,14 @@ fn quantize(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32]) {
             sum += i32::from(*o);
         }
         *d = scale;
-        *s = scale * sum as f32;
+        *block_sum = sum;
     }
 }
 
 /// Σ w·x for one row `w` of `format` blocks and row `i` of `x`, which [`Q8::new`] made for
 /// `format` and `isa`.
 pub(super) fn dot(format: Format, w: &[u8], x: &Q8, i: usize, isa: Isa) -> f32 {
-    let (q, d, s) = x.row(i);
+    let (q, d, sums) = x.row(i);
     assert_eq!(
         w.len(),
         x.blocks * format.block_bytes(),
@@ -278,24 +311,24 @@ pub(super) fn dot(format: Format, w: &[u8], x: &Q8, i: usize, isa: Isa) -> f32 {
                 }
             };
         }
-        // SAFETY: as above, and `Q8::row` gives `x.blocks` blocks of `q`, `d` and `s`.
+        // SAFETY: as above, and `Q8::row` gives `x.blocks` blocks of `q`, `d` and `sums`.
         return unsafe {
             match format {
-                Format::Q4_0 => avx2::dot::<{ avx2::Q4_0 }>(w, q, d, s),
-                Format::Q5_0 => avx2::dot::<{ avx2::Q5_0 }>(w, q, d, s),
-                Format::Q8_0 => avx2::dot::<{ avx2::Q8_0 }>(w, q, d, s),
+                Format::Q4_0 => avx2::dot::<{ avx2::Q4_0 }>(w, q, d, sums),
+                Format::Q5_0 => avx2::dot::<{ avx2::Q5_0 }>(w, q, d, sums),
+                Format::Q8_0 => avx2::dot::<{ avx2::Q8_0 }>(w, q, d, sums),
             }
         };
     }
     let _ = isa;
-    scalar(format, w, q, d, s)
+    scalar(format, w, q, d, sums)
 }
 
 /// `acc[c * x_rows + i] = Σ x[i] · w[cols.start + c]` for every row `i` of `x`, which
 /// [`Q8::new`] made for `format` on `isa`, and the rows `cols` of `w`, `format` blocks
-/// `row_bytes` a row: a prompt's product, in tiles that unpack each pair of blocks once for
-/// several rows of `x`. Only where [`Format::pairs_on`] `isa`.
-pub(super) fn pair_columns(
+/// `row_bytes` a row: a prompt's product, in tiles that unpack each block once for several
+/// rows of `x`. Only where [`Format::pairs_on`] `isa`.
+pub(super) fn tiles(
     format: Format,
     w: &[u8],
     row_bytes: usize,
@@ -304,39 +337,30 @@ pub(super) fn pair_columns(
     acc: &mut [f32],
     isa: Isa,
 ) {
-    let pairs = x
-        .pairs
-        .as_ref()
-        .expect("x was not made for pairs on this isa");
-    let m = pairs.rows();
+    let m = x.rows();
     assert_eq!(row_bytes, x.blocks * format.block_bytes());
     assert!(w.len() >= cols.end * row_bytes, "columns past the end of w");
     assert!(acc.len() >= cols.len() * m, "acc is too short");
     acc[..cols.len() * m].fill(0.0);
     #[cfg(target_arch = "x86_64")]
-    {
-        let o = avx2::Operands {
-            x: pairs,
-            w,
-            row_bytes,
-            blocks: x.blocks,
-        };
-        // SAFETY: `isa` has its features (`Isa::within`), and the asserts bound `w` and
-        // `acc`; `pairs` holds `m` rows of `ceil(blocks / 2)` pairs.
-        unsafe {
-            match (format, isa) {
-                (Format::Q8_0, Isa::Vnni) => {
-                    return avx2::pair_columns_vnni::<{ avx2::Q8_0 }>(&o, cols, acc, m)
-                }
-                (Format::Q4_0, Isa::Vnni) => {
-                    return avx2::pair_columns_vnni::<{ avx2::Q4_0 }>(&o, cols, acc, m)
-                }
-                (Format::Q4_0, Isa::Avx2) => {
-                    return avx2::pair_columns::<{ avx2::Q4_0 }>(&o, cols, acc, m)
-                }
-                _ => {}
-            }
+    match (format, isa, &x.pairs) {
+        (Format::Q4_0 | Format::Q8_0, Isa::Vnni, _) => {
+            // SAFETY: `Isa::within` chooses VNNI only where the CPU has AVX-512 F and VNNI,
+            // and the asserts bound `w` and `acc`.
+            return unsafe { lanes::columns(format, w, row_bytes, x, cols, acc, m) };
         }
+        (Format::Q4_0, Isa::Avx2, Some(pairs)) => {
+            let o = avx2::Operands {
+                x: pairs,
+                w,
+                row_bytes,
+                blocks: x.blocks,
+            };
+            // SAFETY: `isa` has its features (`Isa::within`), and the asserts bound `w` and
+            // `acc`; `pairs` holds `m` rows of `ceil(blocks / 2)` pairs.
+            return unsafe { avx2::pair_columns::<{ avx2::Q4_0 }>(&o, cols, acc, m) };
+        }
+        _ => {}
     }
     unreachable!("no {format:?} tiles on {isa:?}")
 }
@@ -367,14 +391,15 @@ fn scale(block: &[u8]) -> f32 {
     f16::from_bits(u16::from_le_bytes([block[0], block[1]])).to_f32()
 }
 
-fn scalar(format: Format, w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32 {
+fn scalar(format: Format, w: &[u8], q: &[i8], d: &[f32], sums: &[i32]) -> f32 {
     let mut sum = 0f32;
     let blocks = w.chunks_exact(format.block_bytes());
     for (b, block) in blocks.enumerate() {
         let ws = stored(format, block);
         let x = &q[b * BLOCK..(b + 1) * BLOCK];
         let dot: i32 = ws.iter().zip(x).map(|(&a, &y)| a * i32::from(y)).sum();
-        sum += scale(block) * (d[b] * dot as f32 - format.offset() * s[b]);
+        let s = d[b] * sums[b] as f32;
+        sum += scale(block) * (d[b] * dot as f32 - format.offset() * s);
     }
     sum
 }
@@ -599,17 +624,17 @@ mod avx2 {
     }
 
     /// Rows of `x` a tile takes, and rows of `w`: each pair of `w`'s blocks unpacks once for
-    /// that many rows of `x`, and each pair of `x`'s loads once for that many rows of `w`.
-    /// AVX2 has 16 registers, AVX-512 (with VNNI) 32.
-    const AVX2_TILE: [usize; 2] = [4, 2];
-    const VNNI_TILE: [usize; 2] = [8, 2];
+    /// that many rows of `x`, and each pair of `x`'s loads once for that many rows of `w`,
+    /// within AVX2's 16 registers.
+    const ROWS: usize = 4;
+    const COLS: usize = 2;
 
     /// Bytes of activations that a pass over one slice of `k` reads for every row of `x`:
     /// the slice stays in L2 while the columns of a task pass it.
     const X_SLICE_BYTES: usize = 384 << 10;
 
     /// `acc[c * ld + i] += Σ x[i] · w[cols.start + c]` for every row `i` of `x`, in tiles of
-    /// `AVX2_TILE` or `VNNI_TILE` over slices of `k`.
+    /// `ROWS` by `COLS` over slices of `k`.
     ///
     /// # Safety
     /// The CPU has AVX2, FMA and F16C; `o.w` holds `cols.end` rows of `o.row_bytes`, each
@@ -617,35 +642,6 @@ mod avx2 {
     /// of `ld >= o.x`'s rows.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) unsafe fn pair_columns<const F: u8>(
-        o: &Operands,
-        cols: Range<usize>,
-        acc: &mut [f32],
-        ld: usize,
-    ) {
-        pair_columns_in::<F, false, { AVX2_TILE[0] }, { AVX2_TILE[1] }>(o, cols, acc, ld)
-    }
-
-    /// [`pair_columns`] with `vpdpbusd`, for Q4_0 and Q8_0.
-    ///
-    /// # Safety
-    /// As [`pair_columns`], and the CPU has AVX-512 VNNI and VL.
-    #[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
-    pub(super) unsafe fn pair_columns_vnni<const F: u8>(
-        o: &Operands,
-        cols: Range<usize>,
-        acc: &mut [f32],
-        ld: usize,
-    ) {
-        pair_columns_in::<F, true, { VNNI_TILE[0] }, { VNNI_TILE[1] }>(o, cols, acc, ld)
-    }
-
-    #[inline(always)]
-    unsafe fn pair_columns_in<
-        const F: u8,
-        const VNNI: bool,
-        const ROWS: usize,
-        const COLS: usize,
-    >(
         o: &Operands,
         cols: Range<usize>,
         acc: &mut [f32],
@@ -663,17 +659,17 @@ mod avx2 {
                     let tall = (m - i).min(ROWS);
                     let at = (c - cols.start) * ld + i;
                     match (tall == ROWS, wide == COLS) {
-                        (true, true) => tile::<F, VNNI, ROWS, COLS>(o, &pairs, i, c, acc, at, ld),
+                        (true, true) => tile::<F, ROWS, COLS>(o, &pairs, i, c, acc, at, ld),
                         (true, false) => {
                             for n in 0..wide {
-                                tile::<F, VNNI, ROWS, 1>(o, &pairs, i, c + n, acc, at + n * ld, ld)
+                                tile::<F, ROWS, 1>(o, &pairs, i, c + n, acc, at + n * ld, ld)
                             }
                         }
                         (false, _) => {
                             for r in 0..tall {
                                 for n in 0..wide {
                                     let at = at + n * ld + r;
-                                    tile::<F, VNNI, 1, 1>(o, &pairs, i + r, c + n, acc, at, ld)
+                                    tile::<F, 1, 1>(o, &pairs, i + r, c + n, acc, at, ld)
                                 }
                             }
                         }
@@ -692,7 +688,6 @@ mod avx2 {
     #[inline(always)]
     unsafe fn tile_pair<
         const F: u8,
-        const VNNI: bool,
         const BOTH: bool,
         const R: usize,
         const C: usize,
@@ -707,7 +702,7 @@ mod avx2 {
         for (row, &(q, d, offsets)) in sums.iter_mut().zip(xs) {
             let x = XPair::load(q, d, offsets, p);
             for (sum, w) in row.iter_mut().zip(&w) {
-                *sum = accumulate::<VNNI>(w, &x, *sum);
+                *sum = accumulate::<false>(w, &x, *sum);
             }
         }
     }
@@ -715,7 +710,7 @@ mod avx2 {
     /// Rows `i..i + R` of `x` against rows `c..c + C` of `w` over `pairs`, added to `acc`
     /// from `at` on (rows of `x` down a column, columns `ld` apart).
     #[inline(always)]
-    unsafe fn tile<const F: u8, const VNNI: bool, const R: usize, const C: usize>(
+    unsafe fn tile<const F: u8, const R: usize, const C: usize>(
         o: &Operands,
         pairs: &Range<usize>,
         i: usize,
@@ -738,10 +733,10 @@ mod avx2 {
         // A row's odd last block is half a pair.
         let whole = pairs.end.min(o.blocks / 2);
         for p in pairs.start..whole {
-            tile_pair::<F, VNNI, true, R, C>(&ws, &rows, p, &mut sums);
+            tile_pair::<F, true, R, C>(&ws, &rows, p, &mut sums);
         }
         if whole < pairs.end {
-            tile_pair::<F, VNNI, false, R, C>(&ws, &rows, whole, &mut sums);
+            tile_pair::<F, false, R, C>(&ws, &rows, whole, &mut sums);
         }
         for (r, row) in sums.iter().enumerate() {
             for (n, &s) in row.iter().enumerate() {
@@ -767,8 +762,8 @@ mod avx2 {
     /// # Safety
     /// The CPU has AVX2, FMA and F16C.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn quantize(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32]) {
-        super::quantize(x, q, d, s)
+    pub(super) unsafe fn quantize(x: &[f32], q: &mut [i8], d: &mut [f32], sums: &mut [i32]) {
+        super::quantize(x, q, d, sums)
     }
 
     /// [`super::scalar`] in 256-bit lanes for the format `F`: two blocks a step, each into
@@ -778,20 +773,20 @@ mod avx2 {
     ///
     /// # Safety
     /// The CPU has AVX2, FMA and F16C; `w` holds `d.len()` blocks, and `q` as many blocks of
-    /// 32, as does `s`.
+    /// 32, as does `sums`.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn dot<const F: u8>(w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32 {
+    pub(super) unsafe fn dot<const F: u8>(w: &[u8], q: &[i8], d: &[f32], sums: &[i32]) -> f32 {
         let blocks = d.len();
         let (mut even, mut odd) = (_mm256_setzero_ps(), _mm256_setzero_ps());
         let (mut even_offset, mut odd_offset) = (0f32, 0f32);
         let mut b = 0;
         while b + 2 <= blocks {
-            even_offset += block::<F>(w, q, d, s, b, &mut even);
-            odd_offset += block::<F>(w, q, d, s, b + 1, &mut odd);
+            even_offset += block::<F>(w, q, d, sums, b, &mut even);
+            odd_offset += block::<F>(w, q, d, sums, b + 1, &mut odd);
             b += 2;
         }
         if b < blocks {
-            even_offset += block::<F>(w, q, d, s, b, &mut even);
+            even_offset += block::<F>(w, q, d, sums, b, &mut even);
         }
         let acc = _mm256_add_ps(even, odd);
         let half = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
@@ -809,7 +804,7 @@ mod avx2 {
         w: &[u8],
         q: &[i8],
         d: &[f32],
-        s: &[f32],
+        sums: &[i32],
         b: usize,
         acc: &mut __m256,
     ) -> f32 {
@@ -820,20 +815,20 @@ mod avx2 {
         // whichever register was at hand, and every block waited for the previous one's sums.
         let scales = _mm256_cvtph_ps(_mm_set1_epi16(p.cast::<i16>().read_unaligned()));
         let x = q.as_ptr().add(b * BLOCK);
-        let sums = if F == Q8_0 {
+        let products = if F == Q8_0 {
             signed_sums(p, x)
         } else {
             block_sums::<F>(p, x)
         };
         *acc = _mm256_fmadd_ps(
             _mm256_mul_ps(scales, _mm256_set1_ps(*d.get_unchecked(b))),
-            _mm256_cvtepi32_ps(sums),
+            _mm256_cvtepi32_ps(products),
             *acc,
         );
         if F == Q8_0 {
             0.0
         } else {
-            _mm256_cvtss_f32(scales) * *s.get_unchecked(b)
+            _mm256_cvtss_f32(scales) * (*d.get_unchecked(b) * *sums.get_unchecked(b) as f32)
         }
     }
 
