@@ -121,10 +121,20 @@ enum Command {
     },
 }
 
+/// The workspace this run of xtask was started from. `cargo run` says where at run time; the
+/// path compiled in is only a fallback, since a target directory shared by two checkouts keeps
+/// one xtask binary, and its compiled-in path names whichever checkout built it.
 pub fn repo_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
+    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+        manifest
+            .parent()
+            .expect("xtask lives in the workspace")
+            .to_path_buf()
+    })
 }
 
 fn main() -> ExitCode {

@@ -9,6 +9,7 @@
 //! them, once for every row of `x`; Candle computes a prompt as dot products row by row (5-26x
 //! slower on the 1B's MLP at 128 rows, measured on AVX2).
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use candle_core::quantized::k_quants::{
@@ -136,7 +137,7 @@ pub fn dequantize_rows(rows: &[&[u8]], quant: QuantType, out: &mut [f32]) {
     let k = first.len() / quant.block_bytes() * quant.block_len();
     assert_eq!(out.len(), rows.len() * k, "out is not (rows, k)");
     for (row, dst) in rows.iter().zip(out.chunks_exact_mut(k.max(1))) {
-        with_block_type!(quant, T => T::to_float(as_blocks::<T>(row), dst));
+        with_block_type!(quant, T => T::to_float(&as_blocks::<T>(row), dst));
     }
 }
 
@@ -163,8 +164,13 @@ impl Run<'_> {
         assert_eq!(x.len(), m * k, "x is not (m, k)");
         assert_eq!(out.len(), m * n, "out is not (m, n)");
         assert_eq!(k % T::BLCK_SIZE, 0, "k is not whole blocks");
-        let w = as_blocks::<T>(blocks);
+        let w = &*as_blocks::<T>(blocks);
         assert_eq!(w.len(), n * (k / T::BLCK_SIZE), "w is not (n, k) in blocks");
+        // Candle's Q4_1 and Q8_0 dots take blocks in pairs (they assert it): an odd count, in
+        // no Gemma 3 matrix, takes the product below.
+        if m <= DOT_ROWS && (k / T::BLCK_SIZE).is_multiple_of(2) {
+            return scatter(&CandleDots::new(x, w, m, k), store::<f32>, out, m, n);
+        }
         let w = Blocks(w);
         match path {
             #[cfg(target_arch = "x86_64")]
@@ -194,11 +200,11 @@ impl Run<'_> {
 /// than a dot product per row.
 const DOT_ROWS: usize = 4;
 
-/// Whether [`q_xwt`] computes `m` rows of `quant`: every prompt, and the decode steps of the
-/// formats with dot products here. Candle's are as fast for Q6_K, and faster for Q4_K, which
-/// it repacks for AVX2 (measured with `cargo bench -p inference --bench ops -- qlinear`).
+/// Whether [`q_xwt`] computes `m` rows of `quant`: all but Q4_K's decode steps, which Candle
+/// computes faster over a copy of the weight that it repacks (measured with `cargo bench -p
+/// inference --bench ops -- qlinear`).
 pub fn takes(quant: QuantType, m: usize) -> bool {
-    m > DOT_ROWS || dot_format(quant).is_some()
+    m > DOT_ROWS || quant != QuantType::Q4K
 }
 
 fn dot_format(quant: QuantType) -> Option<Format> {
@@ -212,18 +218,25 @@ fn dot_format(quant: QuantType) -> Option<Format> {
     }
 }
 
-/// The blocks that `bytes` hold.
-fn as_blocks<T: GgmlType>(bytes: &[u8]) -> &[T] {
+/// The blocks that `bytes` hold: in place, or copied where a file placed them off their
+/// alignment (a GGUF file may declare an alignment of 1).
+fn as_blocks<T: GgmlType>(bytes: &[u8]) -> Cow<'_, [T]> {
     let size = std::mem::size_of::<T>();
     assert_eq!(bytes.len() % size, 0, "not whole blocks");
-    assert!(
-        (bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<T>()),
-        "blocks are not aligned"
-    );
-    // SAFETY: the length and the alignment are checked above, and Candle's block types are
-    // plain `repr(C)` structs of integers and f16 scales, for which every bit pattern is a
-    // value.
-    unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<T>(), bytes.len() / size) }
+    let len = bytes.len() / size;
+    if (bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<T>()) {
+        // SAFETY: the length and the alignment are checked, and Candle's block types are
+        // plain `repr(C)` structs of integers and f16 scales, for which every bit pattern is
+        // a value.
+        return Cow::Borrowed(unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast(), len) });
+    }
+    let mut blocks = vec![T::zeros(); len];
+    // SAFETY: `blocks` holds `len` blocks of `size` bytes, as `bytes` does, and any bytes are
+    // a block (above).
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), blocks.as_mut_ptr().cast(), bytes.len());
+    }
+    Cow::Owned(blocks)
 }
 
 /// A product over rows of a [`Format`] with the activations rounded to 8 bits: a decode step's
@@ -257,6 +270,56 @@ impl Columns for RoundedProduct<'_> {
     }
 }
 
+/// A decode step over a format whose dot products are Candle's (`GgmlType::vec_dot_4`), on
+/// this crate's pool and over the blocks where the file holds them: Candle's own product
+/// reads a copy of the weight, which for the Q6_K embedding of a Q4_0 file of the 1B is
+/// 248 MB more memory.
+struct CandleDots<'a, T: GgmlType> {
+    x: Vec<T::VecDotType>,
+    w: &'a [T],
+    m: usize,
+    k: usize,
+}
+
+impl<'a, T: GgmlType> CandleDots<'a, T> {
+    fn new(x: &[f32], w: &'a [T], m: usize, k: usize) -> Self {
+        let per_row = k / T::VecDotType::BLCK_SIZE;
+        let mut q = vec![T::VecDotType::zeros(); m * per_row];
+        for (x, q) in x.chunks_exact(k.max(1)).zip(q.chunks_exact_mut(per_row.max(1))) {
+            T::VecDotType::from_float(x, q);
+        }
+        Self { x: q, w, m, k }
+    }
+}
+
+impl<T: GgmlType> Columns for CandleDots<'_, T> {
+    fn ld(&self) -> usize {
+        self.m
+    }
+
+    fn columns(&self, cols: Range<usize>, acc: &mut [f32]) {
+        let (m, k) = (self.m, self.k);
+        let (per_w, per_x) = (k / T::BLCK_SIZE, k / T::VecDotType::BLCK_SIZE);
+        let w = |j: usize| &self.w[j * per_w..(j + 1) * per_w];
+        let mut j = cols.start;
+        while j < cols.end {
+            let c = j - cols.start;
+            for i in 0..m {
+                let x = &self.x[i * per_x..(i + 1) * per_x];
+                if j + 4 <= cols.end {
+                    let sums = T::vec_dot_4(k, w(j), w(j + 1), w(j + 2), w(j + 3), x);
+                    for (n, s) in [sums.0, sums.1, sums.2, sums.3].into_iter().enumerate() {
+                        acc[(c + n) * m + i] = s;
+                    }
+                } else {
+                    acc[c * m + i] = T::vec_dot(k, w(j), x);
+                }
+            }
+            j += if j + 4 <= cols.end { 4 } else { 1 };
+        }
+    }
+}
+
 /// A weight's rows of blocks, dequantized a slice at a time for a prompt.
 struct Blocks<'a, T>(&'a [T]);
 
@@ -273,6 +336,31 @@ mod tests {
     use super::*;
     use candle_core::{Device, Tensor};
 
+    /// Bytes copied `shift` bytes past an 8-byte boundary, as a model's weights are held
+    /// aligned (0) or as a file may place them (odd).
+    struct Placed {
+        buf: Vec<u64>,
+        shift: usize,
+        len: usize,
+    }
+
+    impl Placed {
+        fn new(bytes: &[u8], shift: usize) -> Self {
+            let mut buf = vec![0u64; (shift + bytes.len()).div_ceil(8)];
+            bytemuck::cast_slice_mut::<u64, u8>(&mut buf)[shift..shift + bytes.len()]
+                .copy_from_slice(bytes);
+            Self {
+                buf,
+                shift,
+                len: bytes.len(),
+            }
+        }
+
+        fn bytes(&self) -> &[u8] {
+            &bytemuck::cast_slice::<u64, u8>(&self.buf)[self.shift..self.shift + self.len]
+        }
+    }
+
     /// The blocks of an `(n, k)` weight, and the weight they hold.
     fn weight(quant: QuantType, n: usize, k: usize, seed: u32) -> (Vec<u8>, Vec<f32>) {
         let w = Tensor::from_vec(values(n * k, seed), (n, k), &Device::Cpu).unwrap();
@@ -284,9 +372,10 @@ mod tests {
 
     #[test]
     fn every_format_matches_the_product_with_its_dequantized_weight_on_every_path() {
-        // Decode rows (1, 3) take the dot products, prompt rows (5, 19) Q4_0's tiles (with
-        // rows and columns past the last whole tile) or the dequantized f32 product; 37 rows of `w` leave a quad cut short in every task, and rows of 7 blocks
-        // of 32 end Q4_0's pairs of blocks with a lone one.
+        // Decode rows (1, 3) take the dot products, this crate's or Candle's; prompt rows
+        // (5, 19) the tiles (with rows and columns past the last whole tile) or the
+        // dequantized f32 product. 37 rows of `w` leave a quad cut short in every task, and
+        // rows of 7 blocks of 32 end Q4_0's pairs of blocks with a lone one.
         let shapes = QuantType::ALL
             .into_iter()
             .flat_map(|quant| [(quant, 2 * 256), (quant, 7 * 32)])
@@ -294,12 +383,13 @@ mod tests {
         for (quant, k) in shapes {
             let n = 37;
             let (blocks, held) = weight(quant, n, k, 7);
-            // Blocks copied into a buffer of u64, as a model's weights are held aligned.
-            let mut aligned = vec![0u64; blocks.len().div_ceil(8)];
-            bytemuck::cast_slice_mut::<u64, u8>(&mut aligned)[..blocks.len()]
-                .copy_from_slice(&blocks);
-            let blocks = &bytemuck::cast_slice::<u64, u8>(&aligned)[..blocks.len()];
-            for m in [1, 3, 5, 19].into_iter().filter(|&m| takes(quant, m)) {
+            // A file may place blocks off their alignment (a GGUF's declared alignment of 1).
+            let (aligned, shifted) = (Placed::new(&blocks, 0), Placed::new(&blocks, 1));
+            let m_and_blocks = [1, 3, 5, 19]
+                .into_iter()
+                .filter(|&m| takes(quant, m))
+                .flat_map(|m| [(m, aligned.bytes()), (m, shifted.bytes())]);
+            for (m, blocks) in m_and_blocks {
                 let x = values(m * k, 11 + m as u32);
                 for path in KernelPath::supported() {
                     let mut out = vec![0f32; m * n];
@@ -338,14 +428,12 @@ mod tests {
         // scaled f32 sums may differ: a weight unpacked wrongly shows far above that.
         let (m, n) = (3, 37);
         let quants = [QuantType::Q4_0, QuantType::Q5_0, QuantType::Q8_0];
-        // On aarch64 only Q5_0's decode steps are this crate's.
-        for quant in quants.into_iter().filter(|&quant| takes(quant, m)) {
+        // On aarch64 only Q5_0's dots are this crate's.
+        for quant in quants.into_iter().filter(|&quant| dot_format(quant).is_some()) {
             for k in [7 * 32, 2 * 256] {
                 let (blocks, _) = weight(quant, n, k, 9);
-                let mut aligned = vec![0u64; blocks.len().div_ceil(8)];
-                bytemuck::cast_slice_mut::<u64, u8>(&mut aligned)[..blocks.len()]
-                    .copy_from_slice(&blocks);
-                let blocks = &bytemuck::cast_slice::<u64, u8>(&aligned)[..blocks.len()];
+                let placed = Placed::new(&blocks, 0);
+                let blocks = placed.bytes();
                 let x = values(m * k, 4);
                 let mut want = vec![0f32; m * n];
                 q_xwt(KernelPath::Portable, &x, blocks, quant, &mut want, m, n, k);
@@ -373,10 +461,8 @@ mod tests {
         let x = values(m * k, 5);
         for quant in [QuantType::Q4_0, QuantType::Q8_0] {
             let (blocks, _) = weight(quant, n, k, 3);
-            let mut aligned = vec![0u64; blocks.len().div_ceil(8)];
-            bytemuck::cast_slice_mut::<u64, u8>(&mut aligned)[..blocks.len()]
-                .copy_from_slice(&blocks);
-            let blocks = &bytemuck::cast_slice::<u64, u8>(&aligned)[..blocks.len()];
+            let placed = Placed::new(&blocks, 0);
+            let blocks = placed.bytes();
             let paths = KernelPath::supported()
                 .into_iter()
                 .filter(|&path| dot_format(quant).is_some_and(|f| f.pairs_on(Isa::within(path))));
