@@ -686,12 +686,7 @@ mod avx2 {
 
     /// Pair `p` of the rows `ws` of `w` against the rows `xs` of `x`, into `sums`.
     #[inline(always)]
-    unsafe fn tile_pair<
-        const F: u8,
-        const BOTH: bool,
-        const R: usize,
-        const C: usize,
-    >(
+    unsafe fn tile_pair<const F: u8, const BOTH: bool, const R: usize, const C: usize>(
         ws: &[*const u8; C],
         xs: &[XRow; R],
         p: usize,

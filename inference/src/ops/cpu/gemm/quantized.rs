@@ -166,11 +166,6 @@ impl Run<'_> {
         assert_eq!(k % T::BLCK_SIZE, 0, "k is not whole blocks");
         let w = &*as_blocks::<T>(blocks);
         assert_eq!(w.len(), n * (k / T::BLCK_SIZE), "w is not (n, k) in blocks");
-        // Candle's Q4_1 and Q8_0 dots take blocks in pairs (they assert it): an odd count, in
-        // no Gemma 3 matrix, takes the product below.
-        if m <= DOT_ROWS && (k / T::BLCK_SIZE).is_multiple_of(2) {
-            return scatter(&CandleDots::new(x, w, m, k), store::<f32>, out, m, n);
-        }
         let w = Blocks(w);
         match path {
             #[cfg(target_arch = "x86_64")]
@@ -200,11 +195,13 @@ impl Run<'_> {
 /// than a dot product per row.
 const DOT_ROWS: usize = 4;
 
-/// Whether [`q_xwt`] computes `m` rows of `quant`: all but Q4_K's decode steps, which Candle
-/// computes faster over a copy of the weight that it repacks (measured with `cargo bench -p
-/// inference --bench ops -- qlinear`).
+/// Whether [`q_xwt`] computes `m` rows of `quant`: every prompt, and the decode steps of the
+/// formats with dot products here. Candle's are faster for the K-formats: Q4_K's over a copy
+/// it repacks, and Q6_K's, called over the file's blocks on this crate's pool, took 271 µs
+/// for the 1B's MLP down where Candle's own product over its copy took 192 (measured with
+/// `cargo bench -p inference --bench ops -- qlinear`).
 pub fn takes(quant: QuantType, m: usize) -> bool {
-    m > DOT_ROWS || quant != QuantType::Q4K
+    m > DOT_ROWS || dot_format(quant).is_some()
 }
 
 fn dot_format(quant: QuantType) -> Option<Format> {
@@ -270,56 +267,6 @@ impl Columns for RoundedProduct<'_> {
     }
 }
 
-/// A decode step over a format whose dot products are Candle's (`GgmlType::vec_dot_4`), on
-/// this crate's pool and over the blocks where the file holds them: Candle's own product
-/// reads a copy of the weight, which for the Q6_K embedding of a Q4_0 file of the 1B is
-/// 248 MB more memory.
-struct CandleDots<'a, T: GgmlType> {
-    x: Vec<T::VecDotType>,
-    w: &'a [T],
-    m: usize,
-    k: usize,
-}
-
-impl<'a, T: GgmlType> CandleDots<'a, T> {
-    fn new(x: &[f32], w: &'a [T], m: usize, k: usize) -> Self {
-        let per_row = k / T::VecDotType::BLCK_SIZE;
-        let mut q = vec![T::VecDotType::zeros(); m * per_row];
-        for (x, q) in x.chunks_exact(k.max(1)).zip(q.chunks_exact_mut(per_row.max(1))) {
-            T::VecDotType::from_float(x, q);
-        }
-        Self { x: q, w, m, k }
-    }
-}
-
-impl<T: GgmlType> Columns for CandleDots<'_, T> {
-    fn ld(&self) -> usize {
-        self.m
-    }
-
-    fn columns(&self, cols: Range<usize>, acc: &mut [f32]) {
-        let (m, k) = (self.m, self.k);
-        let (per_w, per_x) = (k / T::BLCK_SIZE, k / T::VecDotType::BLCK_SIZE);
-        let w = |j: usize| &self.w[j * per_w..(j + 1) * per_w];
-        let mut j = cols.start;
-        while j < cols.end {
-            let c = j - cols.start;
-            for i in 0..m {
-                let x = &self.x[i * per_x..(i + 1) * per_x];
-                if j + 4 <= cols.end {
-                    let sums = T::vec_dot_4(k, w(j), w(j + 1), w(j + 2), w(j + 3), x);
-                    for (n, s) in [sums.0, sums.1, sums.2, sums.3].into_iter().enumerate() {
-                        acc[(c + n) * m + i] = s;
-                    }
-                } else {
-                    acc[c * m + i] = T::vec_dot(k, w(j), x);
-                }
-            }
-            j += if j + 4 <= cols.end { 4 } else { 1 };
-        }
-    }
-}
-
 /// A weight's rows of blocks, dequantized a slice at a time for a prompt.
 struct Blocks<'a, T>(&'a [T]);
 
@@ -372,10 +319,10 @@ mod tests {
 
     #[test]
     fn every_format_matches_the_product_with_its_dequantized_weight_on_every_path() {
-        // Decode rows (1, 3) take the dot products, this crate's or Candle's; prompt rows
-        // (5, 19) the tiles (with rows and columns past the last whole tile) or the
-        // dequantized f32 product. 37 rows of `w` leave a quad cut short in every task, and
-        // rows of 7 blocks of 32 end Q4_0's pairs of blocks with a lone one.
+        // Decode rows (1, 3) take the dot products; prompt rows (5, 19) the tiles (with rows
+        // and columns past the last whole tile) or the dequantized f32 product. 37 rows of `w`
+        // leave a quad cut short in every task, and rows of 7 blocks of 32 end Q4_0's pairs of
+        // blocks with a lone one.
         let shapes = QuantType::ALL
             .into_iter()
             .flat_map(|quant| [(quant, 2 * 256), (quant, 7 * 32)])
@@ -428,8 +375,8 @@ mod tests {
         // scaled f32 sums may differ: a weight unpacked wrongly shows far above that.
         let (m, n) = (3, 37);
         let quants = [QuantType::Q4_0, QuantType::Q5_0, QuantType::Q8_0];
-        // On aarch64 only Q5_0's dots are this crate's.
-        for quant in quants.into_iter().filter(|&quant| dot_format(quant).is_some()) {
+        // On aarch64 only Q5_0's decode steps are this crate's.
+        for quant in quants.into_iter().filter(|&quant| takes(quant, m)) {
             for k in [7 * 32, 2 * 256] {
                 let (blocks, _) = weight(quant, n, k, 9);
                 let placed = Placed::new(&blocks, 0);

@@ -9,7 +9,7 @@
 use std::arch::x86_64::*;
 use std::ops::Range;
 
-use super::{Format, Q8, BLOCK};
+use super::{Format, BLOCK, Q8};
 
 /// Rows of `w` a tile takes, one a lane.
 const LANES: usize = 16;
