@@ -145,6 +145,7 @@ pub fn init_logging() {
 }
 
 fn main() {
+    inference::process::quiet_contained_panics();
     inference::process::park_idle_candle_workers();
     inference::process::keep_freed_memory();
     init_logging();

@@ -239,9 +239,7 @@ impl ModelArgs {
             fallback,
             preflight,
         } = self.device(&quants, checkpoint.config.stored_dtype)?;
-        if device.is_cpu() {
-            fit_in_memory(&mut checkpoint, dtype, self.ctx_size.is_some())?;
-        }
+        fit_in_memory(&mut checkpoint, &device, dtype, self.ctx_size.is_some())?;
         if dtype == DType::F16 {
             tracing::warn!(
                 "Gemma 3's activations overflow f16 (transformers #36822): expect NaN or nonsense; \
@@ -269,13 +267,26 @@ impl ModelArgs {
     }
 }
 
-/// Bounds the context to what the free memory holds beside the weights, or refuses a model
-/// that cannot fit, before any weight is read. Only host memory is known; a GPU's is not
-/// checked.
-fn fit_in_memory(checkpoint: &mut Checkpoint, dtype: DType, chosen: bool) -> Result<()> {
-    let Some(free) = memory::free()? else {
+/// Bounds the context to what `device`'s free memory holds beside the weights, or refuses a
+/// model that cannot fit, before any weight is read.
+fn fit_in_memory(
+    checkpoint: &mut Checkpoint,
+    device: &Device,
+    dtype: DType,
+    chosen: bool,
+) -> Result<()> {
+    let Some(free) = memory::free_on(device)? else {
+        tracing::debug!(
+            "the free memory of {device:?} is unknown; not checking that the model fits"
+        );
         return Ok(());
     };
+    let place = if device.is_cpu() {
+        "the free memory".to_string()
+    } else {
+        format!("the free memory of {}", inference::device::describe(device))
+    };
+    tracing::debug!("{place}: {} bytes", free);
     let config = &checkpoint.config;
     let need = Need::new(
         &config.text,
@@ -284,11 +295,13 @@ fn fit_in_memory(checkpoint: &mut Checkpoint, dtype: DType, chosen: bool) -> Res
         dtype,
     )?;
     let context = config.text.max_position_embeddings;
-    let fits = need.fit(context, free, chosen)?;
+    let fits = need
+        .fit(context, free, chosen)
+        .with_context(|| format!("fitting the model in {place}"))?;
     if fits < context {
         eprintln!(
             "note: the context is limited to {fits} positions (the model's holds {context}) to fit \
-             in the free memory; --ctx-size sets it"
+             in {place}; --ctx-size sets it"
         );
         checkpoint.config.text.max_position_embeddings = fits;
     }

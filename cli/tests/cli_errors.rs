@@ -175,6 +175,16 @@ fn a_shard_outside_the_checkpoint_directory_is_refused() {
 }
 
 #[test]
+fn a_tokenizer_that_crashes_its_library_is_one_error_line() {
+    // tokenizers 0.23 panics reading a BPE merge longer than every token of its vocabulary.
+    let dir = common::copy("tiny-text");
+    let json = r#"{"model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": [["a", "b"]]}}"#;
+    std::fs::write(dir.path().join("tokenizer.json"), json).unwrap();
+    let err = perplexity(dir.path(), "hello there");
+    assert!(err.contains("tokenizer.json"), "{err}");
+}
+
+#[test]
 fn wrong_tensor_shape() {
     let dir = common::copy("tiny-text");
     edit_config(dir.path(), |m| {

@@ -1,5 +1,42 @@
-//! Process-wide tuning for the CPU backend, set once at the start of `main`, before any thread
-//! is spawned: Candle's worker pool and glibc's allocator.
+//! Process-wide settings, made once at the start of `main` before any thread is spawned:
+//! Candle's worker pool, glibc's allocator, and the panic hook's silence over panics that
+//! [`contain`] turns into errors.
+
+use std::cell::Cell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+thread_local! {
+    static CONTAINING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// `f`'s result, or the message of its panic: for a library that panics on input it should
+/// refuse (tokenizers 0.23 does on some BPE files). Where [`quiet_contained_panics`] ran, the
+/// panic prints nothing; the caller's error says what went wrong.
+pub fn contain<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    let was = CONTAINING.replace(true);
+    // Unwind safety: callers pass code whose state is dropped with the panic (a parser
+    // building a value from bytes), so nothing half-made is seen afterwards.
+    let result = catch_unwind(AssertUnwindSafe(f));
+    CONTAINING.set(was);
+    result.map_err(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned());
+        message.unwrap_or_else(|| "a panic without a message".to_string())
+    })
+}
+
+/// Keeps the panic hook from printing the panics that [`contain`] catches; every other panic
+/// prints as before. Call it first thing in `main`.
+pub fn quiet_contained_panics() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !CONTAINING.with(Cell::get) {
+            previous(info)
+        }
+    }));
+}
 
 /// Makes Candle's CPU workers sleep as soon as an element-wise op is done, unless the user set
 /// `CANDLE_BARRIER_POOL_SPIN_LIMIT` already. Candle 0.11 runs large element-wise ops on a pool

@@ -143,6 +143,18 @@ fn a_subword_prefix_that_the_merges_lack_is_an_error() {
     assert!(err.to_string().contains("prefix `㈠`"), "{err}");
 }
 
+#[test]
+fn a_merge_longer_than_every_token_is_an_error() {
+    // tokenizers 0.23 copies each merge into a buffer as long as the longest token, and
+    // panicked here; the error names the file instead.
+    let path = Path::new("tokenizer.json");
+    let json = br#"{"model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": [["a", "b"]]}}"#;
+    let err = Tokenizer::from_bytes(json, path).err().expect("refused");
+    let message = err.to_string();
+    assert!(message.contains("tokenizer.json"), "{message}");
+    assert!(message.contains("tokenizers library failed"), "{message}");
+}
+
 proptest! {
     #![proptest_config(config())]
 

@@ -1,11 +1,11 @@
 //! Whether a checkpoint fits in memory, before a byte of its weights is read: the weights in
-//! the dtype they will run in, plus the KV cache at a context, against the memory the system
-//! has free. A model that cannot fit is refused with the numbers and what would fit; a context
+//! the dtype they will run in, plus the KV cache at a context, against the memory the device
+//! has free (the host's, or a GPU's). A model that cannot fit is refused with the numbers and what would fit; a context
 //! that cannot fit whole is shortened to what does.
 
 use std::path::PathBuf;
 
-use candle_core::DType;
+use candle_core::{DType, Device};
 
 use crate::error::{Error, Result};
 use crate::load::config::{LayerKind, TextConfig};
@@ -133,9 +133,11 @@ fn gib(bytes: u64) -> String {
     format!("{:.1} GiB", bytes as f64 / GIB)
 }
 
-/// The bytes free for the model: [`AVAILABLE_ENV`] when set, else the kernel's
-/// `MemAvailable`; none where neither is known (the check is then skipped).
-pub fn free() -> Result<Option<u64>> {
+/// The bytes free for the model on `device`: [`AVAILABLE_ENV`] when set; else the kernel's
+/// `MemAvailable` for the CPU, the driver's free memory for a CUDA device, and what Metal
+/// recommends less what it holds for an Apple GPU; none where it is unknown (the check is
+/// then skipped).
+pub fn free_on(device: &Device) -> Result<Option<u64>> {
     if let Ok(value) = std::env::var(AVAILABLE_ENV) {
         return parse_size(&value).map(Some).ok_or_else(|| {
             Error::Invalid(format!(
@@ -143,15 +145,36 @@ pub fn free() -> Result<Option<u64>> {
             ))
         });
     }
-    let Ok(info) = std::fs::read_to_string("/proc/meminfo") else {
-        return Ok(None);
-    };
-    Ok(info
-        .lines()
+    match device {
+        Device::Cpu => Ok(host_free()),
+        #[cfg(any(feature = "cuda", feature = "cuda-core-only"))]
+        Device::Cuda(cuda) => {
+            let (free, _total) =
+                cuda.cuda_stream().context().mem_get_info().map_err(|e| {
+                    Error::Invalid(format!("asking the GPU for its free memory: {e}"))
+                })?;
+            Ok(Some(free as u64))
+        }
+        #[cfg(feature = "metal")]
+        Device::Metal(metal) => {
+            let gpu = metal.device();
+            let held = gpu.current_allocated_size();
+            Ok(Some(
+                gpu.recommended_max_working_set_size().saturating_sub(held) as u64,
+            ))
+        }
+        #[allow(unreachable_patterns)]
+        _ => Ok(None),
+    }
+}
+
+fn host_free() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    info.lines()
         .find_map(|l| l.strip_prefix("MemAvailable:"))
         .and_then(|v| v.trim().strip_suffix("kB"))
         .and_then(|kb| kb.trim().parse::<u64>().ok())
-        .map(|kb| kb * 1024))
+        .map(|kb| kb * 1024)
 }
 
 fn parse_size(s: &str) -> Option<u64> {

@@ -125,10 +125,11 @@ impl Tokenizer {
                 check_merges(model, prefix).map_err(refuse)?;
             }
         }
-        let inner = tokenizers::Tokenizer::from_bytes(bytes).map_err(|e| Error::Tokenizer {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        // tokenizers indexes past a buffer on some hostile BPE files (a merge longer than every
+        // token) where it should refuse them.
+        let inner = crate::process::contain(|| tokenizers::Tokenizer::from_bytes(bytes))
+            .map_err(|panic| refuse(format!("the tokenizers library failed reading it: {panic}")))?
+            .map_err(|e| refuse(e.to_string()))?;
         Ok(Self::new(inner, path))
     }
 
