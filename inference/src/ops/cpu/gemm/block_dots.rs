@@ -279,56 +279,9 @@ fn quantize(x: &[f32], q: &mut [i8], d: &mut [f32], sums: &mut [i32]) {
     }
 }
 
-/// `acc[c * m + i] = Σ x[i] · w[cols.start + c]` for the `m` rows of `x` (a decode step's
-/// few), which [`Q8::new`] made for `format` on `isa`, and the rows `cols` of `w`, `format`
-/// blocks `row_bytes` a row. Where `x` holds [`Pairs`], four rows of `w` a call: each pair of
-/// activations loads once for the four, and their weights stream side by side (a call a row
-/// spent a tenth of a Q4_0 1B's decode outside the dots).
-pub(super) fn dots(
-    format: Format,
-    w: &[u8],
-    row_bytes: usize,
-    x: &Q8,
-    cols: Range<usize>,
-    acc: &mut [f32],
-    isa: Isa,
-) {
-    let m = x.rows();
-    assert_eq!(row_bytes, x.blocks * format.block_bytes());
-    assert!(w.len() >= cols.end * row_bytes, "columns past the end of w");
-    assert!(acc.len() >= cols.len() * m, "acc is too short");
-    #[cfg(target_arch = "x86_64")]
-    if let Some(pairs) = &x.pairs {
-        acc[..cols.len() * m].fill(0.0);
-        let o = avx2::Operands {
-            x: pairs,
-            w,
-            row_bytes,
-            blocks: x.blocks,
-        };
-        // SAFETY: `x` holds pairs only where `Format::pairs_on` its `isa`, which `Isa::within`
-        // chose where the CPU has its features; the asserts bound `w` and `acc`, and `pairs`
-        // holds `m` rows of `ceil(blocks / 2)` pairs.
-        unsafe {
-            match (format, isa) {
-                (Format::Q8_0, _) => avx2::pair_dots_vnni::<{ avx2::Q8_0 }>(&o, cols, acc, m),
-                (_, Isa::Vnni) => avx2::pair_dots_vnni::<{ avx2::Q4_0 }>(&o, cols, acc, m),
-                _ => avx2::pair_dots::<{ avx2::Q4_0 }>(&o, cols, acc, m),
-            }
-        }
-        return;
-    }
-    for (c, j) in cols.enumerate() {
-        let row = &w[j * row_bytes..(j + 1) * row_bytes];
-        for i in 0..m {
-            acc[c * m + i] = dot(format, row, x, i, isa);
-        }
-    }
-}
-
 /// Σ w·x for one row `w` of `format` blocks and row `i` of `x`, which [`Q8::new`] made for
-/// `format` and `isa` without [`Pairs`].
-fn dot(format: Format, w: &[u8], x: &Q8, i: usize, isa: Isa) -> f32 {
+/// `format` and `isa`.
+pub(super) fn dot(format: Format, w: &[u8], x: &Q8, i: usize, isa: Isa) -> f32 {
     let (q, d, sums) = x.row(i);
     assert_eq!(
         w.len(),
@@ -337,8 +290,28 @@ fn dot(format: Format, w: &[u8], x: &Q8, i: usize, isa: Isa) -> f32 {
     );
     #[cfg(target_arch = "x86_64")]
     if isa != Isa::Portable {
-        // SAFETY: `isa` has its features (`Isa::within`); `w` is `x.blocks` blocks
-        // (asserted), and `Q8::row` gives `x.blocks` blocks of `q`, `d` and `sums`.
+        if let Some(pairs) = &x.pairs {
+            let lanes = i * pairs.per_row * PAIR_LANES..(i + 1) * pairs.per_row * PAIR_LANES;
+            let (xs, d, offsets) = (
+                &pairs.x[i * pairs.per_row * PAIR..(i + 1) * pairs.per_row * PAIR],
+                &pairs.d[lanes.clone()],
+                &pairs.offsets[lanes],
+            );
+            // SAFETY: `isa` has its features (`Isa::within`); `w` is `x.blocks` blocks
+            // (asserted), and the pairs hold `per_row` pairs a row, `ceil(blocks / 2)`.
+            return unsafe {
+                match (format, isa) {
+                    (Format::Q8_0, _) => {
+                        avx2::pairs_dot_vnni::<{ avx2::Q8_0 }>(w, x.blocks, xs, d, offsets)
+                    }
+                    (_, Isa::Vnni) => {
+                        avx2::pairs_dot_vnni::<{ avx2::Q4_0 }>(w, x.blocks, xs, d, offsets)
+                    }
+                    _ => avx2::pairs_dot::<{ avx2::Q4_0 }>(w, x.blocks, xs, d, offsets),
+                }
+            };
+        }
+        // SAFETY: as above, and `Q8::row` gives `x.blocks` blocks of `q`, `d` and `sums`.
         return unsafe {
             match format {
                 Format::Q4_0 => avx2::dot::<{ avx2::Q4_0 }>(w, q, d, sums),
@@ -458,9 +431,88 @@ mod avx2 {
     /// reaches 13.8 (Zen 4, a Q4_0 matrix of 78 MB).
     const PREFETCH: usize = 512;
 
+    /// The dot of a row of format `F` (Q4_0 here) two blocks a step in 256-bit lanes: both
+    /// blocks unpack into one register of low halves and one of high halves, which meet
+    /// [`super::Pairs`]' matching layout of the activations; on `VNNI`, `vpdpbusd` multiplies
+    /// and sums them. 17 to 19 instructions a Q4_0 pair where one block at a time takes 28.
+    ///
+    /// # Safety
+    /// The CPU has AVX2, FMA and F16C; `w` holds `blocks` blocks; `x`, `d` and `offsets` hold
+    /// `ceil(blocks / 2)` pairs.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn pairs_dot<const F: u8>(
+        w: &[u8],
+        blocks: usize,
+        x: &[i8],
+        d: &[f32],
+        offsets: &[i32],
+    ) -> f32 {
+        pairs_dot_in::<F, false>(w, blocks, x, d, offsets)
+    }
+
+    /// [`pairs_dot`] with `vpdpbusd`, for Q4_0 and Q8_0.
+    ///
+    /// # Safety
+    /// As [`pairs_dot`], and the CPU has AVX-512 VNNI and VL.
+    #[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
+    pub(super) unsafe fn pairs_dot_vnni<const F: u8>(
+        w: &[u8],
+        blocks: usize,
+        x: &[i8],
+        d: &[f32],
+        offsets: &[i32],
+    ) -> f32 {
+        pairs_dot_in::<F, true>(w, blocks, x, d, offsets)
+    }
+
+    /// The body of both, inlined into each so that it compiles with its caller's features
+    /// (called apart, the VNNI sums were a function call a pair, slower than no VNNI).
+    #[inline(always)]
+    unsafe fn pairs_dot_in<const F: u8, const VNNI: bool>(
+        w: &[u8],
+        blocks: usize,
+        x: &[i8],
+        d: &[f32],
+        offsets: &[i32],
+    ) -> f32 {
+        let (mut even, mut odd) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut p = 0;
+        while 2 * p + 4 <= blocks {
+            pair::<F, VNNI, true>(w, x, d, offsets, p, &mut even);
+            pair::<F, VNNI, true>(w, x, d, offsets, p + 1, &mut odd);
+            p += 2;
+        }
+        if 2 * p + 2 <= blocks {
+            pair::<F, VNNI, true>(w, x, d, offsets, p, &mut even);
+            p += 1;
+        }
+        if 2 * p < blocks {
+            pair::<F, VNNI, false>(w, x, d, offsets, p, &mut odd);
+        }
+        reduce(_mm256_add_ps(even, odd))
+    }
+
     /// Bytes of a block of format `F`.
     const fn block_bytes(f: u8) -> usize {
         [18, 22, 34][f as usize]
+    }
+
+    /// Pair `p` of `F` blocks into `acc`; `BOTH` is false for a row's odd last block, whose
+    /// second half is neither read nor counted.
+    #[inline(always)]
+    unsafe fn pair<const F: u8, const VNNI: bool, const BOTH: bool>(
+        w: &[u8],
+        x: &[i8],
+        d: &[f32],
+        offsets: &[i32],
+        p: usize,
+        acc: &mut __m256,
+    ) {
+        let first = w.as_ptr().add(2 * p * block_bytes(F));
+        _mm_prefetch(first.wrapping_add(PREFETCH).cast(), _MM_HINT_T0);
+        let ws = unpack::<F, BOTH>(first);
+        let xs = XPair::load(x.as_ptr(), d.as_ptr(), offsets.as_ptr(), p);
+        *acc = accumulate::<VNNI>(&ws, &xs, *acc);
     }
 
     /// A pair of blocks as [`accumulate`] takes them, each weight unsigned.
@@ -471,12 +523,6 @@ mod avx2 {
         hi: __m256i,
         /// Each block's scale in the four lanes of its sums.
         scales: __m256,
-    }
-
-    impl WPair {
-        /// What an array of pairs starts as before each is unpacked.
-        // SAFETY: all-zero bits are a valid value of every SIMD register type.
-        const ZERO: Self = unsafe { std::mem::zeroed() };
     }
 
     /// The pair of `F` blocks at `first`; without `BOTH`, only the first block, and zeros
@@ -613,17 +659,17 @@ mod avx2 {
                     let tall = (m - i).min(ROWS);
                     let at = (c - cols.start) * ld + i;
                     match (tall == ROWS, wide == COLS) {
-                        (true, true) => tile::<F, false, ROWS, COLS>(o, &pairs, i, c, acc, at, ld),
+                        (true, true) => tile::<F, ROWS, COLS>(o, &pairs, i, c, acc, at, ld),
                         (true, false) => {
                             for n in 0..wide {
-                                tile::<F, false, ROWS, 1>(o, &pairs, i, c + n, acc, at + n * ld, ld)
+                                tile::<F, ROWS, 1>(o, &pairs, i, c + n, acc, at + n * ld, ld)
                             }
                         }
                         (false, _) => {
                             for r in 0..tall {
                                 for n in 0..wide {
                                     let at = at + n * ld + r;
-                                    tile::<F, false, 1, 1>(o, &pairs, i + r, c + n, acc, at, ld)
+                                    tile::<F, 1, 1>(o, &pairs, i + r, c + n, acc, at, ld)
                                 }
                             }
                         }
@@ -635,93 +681,23 @@ mod avx2 {
         }
     }
 
-    /// Rows of `w` a decode step's dots take at once: each pair of activations loads once for
-    /// them, and their weights stream side by side.
-    const DOT_COLS: usize = 4;
-
-    /// `acc[c * ld + i] += Σ x[i] · w[cols.start + c]` for every row `i` of `x` (a decode
-    /// step's few): the dots, [`DOT_COLS`] rows of `w` a call.
-    ///
-    /// # Safety
-    /// As [`pair_columns`].
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn pair_dots<const F: u8>(
-        o: &Operands,
-        cols: Range<usize>,
-        acc: &mut [f32],
-        ld: usize,
-    ) {
-        pair_dots_in::<F, false>(o, cols, acc, ld)
-    }
-
-    /// [`pair_dots`] with `vpdpbusd`, for Q4_0 and Q8_0.
-    ///
-    /// # Safety
-    /// As [`pair_columns`], and the CPU has AVX-512 VNNI and VL.
-    #[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
-    pub(super) unsafe fn pair_dots_vnni<const F: u8>(
-        o: &Operands,
-        cols: Range<usize>,
-        acc: &mut [f32],
-        ld: usize,
-    ) {
-        pair_dots_in::<F, true>(o, cols, acc, ld)
-    }
-
-    /// The body of both, inlined into each so that it compiles with its caller's features
-    /// (called apart, the VNNI sums were a function call a pair, slower than no VNNI).
-    #[inline(always)]
-    unsafe fn pair_dots_in<const F: u8, const VNNI: bool>(
-        o: &Operands,
-        cols: Range<usize>,
-        acc: &mut [f32],
-        ld: usize,
-    ) {
-        let (m, pairs) = (o.x.rows(), 0..o.x.per_row);
-        let mut c = cols.start;
-        while c < cols.end {
-            let at = (c - cols.start) * ld;
-            let wide = if c + DOT_COLS <= cols.end { DOT_COLS } else { 1 };
-            for i in 0..m {
-                if wide == DOT_COLS {
-                    tile::<F, VNNI, 1, DOT_COLS>(o, &pairs, i, c, acc, at + i, ld);
-                } else {
-                    tile::<F, VNNI, 1, 1>(o, &pairs, i, c, acc, at + i, ld);
-                }
-            }
-            c += wide;
-        }
-    }
-
     /// A row of `x` as [`XPair::load`] takes it.
     type XRow = (*const i8, *const f32, *const i32);
 
     /// Pair `p` of the rows `ws` of `w` against the rows `xs` of `x`, into `sums`.
     #[inline(always)]
-    unsafe fn tile_pair<
-        const F: u8,
-        const VNNI: bool,
-        const BOTH: bool,
-        const R: usize,
-        const C: usize,
-    >(
+    unsafe fn tile_pair<const F: u8, const BOTH: bool, const R: usize, const C: usize>(
         ws: &[*const u8; C],
         xs: &[XRow; R],
         p: usize,
         sums: &mut [[__m256; C]; R],
     ) {
-        // A loop, not `array::from_fn`: a closure does not take this function's target
-        // features, and uninlined, each of its intrinsics was a call (Q8_0 decoded at 2 GiB/s).
-        let mut w = [WPair::ZERO; C];
-        for (w, &row) in w.iter_mut().zip(ws) {
-            let first = row.add(2 * p * block_bytes(F));
-            _mm_prefetch(first.wrapping_add(PREFETCH).cast(), _MM_HINT_T0);
-            *w = unpack::<F, BOTH>(first);
-        }
+        let w: [WPair; C] =
+            std::array::from_fn(|n| unpack::<F, BOTH>(ws[n].add(2 * p * block_bytes(F))));
         for (row, &(q, d, offsets)) in sums.iter_mut().zip(xs) {
             let x = XPair::load(q, d, offsets, p);
             for (sum, w) in row.iter_mut().zip(&w) {
-                *sum = accumulate::<VNNI>(w, &x, *sum);
+                *sum = accumulate::<false>(w, &x, *sum);
             }
         }
     }
@@ -729,7 +705,7 @@ mod avx2 {
     /// Rows `i..i + R` of `x` against rows `c..c + C` of `w` over `pairs`, added to `acc`
     /// from `at` on (rows of `x` down a column, columns `ld` apart).
     #[inline(always)]
-    unsafe fn tile<const F: u8, const VNNI: bool, const R: usize, const C: usize>(
+    unsafe fn tile<const F: u8, const R: usize, const C: usize>(
         o: &Operands,
         pairs: &Range<usize>,
         i: usize,
@@ -752,10 +728,10 @@ mod avx2 {
         // A row's odd last block is half a pair.
         let whole = pairs.end.min(o.blocks / 2);
         for p in pairs.start..whole {
-            tile_pair::<F, VNNI, true, R, C>(&ws, &rows, p, &mut sums);
+            tile_pair::<F, true, R, C>(&ws, &rows, p, &mut sums);
         }
         if whole < pairs.end {
-            tile_pair::<F, VNNI, false, R, C>(&ws, &rows, whole, &mut sums);
+            tile_pair::<F, false, R, C>(&ws, &rows, whole, &mut sums);
         }
         for (r, row) in sums.iter().enumerate() {
             for (n, &s) in row.iter().enumerate() {

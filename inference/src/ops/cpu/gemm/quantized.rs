@@ -254,13 +254,14 @@ impl Columns for RoundedProduct<'_> {
     }
 
     fn columns(&self, cols: Range<usize>, acc: &mut [f32]) {
-        let (w, row_bytes) = (self.w, self.row_bytes);
-        match self.product {
-            Product::Tiles => {
-                block_dots::tiles(self.format, w, row_bytes, &self.x, cols, acc, self.isa)
-            }
-            Product::Dots => {
-                block_dots::dots(self.format, w, row_bytes, &self.x, cols, acc, self.isa)
+        if self.product == Product::Tiles {
+            let (w, row_bytes) = (self.w, self.row_bytes);
+            return block_dots::tiles(self.format, w, row_bytes, &self.x, cols, acc, self.isa);
+        }
+        for (c, j) in cols.enumerate() {
+            let row = &self.w[j * self.row_bytes..(j + 1) * self.row_bytes];
+            for i in 0..self.m {
+                acc[c * self.m + i] = block_dots::dot(self.format, row, &self.x, i, self.isa);
             }
         }
     }
