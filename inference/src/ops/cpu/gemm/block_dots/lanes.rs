@@ -154,11 +154,17 @@ unsafe fn tile<const R: usize>(
     let sums = x.sums.as_ptr().add(i * blocks);
     let mut out = [_mm512_setzero_ps(); R];
     for (p, b) in packed.iter().zip(span.clone()) {
-        let weights: [__m512i; GROUPS] =
-            std::array::from_fn(|g| _mm512_load_si512(p.weights[g].as_ptr().cast()));
+        // Loops, not `array::from_fn`: a closure does not take this function's target
+        // features, and uninlined, each of its intrinsics is a call.
+        let mut weights = [_mm512_setzero_si512(); GROUPS];
+        for (weights, group) in weights.iter_mut().zip(&p.weights) {
+            *weights = _mm512_load_si512(group.as_ptr().cast());
+        }
         let scales = _mm512_load_ps(p.scales.as_ptr());
-        let mut ints: [__m512i; R] =
-            std::array::from_fn(|r| _mm512_set1_epi32(offset * *sums.add(r * blocks + b)));
+        let mut ints = [_mm512_setzero_si512(); R];
+        for (r, int) in ints.iter_mut().enumerate() {
+            *int = _mm512_set1_epi32(offset * *sums.add(r * blocks + b));
+        }
         for (g, &weights) in weights.iter().enumerate() {
             for (r, int) in ints.iter_mut().enumerate() {
                 let four = q.add((r * blocks + b) * BLOCK + 4 * g).cast::<i32>();
