@@ -18,13 +18,16 @@ pub fn contain<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     // building a value from bytes), so nothing half-made is seen afterwards.
     let result = catch_unwind(AssertUnwindSafe(f));
     CONTAINING.set(was);
-    result.map_err(|payload| {
-        let message = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned());
-        message.unwrap_or_else(|| "a panic without a message".to_string())
-    })
+    result.map_err(|payload| panic_message(payload.as_ref()))
+}
+
+/// The message a panic carried: its `&str` or `String` payload.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".into())
 }
 
 /// Keeps the panic hook from printing the panics that [`contain`] catches; every other panic

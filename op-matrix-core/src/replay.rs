@@ -83,10 +83,4 @@ fn execute(case: &StoredCase, device: &Device) -> Outcome {
     }
 }
 
-pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-string panic payload".into())
-}
+pub use inference::process::panic_message;
